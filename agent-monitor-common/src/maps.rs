@@ -1,0 +1,60 @@
+//! Map names, keys, values and sizes. Both sides use these constants, so a
+//! renamed map fails to compile rather than to load.
+
+use crate::assert_layout;
+
+/// Ring buffer carrying every event to userspace.
+pub const EVENTS: &str = "EVENTS";
+/// Hash map: tracked thread-group id (`u32`) → [`TrackedProcess`].
+pub const TRACKED: &str = "TRACKED";
+/// Per-CPU array of `u64` counters, indexed by [`Counter`].
+pub const COUNTERS: &str = "COUNTERS";
+/// Per-CPU array with one `u64`: the next sequence number of each CPU.
+pub const SEQUENCE: &str = "SEQUENCE";
+/// Per-CPU scratch space for building exec records too large for the stack.
+pub const EXEC_SCRATCH: &str = "EXEC_SCRATCH";
+/// The global holding [`crate::layout::KernelLayout`].
+pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
+
+/// Default ring-buffer size: 16 MiB holds a few thousand exec records, so a
+/// burst survives a scheduling hiccup of the reader.
+pub const EVENTS_BYTES: u32 = 16 << 20;
+/// Most processes tracked at once. When the map is full, a new child is not
+/// tracked and [`Counter::TrackFull`] is incremented so userspace reports it.
+pub const TRACKED_MAX: u32 = 65536;
+
+/// Value of the tracked-process map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct TrackedProcess {
+    /// The agent this process belongs to (non-zero).
+    pub agent: u32,
+    pub _pad: u32,
+    /// The open tool call the process works for, 0 when none. Set by
+    /// userspace, inherited at fork.
+    pub tool_call: u64,
+}
+assert_layout!(TrackedProcess, 16);
+
+/// Indices of the per-CPU counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Counter {
+    /// Events lost because the ring buffer was full.
+    RingbufFull = 0,
+    /// Child processes left untracked because [`TRACKED`] was full.
+    TrackFull = 1,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 2] = [Counter::RingbufFull, Counter::TrackFull];
+    pub const COUNT: u32 = Counter::ALL.len() as u32;
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), only integer fields, explicit padding, no invalid bit
+    // patterns.
+    unsafe impl aya::Pod for super::TrackedProcess {}
+    unsafe impl aya::Pod for crate::layout::KernelLayout {}
+}

@@ -1,0 +1,80 @@
+//! Building and sending records: the header every event starts with, the
+//! sequence number, and the drop counter that records every failed send.
+
+use agent_monitor_common::{EventHeader, EventKind, maps::Counter, maps::TrackedProcess};
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
+};
+
+use crate::{
+    maps::{EVENTS, SEQUENCE, count},
+    task::Task,
+};
+
+/// The next sequence number of this CPU. Taken before the ring-buffer
+/// reserve, so a record that cannot be sent leaves a hole in its CPU's
+/// sequence that locates it. Per-CPU rather than global: the BPF target has
+/// no fetching atomic add at ISA v1, and a shared counter would bounce one
+/// cache line between CPUs on every event.
+#[inline(always)]
+fn next_seq() -> u64 {
+    match SEQUENCE.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; tracepoint programs do not nest on a CPU.
+        Some(ptr) => unsafe {
+            let seq = *ptr;
+            *ptr = seq + 1;
+            seq
+        },
+        None => u64::MAX,
+    }
+}
+
+/// The header for an event of the current task, which belongs to `tracked`.
+#[inline(always)]
+pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
+    let task = Task::current();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let ppid = task.real_parent().and_then(Task::tgid).unwrap_or_default();
+    let start_ns = task
+        .group_leader()
+        .and_then(Task::start_boottime)
+        .unwrap_or_default();
+    EventHeader {
+        kind: kind as u32,
+        // SAFETY: these helpers have no preconditions.
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        cpu_seq: next_seq(),
+        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        start_ns,
+        tool_call: tracked.tool_call,
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        ppid,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        agent: tracked.agent,
+        comm: bpf_get_current_comm().unwrap_or_default().map(|c| c as u8),
+    }
+}
+
+/// Sends a fixed-size record, counting it as lost when the ring is full.
+#[inline(always)]
+pub fn send<T: 'static>(record: T) {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(0);
+        }
+        None => count(Counter::RingbufFull),
+    }
+}
+
+/// Sends the first `len` bytes of a record built in scratch space.
+#[inline(always)]
+pub fn send_bytes(bytes: &[u8]) {
+    if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+        count(Counter::RingbufFull);
+    }
+}

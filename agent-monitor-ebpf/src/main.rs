@@ -1,0 +1,21 @@
+//! agent-monitor's kernel programs. One module per hook family under
+//! `probes/`, mirrored by the event modules of `agent-monitor-common`.
+#![no_std]
+#![no_main]
+
+mod emit;
+mod maps;
+mod probes;
+mod task;
+
+// Verified BPF code cannot panic; the handler only has to exist.
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+// bpf_probe_read_kernel and the ring-buffer helpers are GPL-only.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,42 @@
+//! The maps, named and sized by `agent_monitor_common::maps`.
+
+use agent_monitor_common::{
+    maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TrackedProcess},
+    process::ExecEvent,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map]
+pub static TRACKED: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(TRACKED_MAX, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+#[map]
+pub static SEQUENCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a per-CPU counter. Per-CPU, so no atomics are needed.
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from a successful lookup of this CPU's
+        // slot, which nothing else writes while this program runs.
+        unsafe { *value += 1 };
+    }
+}
+
+/// The tracked-process entry of a thread group, if it is tracked.
+#[inline(always)]
+pub fn tracked(tgid: u32) -> Option<TrackedProcess> {
+    // SAFETY: the value is copied out at once.
+    unsafe { TRACKED.get(&tgid) }.copied()
+}

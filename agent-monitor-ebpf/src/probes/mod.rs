@@ -1,0 +1,2 @@
+//! One module per hook family.
+pub mod process;

@@ -1,0 +1,97 @@
+//! Everything that touches the kernel: checks, loading, attaching, maps.
+//! The stages after the ring-buffer reader never see any of it.
+
+pub mod btf;
+pub mod counters;
+pub mod layout;
+pub mod preflight;
+pub mod programs;
+pub mod ring;
+pub mod tracefs;
+pub mod tracker;
+
+use std::path::Path;
+
+use agent_monitor_common::maps::{COUNTERS, EVENTS, KERNEL_LAYOUT, TRACKED};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
+};
+
+use crate::{
+    error::{Error, Result},
+    kernel::{
+        btf::Btf, counters::Counters, programs::Unattached, ring::RingReader, tracker::Tracker,
+    },
+};
+
+/// The kernel programs, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-monitor"));
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Ring-buffer size in bytes (a power of two, a multiple of the page
+    /// size); the object's default when `None`.
+    pub ring_bytes: Option<u32>,
+}
+
+/// Loaded and attached programs with the maps userspace works with. The
+/// programs stay attached for as long as this lives.
+pub struct Monitor {
+    pub ebpf: Ebpf,
+    pub reader: RingReader,
+    pub tracker: Tracker,
+    /// Optional programs that could not be attached.
+    pub unattached: Vec<Unattached>,
+}
+
+impl Monitor {
+    pub fn load(options: &LoadOptions) -> Result<Monitor> {
+        preflight::check_privileges()?;
+        preflight::check_btf()?;
+        if OBJECT.is_empty() {
+            return Err(Error::NoPrograms);
+        }
+        tracefs::ensure_mounted().map_err(Error::Tracefs)?;
+
+        let btf = Btf::from_file(Path::new(preflight::VMLINUX_BTF))?;
+        let layout = layout::resolve(&btf).map_err(|e| Error::Map {
+            map: KERNEL_LAYOUT,
+            detail: e.to_string(),
+        })?;
+
+        let mut loader = EbpfLoader::new();
+        loader.override_global(KERNEL_LAYOUT, &layout, true);
+        if let Some(bytes) = options.ring_bytes {
+            loader.map_max_entries(EVENTS, bytes);
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(|e| Error::Load(Box::new(e)))?;
+        let unattached = programs::attach_all(&mut ebpf)?;
+
+        let ring = RingBuf::try_from(take_map(&mut ebpf, EVENTS)?).map_err(map_error(EVENTS))?;
+        let counters = PerCpuArray::<MapData, u64>::try_from(take_map(&mut ebpf, COUNTERS)?)
+            .map_err(map_error(COUNTERS))?;
+        let tracked =
+            HashMap::try_from(take_map(&mut ebpf, TRACKED)?).map_err(map_error(TRACKED))?;
+        Ok(Monitor {
+            ebpf,
+            reader: RingReader::new(ring, Counters::new(counters))?,
+            tracker: Tracker::new(tracked),
+            unattached,
+        })
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(Error::Map {
+        map: name,
+        detail: "not in the object".into(),
+    })
+}
+
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
+    move |e| Error::Map {
+        map,
+        detail: e.to_string(),
+    }
+}

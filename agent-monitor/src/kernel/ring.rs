@@ -1,0 +1,109 @@
+//! The ring-buffer reader stage: waits on the ring with tokio's `AsyncFd`,
+//! drains it fully on each wakeup, decodes, and hands batches on.
+
+use std::time::{Duration, Instant};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::{mpsc, watch},
+};
+
+use crate::{
+    decode::decode,
+    error::{Error, Result},
+    event::Record,
+    kernel::counters::Counters,
+};
+
+/// How often the loss counters are read while events flow.
+const COUNTER_INTERVAL: Duration = Duration::from_millis(500);
+/// Most records sent downstream in one batch.
+const BATCH: usize = 1024;
+
+pub struct RingReader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    counters: Counters,
+    /// The stream sequence number of the next record: the order in which
+    /// the kernel committed records to the ring.
+    next_seq: u64,
+}
+
+impl RingReader {
+    pub fn new(ring: RingBuf<MapData>, counters: Counters) -> Result<RingReader> {
+        // SAFETY: the ring owns its map's fd, which stays open and the same
+        // for as long as the ring, and so the AsyncFd, lives.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| Error::io("polling the event ring", e.into()))?;
+        Ok(RingReader {
+            ring,
+            counters,
+            next_seq: 0,
+        })
+    }
+
+    /// Runs until `stop` turns true, then drains what is left and returns.
+    /// A full downstream channel makes this wait, so the ring fills and the
+    /// kernel counts the overflow: nothing is dropped silently here.
+    pub async fn run(
+        mut self,
+        out: mpsc::Sender<Vec<Record>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut last_poll = Instant::now();
+        loop {
+            let stopping = tokio::select! {
+                ready = self.ring.readable_mut() => {
+                    let mut guard = ready.map_err(|e| Error::io("polling the event ring", e))?;
+                    guard.clear_ready();
+                    false
+                }
+                _ = stop.wait_for(|stop| *stop) => true,
+                () = tokio::time::sleep(COUNTER_INTERVAL) => false,
+            };
+            let poll_counters = stopping || last_poll.elapsed() >= COUNTER_INTERVAL;
+            if poll_counters {
+                last_poll = Instant::now();
+            }
+            if !self.drain(&out, poll_counters).await {
+                return Ok(());
+            }
+            if stopping {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends everything in the ring downstream. Returns false when the
+    /// receiver is gone.
+    async fn drain(&mut self, out: &mpsc::Sender<Vec<Record>>, poll_counters: bool) -> bool {
+        loop {
+            let mut batch = Vec::new();
+            {
+                let ring = self.ring.get_mut();
+                while batch.len() < BATCH {
+                    let Some(item) = ring.next() else { break };
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    batch.push(match decode(&item, seq) {
+                        Ok(event) => Record::Event(event),
+                        Err(err) => Record::Invalid(err),
+                    });
+                }
+            }
+            let more = batch.len() == BATCH;
+            if !more && poll_counters {
+                match self.counters.poll() {
+                    Ok(reports) => batch.extend(reports.into_iter().map(Record::Loss)),
+                    Err(err) => eprintln!("agent-monitor: {err}"),
+                }
+            }
+            if !batch.is_empty() && out.send(batch).await.is_err() {
+                return false;
+            }
+            if !more {
+                return true;
+            }
+        }
+    }
+}

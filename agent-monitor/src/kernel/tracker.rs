@@ -1,0 +1,101 @@
+//! The tracked-process map from userspace: putting a process in an agent's
+//! tree, and letting a child put itself there before it execs.
+
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd, RawFd},
+};
+
+use agent_monitor_common::maps::{TRACKED, TrackedProcess};
+use aya::maps::{HashMap, IterableMap, MapData};
+
+use crate::error::{Error, Result};
+
+pub struct Tracker {
+    map: HashMap<MapData, u32, TrackedProcess>,
+}
+
+impl Tracker {
+    pub fn new(map: HashMap<MapData, u32, TrackedProcess>) -> Tracker {
+        Tracker { map }
+    }
+
+    pub fn track(&mut self, pid: u32, agent: u32) -> Result<()> {
+        let entry = TrackedProcess {
+            agent,
+            ..Default::default()
+        };
+        self.map.insert(pid, entry, 0).map_err(|e| Error::Map {
+            map: TRACKED,
+            detail: format!("tracking pid {pid}: {e}"),
+        })
+    }
+
+    /// Tracked thread-group ids, as the kernel holds them now.
+    pub fn tracked_pids(&self) -> Vec<u32> {
+        self.map.keys().filter_map(|k| k.ok()).collect()
+    }
+
+    /// A handle a freshly forked child can use to track itself.
+    pub fn self_registration(&self, agent: u32) -> SelfRegistration {
+        SelfRegistration {
+            map_fd: self.map.map().fd().as_fd().as_raw_fd(),
+            entry: TrackedProcess {
+                agent,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// What a child needs, between fork and exec, to put itself in the map.
+/// Copyable and allocation-free, because it runs in a `pre_exec` hook.
+#[derive(Clone, Copy)]
+pub struct SelfRegistration {
+    map_fd: RawFd,
+    entry: TrackedProcess,
+}
+
+/// `union bpf_attr` as BPF_MAP_UPDATE_ELEM reads it.
+#[repr(C)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+
+impl SelfRegistration {
+    /// Tracks the calling process. Async-signal-safe: one raw syscall, no
+    /// allocation, so it may run in a forked child before exec. Because the
+    /// child is in the map before it execs, its exec and everything after
+    /// are seen: there is no window to race.
+    pub fn track_current_process(&self) -> io::Result<()> {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let attr = MapElemAttr {
+            map_fd: self.map_fd as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: &self.entry as *const TrackedProcess as u64,
+            flags: 0,
+        };
+        // SAFETY: `attr` points at live key and value of the map's sizes.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_ELEM,
+                &attr as *const MapElemAttr,
+                std::mem::size_of::<MapElemAttr>() as u32,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}

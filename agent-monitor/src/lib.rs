@@ -1,0 +1,20 @@
+//! agent-monitor: watches AI agents from the kernel and keeps the evidence of
+//! what they did.
+//!
+//! Data flows one way: the kernel ring buffer ([`kernel::ring`]) → decoding
+//! ([`decode`]) → the process table ([`process_table`]) in the processing
+//! stage ([`pipeline`]) → sinks ([`sink`]). Every stage after the reader
+//! works on plain values and is tested without the kernel.
+
+pub mod decode;
+pub mod error;
+pub mod event;
+pub mod kernel;
+pub mod pipeline;
+pub mod process_table;
+pub mod run;
+pub mod sink;
+pub mod summary;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,215 @@
+//! The processing stage: decoded records in, process table updated, events
+//! out to the sink, counts kept for the summary.
+
+use std::{collections::BTreeMap, fs, io};
+
+use agent_monitor_common::maps::Counter;
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    decode::DecodeError,
+    event::{Detail, Event, Record},
+    process_table::{ExecContext, ProcessInfo, ProcessTable},
+    sink::Sink,
+};
+
+/// What the run loop needs to know of the tree to decide when it is done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeState {
+    /// The process the run launched has been seen to exit.
+    pub root_exited: bool,
+    /// Tracked processes still alive.
+    pub live: usize,
+}
+
+/// Counts for the end-of-run summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Events the kernel could not send, by CPU.
+    pub lost_events: BTreeMap<u32, u64>,
+    /// Children left untracked because the tracked-process map was full.
+    pub untracked_children: u64,
+    /// Records that did not decode, by reason.
+    pub invalid: BTreeMap<String, u64>,
+    pub sink_errors: u64,
+}
+
+impl Stats {
+    pub fn events(&self) -> u64 {
+        self.events_by_kind.values().sum()
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.lost_events.values().sum()
+    }
+}
+
+/// Agent names by slot.
+#[derive(Clone, Debug, Default)]
+pub struct Agents {
+    names: Vec<String>,
+}
+
+impl Agents {
+    /// Adds an agent and returns its slot. Slots start at 1: 0 is "none" in
+    /// the kernel map.
+    pub fn add(&mut self, name: impl Into<String>) -> u32 {
+        self.names.push(name.into());
+        self.names.len() as u32
+    }
+
+    pub fn name(&self, slot: u32) -> &str {
+        slot.checked_sub(1)
+            .and_then(|i| self.names.get(i as usize))
+            .map_or("unknown", String::as_str)
+    }
+}
+
+pub struct Processor<S: Sink> {
+    table: ProcessTable,
+    sink: S,
+    agents: Agents,
+    root_pid: Option<u32>,
+    state: TreeState,
+    stats: Stats,
+    /// Reads a process's working directory; replaceable in tests.
+    cwd_of: fn(u32) -> Option<String>,
+}
+
+/// The working directory of a live process, from /proc.
+pub fn proc_cwd(pid: u32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/cwd"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+impl<S: Sink> Processor<S> {
+    pub fn new(sink: S, agents: Agents) -> Processor<S> {
+        Processor {
+            table: ProcessTable::new(),
+            sink,
+            agents,
+            root_pid: None,
+            state: TreeState::default(),
+            stats: Stats::default(),
+            cwd_of: proc_cwd,
+        }
+    }
+
+    pub fn with_cwd_lookup(mut self, cwd_of: fn(u32) -> Option<String>) -> Processor<S> {
+        self.cwd_of = cwd_of;
+        self
+    }
+
+    /// The process the run launched, known before any of its events.
+    pub fn set_root(&mut self, root: ProcessInfo) {
+        self.root_pid = Some(root.key.pid);
+        self.table.register(root);
+        self.state.live = self.table.live_count();
+    }
+
+    pub fn handle(&mut self, record: Record) {
+        let result = match record {
+            Record::Event(event) => self.event(&event),
+            Record::Invalid(err) => {
+                self.invalid(&err);
+                Ok(())
+            }
+            Record::Loss(loss) => {
+                match loss.counter {
+                    Counter::RingbufFull => {
+                        *self.stats.lost_events.entry(loss.cpu).or_default() += loss.count
+                    }
+                    Counter::TrackFull => self.stats.untracked_children += loss.count,
+                }
+                self.sink.loss(&loss)
+            }
+        };
+        if let Err(err) = result {
+            self.sink_error(&err);
+        }
+    }
+
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        *self
+            .stats
+            .events_by_kind
+            .entry(event.kind().name())
+            .or_default() += 1;
+        let exec = match event.detail {
+            Detail::Exec(_) => ExecContext {
+                cwd: (self.cwd_of)(event.pid),
+            },
+            _ => ExecContext::default(),
+        };
+        if matches!(event.detail, Detail::Exit(_)) && Some(event.pid) == self.root_pid {
+            self.state.root_exited = true;
+        }
+        let process = self.table.observe(event, &exec);
+        let result = self
+            .sink
+            .event(event, process, self.agents.name(event.agent_slot));
+        self.state.live = self.table.live_count();
+        result
+    }
+
+    fn invalid(&mut self, err: &DecodeError) {
+        let reason = match err {
+            DecodeError::UnknownKind(kind) => format!("unknown kind {}", kind.0),
+            other => other.to_string(),
+        };
+        *self.stats.invalid.entry(reason).or_default() += 1;
+    }
+
+    fn sink_error(&mut self, err: &io::Error) {
+        // Report the first failure; count the rest so the summary shows the
+        // size of the problem without flooding stderr.
+        if self.stats.sink_errors == 0 {
+            eprintln!("agent-monitor: writing events failed: {err}");
+        }
+        self.stats.sink_errors += 1;
+    }
+
+    pub fn state(&self) -> TreeState {
+        self.state
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn table(&self) -> &ProcessTable {
+        &self.table
+    }
+
+    /// Consumes batches until the channel closes, publishing the tree state
+    /// after each one, then flushes and returns the stage.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Vec<Record>>,
+        state: watch::Sender<TreeState>,
+    ) -> Processor<S> {
+        while let Some(batch) = input.recv().await {
+            for record in batch {
+                self.handle(record);
+            }
+            if let Err(err) = self.sink.flush() {
+                self.sink_error(&err);
+            }
+            state.send_replace(self.state);
+        }
+        if let Err(err) = self.sink.flush() {
+            self.sink_error(&err);
+        }
+        self
+    }
+
+    pub fn into_parts(self) -> (ProcessTable, Stats, S) {
+        (self.table, self.stats, self.sink)
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

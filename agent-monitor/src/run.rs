@@ -1,0 +1,238 @@
+//! `agent-monitor run`: launch a command as an agent, tracked from its first
+//! instruction, and record its whole process tree until it is done.
+
+use std::{
+    ffi::OsString,
+    fs::File,
+    io::{self, BufWriter, Write},
+    os::unix::process::ExitStatusExt,
+    path::PathBuf,
+    time::Duration,
+};
+
+use tokio::{
+    process::{Child, Command},
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+};
+
+use crate::{
+    error::{Error, Result},
+    event::ExitStatus,
+    kernel::{LoadOptions, Monitor, programs::Unattached},
+    pipeline::{Agents, Processor, Stats, TreeState},
+    process_table::{ProcessInfo, ProcessKey},
+    sink::{Discard, Sink, jsonl::JsonlSink},
+    time::WallClock,
+};
+
+/// Batches queued between the reader and the processing stage. When full,
+/// the reader waits and the kernel ring absorbs the burst.
+const QUEUE: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub agent: String,
+    /// Where to write JSONL; `-` is stdout.
+    pub events: Option<PathBuf>,
+    pub command: Vec<OsString>,
+    /// How long to keep recording descendants that outlive the command.
+    pub linger: Duration,
+    pub load: LoadOptions,
+}
+
+#[derive(Debug)]
+pub struct RunReport {
+    pub agent: String,
+    pub status: ExitStatus,
+    pub stats: Stats,
+    pub processes: usize,
+    /// Tracked processes still running when recording stopped.
+    pub survivors: Vec<ProcessInfo>,
+    pub unattached: Vec<Unattached>,
+}
+
+pub async fn run(options: RunOptions) -> Result<RunReport> {
+    let Some(program) = options.command.first() else {
+        return Err(Error::io("run", io::Error::other("no command given")));
+    };
+    let monitor = Monitor::load(&options.load)?;
+    let sink = open_sink(options.events.as_ref())?;
+    let Monitor {
+        ebpf,
+        reader,
+        tracker,
+        unattached,
+    } = monitor;
+
+    let mut agents = Agents::default();
+    let slot = agents.add(options.agent.clone());
+
+    let (records_tx, records_rx) = mpsc::channel(QUEUE);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reader = tokio::spawn(reader.run(records_tx, stop_rx));
+
+    let mut child = spawn(
+        program,
+        &options.command[1..],
+        tracker.self_registration(slot),
+    )?;
+    let root_pid = child
+        .id()
+        .expect("a child that has not been waited for has a pid");
+
+    let mut processor = Processor::new(sink, agents);
+    processor.set_root(ProcessInfo {
+        key: ProcessKey {
+            pid: root_pid,
+            start_ns: 0,
+        },
+        parent: None,
+        ppid: std::process::id(),
+        agent_slot: slot,
+        exe: None,
+        argv: options
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        // SAFETY: getuid has no preconditions.
+        uid: unsafe { libc::getuid() },
+        exit: None,
+        exit_ns: None,
+    });
+    let (state_tx, mut state_rx) = watch::channel(processor.state());
+    let processor = tokio::spawn(processor.run(records_rx, state_tx));
+
+    let status = wait_forwarding_signals(&mut child, root_pid).await?;
+    wait_for_tree(&mut state_rx, options.linger).await;
+
+    let _ = stop_tx.send(true);
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err),
+        Err(join) => return Err(Error::io("event reader", io::Error::other(join))),
+    }
+    let processor = processor
+        .await
+        .map_err(|join| Error::io("event processing", io::Error::other(join)))?;
+    // Detach the programs only after the last record has been read.
+    drop(ebpf);
+
+    let (table, stats, _sink) = processor.into_parts();
+    let mut survivors: Vec<ProcessInfo> = table.live().cloned().collect();
+    survivors.sort_by_key(|p| p.key);
+    Ok(RunReport {
+        agent: options.agent,
+        status,
+        processes: table.seen_count(),
+        stats,
+        survivors,
+        unattached,
+    })
+}
+
+type BoxedSink = Box<dyn Sink + Send>;
+
+impl Sink for BoxedSink {
+    fn event(
+        &mut self,
+        event: &crate::event::Event,
+        process: &ProcessInfo,
+        agent: &str,
+    ) -> io::Result<()> {
+        (**self).event(event, process, agent)
+    }
+
+    fn loss(&mut self, loss: &crate::event::LossReport) -> io::Result<()> {
+        (**self).loss(loss)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+}
+
+fn open_sink(path: Option<&PathBuf>) -> Result<BoxedSink> {
+    let clock = WallClock::sample();
+    let Some(path) = path else {
+        return Ok(Box::new(Discard));
+    };
+    let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+        Box::new(io::stdout())
+    } else {
+        Box::new(
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
+        )
+    };
+    Ok(Box::new(JsonlSink::new(
+        BufWriter::with_capacity(1 << 16, out),
+        clock,
+    )))
+}
+
+/// Starts the command. Between fork and exec the child puts itself in the
+/// tracked-process map, so its exec is the first thing recorded.
+fn spawn(
+    program: &OsString,
+    args: &[OsString],
+    registration: crate::kernel::tracker::SelfRegistration,
+) -> Result<Child> {
+    let mut command = Command::new(program);
+    command.args(args).kill_on_drop(false);
+    // SAFETY: the hook only makes one raw syscall (async-signal-safe).
+    unsafe {
+        command.pre_exec(move || registration.track_current_process());
+    }
+    let name = program.to_string_lossy().into_owned();
+    command.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::CommandNotFound { command: name },
+        io::ErrorKind::PermissionDenied => Error::CommandNotExecutable { command: name },
+        _ => Error::io(format!("starting {name}"), e),
+    })
+}
+
+/// Waits for the command, passing SIGINT and SIGTERM on to it. The monitor
+/// itself does not stop on them: it stops when the command has exited, so
+/// that what the command did while shutting down is recorded too.
+async fn wait_forwarding_signals(child: &mut Child, pid: u32) -> Result<ExitStatus> {
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("handling SIGINT", e))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("handling SIGTERM", e))?;
+    loop {
+        let forwarded = tokio::select! {
+            status = child.wait() => {
+                let status = status.map_err(|e| Error::io("waiting for the command", e))?;
+                return Ok(match (status.code(), status.signal()) {
+                    (Some(code), _) => ExitStatus::Exited(code),
+                    (None, Some(signal)) => ExitStatus::Killed { signal, core_dumped: status.core_dumped() },
+                    (None, None) => ExitStatus::Exited(0),
+                });
+            }
+            _ = interrupt.recv() => libc::SIGINT,
+            _ = terminate.recv() => libc::SIGTERM,
+        };
+        // SAFETY: kill has no memory preconditions; the child has not been
+        // reaped yet, so the pid is still ours.
+        unsafe { libc::kill(pid as libc::pid_t, forwarded) };
+    }
+}
+
+/// After the command has exited: waits until its exit has been processed
+/// and every descendant has exited too, for at most `linger`.
+async fn wait_for_tree(state: &mut watch::Receiver<TreeState>, linger: Duration) {
+    // The command's own exit event is already in the ring; give the stages
+    // a moment to reach it even when `linger` is zero.
+    let grace = linger.max(Duration::from_secs(2));
+    if tokio::time::timeout(grace, state.wait_for(|s| s.root_exited))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(linger, state.wait_for(|s| s.live == 0)).await;
+}

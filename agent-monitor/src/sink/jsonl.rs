@@ -1,0 +1,111 @@
+//! One JSON object per line, in the event contract of docs/events.md.
+
+use std::io::{self, Write};
+
+use serde::{Serializer, ser::SerializeMap};
+
+use crate::{
+    event::{Detail, Event, LossReport},
+    process_table::ProcessInfo,
+    sink::Sink,
+    time::{WallClock, rfc3339},
+};
+
+pub struct JsonlSink<W: Write> {
+    out: W,
+    clock: WallClock,
+}
+
+impl<W: Write> JsonlSink<W> {
+    pub fn new(out: W, clock: WallClock) -> JsonlSink<W> {
+        JsonlSink { out, clock }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn line(
+        &mut self,
+        write: impl FnOnce(&mut serde_json::Serializer<&mut W>) -> serde_json::Result<()>,
+    ) -> io::Result<()> {
+        let mut serializer = serde_json::Serializer::new(&mut self.out);
+        write(&mut serializer).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+impl<W: Write> Sink for JsonlSink<W> {
+    fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+        let ts = rfc3339(self.clock.wall_ns(event.ts_ns));
+        self.line(|s| {
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("seq", &event.seq)?;
+            map.serialize_entry("ts", &ts)?;
+            map.serialize_entry("kind", event.kind().name())?;
+            map.serialize_entry("agent", agent)?;
+            map.serialize_entry("pid", &event.pid)?;
+            map.serialize_entry("ppid", &event.ppid)?;
+            map.serialize_entry("tid", &event.tid)?;
+            map.serialize_entry("uid", &event.uid)?;
+            map.serialize_entry("comm", &event.comm)?;
+            map.serialize_entry("exe", &process.exe)?;
+            map.serialize_entry("process_key", &process.key.to_string())?;
+            match &event.detail {
+                Detail::Exec(exec) => {
+                    map.serialize_entry("filename", &exec.filename)?;
+                    map.serialize_entry("argv", &exec.argv)?;
+                    map.serialize_entry("argv_truncated", &exec.argv_truncated)?;
+                    if exec.filename_truncated {
+                        map.serialize_entry("filename_truncated", &true)?;
+                    }
+                    if exec.argv_unreadable {
+                        map.serialize_entry("argv_unreadable", &true)?;
+                    }
+                    map.serialize_entry("cwd", &process.cwd)?;
+                }
+                Detail::Fork { child_pid, .. } => {
+                    map.serialize_entry("child_pid", child_pid)?;
+                }
+                Detail::Exit(status) => {
+                    map.serialize_entry("exit_code", &status.exit_code())?;
+                    map.serialize_entry("signal", &status.signal())?;
+                    if let crate::event::ExitStatus::Killed {
+                        core_dumped: true, ..
+                    } = status
+                    {
+                        map.serialize_entry("core_dumped", &true)?;
+                    }
+                }
+            }
+            map.end()
+        })
+    }
+
+    fn loss(&mut self, loss: &LossReport) -> io::Result<()> {
+        let since = rfc3339(self.clock.wall_ns(loss.since_ns));
+        let until = rfc3339(self.clock.wall_ns(loss.until_ns));
+        let what = match loss.counter {
+            agent_monitor_common::maps::Counter::RingbufFull => "events",
+            agent_monitor_common::maps::Counter::TrackFull => "tracked_processes",
+        };
+        self.line(|s| {
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("kind", "monitor.loss")?;
+            map.serialize_entry("lost", what)?;
+            map.serialize_entry("cpu", &loss.cpu)?;
+            map.serialize_entry("count", &loss.count)?;
+            map.serialize_entry("since", &since)?;
+            map.serialize_entry("until", &until)?;
+            map.end()
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+#[path = "jsonl_tests.rs"]
+mod tests;

@@ -1,0 +1,87 @@
+//! The short end-of-run report on stderr.
+
+use std::fmt::Write as _;
+
+use crate::run::RunReport;
+
+/// The summary lines, without a trailing newline.
+pub fn render(report: &RunReport) -> String {
+    let stats = &report.stats;
+    let mut out = String::new();
+    let by_kind: Vec<String> = stats
+        .events_by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    let _ = write!(
+        out,
+        "agent-monitor: agent {:?}: {} processes, {} events ({}), {} lost",
+        report.agent,
+        report.processes,
+        stats.events(),
+        if by_kind.is_empty() {
+            "none".to_string()
+        } else {
+            by_kind.join(", ")
+        },
+        stats.lost(),
+    );
+    if !stats.lost_events.is_empty() {
+        let per_cpu: Vec<String> = stats
+            .lost_events
+            .iter()
+            .map(|(cpu, n)| format!("cpu{cpu} {n}"))
+            .collect();
+        let _ = write!(out, " ({})", per_cpu.join(", "));
+    }
+    let invalid: u64 = stats.invalid.values().sum();
+    if invalid > 0 {
+        let reasons: Vec<String> = stats
+            .invalid
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        let _ = write!(
+            out,
+            "\nagent-monitor: {invalid} invalid records ignored: {}",
+            reasons.join("; ")
+        );
+    }
+    if stats.untracked_children > 0 {
+        let _ = write!(
+            out,
+            "\nagent-monitor: {} child processes were not tracked: the tracked-process map was full",
+            stats.untracked_children
+        );
+    }
+    if stats.sink_errors > 0 {
+        let _ = write!(
+            out,
+            "\nagent-monitor: {} events could not be written",
+            stats.sink_errors
+        );
+    }
+    for unattached in &report.unattached {
+        let _ = write!(
+            out,
+            "\nagent-monitor: optional probe {} not attached: {}",
+            unattached.program, unattached.reason
+        );
+    }
+    if !report.survivors.is_empty() {
+        let _ = write!(
+            out,
+            "\nagent-monitor: {} descendants still running, no longer recorded:",
+            report.survivors.len()
+        );
+        for process in &report.survivors {
+            let _ = write!(
+                out,
+                " {} ({})",
+                process.key.pid,
+                process.exe.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    out
+}
