@@ -1,1 +1,237 @@
+//! End-to-end: the process probes and `agent-monitor run` against real
+//! process trees. Run as root with one test thread (`cargo xtask test`).
 
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::{argv_of, lost_in_summary, monitor, pid_of};
+
+/// Forks, execs, double-forks a daemonised child that outlives the script,
+/// and exits 3.
+const TREE_SCRIPT: &str = r#"
+/bin/true first
+( setsid /bin/sh -c 'sleep 0.3; exec /bin/echo daemon-done' >/dev/null 2>&1 & )
+/bin/ls / >/dev/null
+exit 3
+"#;
+
+#[test]
+fn whole_tree_with_argv_parents_and_exit_codes() {
+    let run = monitor(&["--agent", "tree"], &["/bin/sh", "-c", TREE_SCRIPT]);
+    assert_eq!(
+        run.status,
+        3,
+        "run exits with the command's status:\n{}",
+        run.dump()
+    );
+
+    let root = run.exec_of(&["/bin/sh", "-c", TREE_SCRIPT]);
+    let root_pid = pid_of(root);
+    assert_eq!(root["filename"], "/bin/sh");
+    assert_eq!(root["agent"], "tree");
+    assert_eq!(
+        root["ppid"], run.monitor_pid,
+        "the monitor launched the script"
+    );
+    assert_eq!(run.exit_of(root_pid)["exit_code"], 3);
+
+    for argv in [&["/bin/true", "first"][..], &["/bin/ls", "/"][..]] {
+        let exec = run.exec_of(argv);
+        let pid = pid_of(exec);
+        assert_eq!(
+            run.forker_of(pid),
+            root_pid,
+            "{argv:?} is a child of the script"
+        );
+        assert_eq!(exec["ppid"], root_pid);
+        assert_eq!(exec["filename"], argv[0]);
+        assert_eq!(exec["exe"], argv[0]);
+        assert_eq!(exec["argv_truncated"], false);
+        let exit = run.exit_of(pid);
+        assert_eq!(exit["exit_code"], 0);
+        assert_eq!(exit["signal"], serde_json::Value::Null);
+    }
+
+    // The daemon: script → subshell → setsid → sh -c → sleep, and sh execs
+    // echo after the script has exited. `run` lingers for it.
+    let setsid = run.exec_of(&[
+        "setsid",
+        "/bin/sh",
+        "-c",
+        "sleep 0.3; exec /bin/echo daemon-done",
+    ]);
+    let daemon_pid = pid_of(setsid);
+    let subshell = run.forker_of(daemon_pid);
+    assert_eq!(
+        run.forker_of(subshell),
+        root_pid,
+        "the subshell is the script's child"
+    );
+    let sh = run.exec_of(&["/bin/sh", "-c", "sleep 0.3; exec /bin/echo daemon-done"]);
+    assert_eq!(
+        pid_of(sh),
+        daemon_pid,
+        "setsid execs sh in the same process"
+    );
+    let sleep = run.exec_of(&["sleep", "0.3"]);
+    assert_eq!(run.forker_of(pid_of(sleep)), daemon_pid);
+    let echo = run.exec_of(&["/bin/echo", "daemon-done"]);
+    assert_eq!(pid_of(echo), daemon_pid);
+    assert_ne!(
+        echo["ppid"], subshell,
+        "the daemon was reparented when the subshell exited"
+    );
+    assert_eq!(run.exit_of(daemon_pid)["exit_code"], 0);
+    assert!(
+        run.exit_of(daemon_pid)["ts"].as_str() > run.exit_of(root_pid)["ts"].as_str(),
+        "the daemon outlived the script"
+    );
+
+    // Every event belongs to the tree, and every seq appears once, in order.
+    let seqs: Vec<u64> = run
+        .events
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(lost_in_summary(&run.stderr), 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_burst_of_one_thousand_children_loses_nothing() {
+    let script = "i=0; while [ $i -lt 1000 ]; do /bin/true burst; i=$((i+1)); done";
+    let run = monitor(&[], &["/bin/sh", "-c", script]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let execs = run.execs_of(&["/bin/true", "burst"]);
+    assert_eq!(execs.len(), 1000, "{}", run.stderr);
+    let mut pids: Vec<u64> = execs.iter().map(|e| pid_of(e)).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 1000, "every child is its own process");
+    for pid in &pids {
+        assert_eq!(run.exit_of(*pid)["exit_code"], 0);
+    }
+    assert_eq!(lost_in_summary(&run.stderr), 0, "{}", run.stderr);
+    assert!(run.of_kind("monitor.loss").next().is_none());
+}
+
+#[test]
+fn a_busy_unrelated_process_is_not_recorded() {
+    let marker = format!("unrelated-{}", std::process::id());
+    let busy_script = format!("while :; do /bin/echo {marker} >/dev/null; done");
+    let mut busy = Command::new("/bin/sh")
+        .args(["-c", &busy_script])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("busy loop starts");
+    let run = monitor(
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "for i in 1 2 3 4 5; do /bin/sleep 0.05; done",
+        ],
+    );
+    busy.kill().expect("busy loop stops");
+    busy.wait().expect("busy loop reaped");
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.execs_of(&["/bin/sleep", "0.05"]).len(), 5);
+    let busy_pid = u64::from(busy.id());
+    for event in &run.events {
+        assert_ne!(event["pid"], busy_pid, "busy loop recorded: {event}");
+        assert_ne!(event["ppid"], busy_pid, "busy loop child recorded: {event}");
+        assert!(
+            !argv_of(event).contains(&marker.as_str()),
+            "busy loop child recorded: {event}"
+        );
+    }
+}
+
+#[test]
+fn killed_command_gives_128_plus_signal() {
+    let run = monitor(&[], &["/bin/sh", "-c", "kill -9 $$"]);
+    assert_eq!(run.status, 137, "{}", run.stderr);
+    let root = run.exec_of(&["/bin/sh", "-c", "kill -9 $$"]);
+    let exit = run.exit_of(pid_of(root));
+    assert_eq!(exit["signal"], 9);
+    assert_eq!(exit["exit_code"], serde_json::Value::Null);
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_run_finishes_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "trap 'exit 7' TERM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let child = Command::new(support::BIN)
+        .args(["run", "--events"])
+        .arg(&events)
+        .args(["--", "/bin/sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: plain kill of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let run = support::finish(pid, output, &events);
+    assert_eq!(
+        run.status,
+        7,
+        "the command's trap decides the status:\n{}",
+        run.dump()
+    );
+    let root = run.exec_of(&["/bin/sh", "-c", &script]);
+    assert_eq!(run.exit_of(pid_of(root))["exit_code"], 7);
+    assert!(
+        run.stderr.contains("agent-monitor: agent"),
+        "summary printed:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_command_exits_127_with_one_line() {
+    let run = monitor(&[], &["/nonexistent/agent"]);
+    assert_eq!(run.status, 127);
+    assert_eq!(
+        run.stderr.trim(),
+        "agent-monitor: /nonexistent/agent: command not found"
+    );
+}
+
+#[test]
+fn without_privileges_the_error_says_what_is_missing() {
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(support::BIN)
+        .args(["run", "--", "/bin/true"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("needs root, or the capabilities CAP_BPF and CAP_PERFMON"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,166 @@
+//! Running the real `agent-monitor` binary against real processes.
+//!
+//! These tests need root (or CAP_BPF + CAP_PERFMON) and kernel BTF. They
+//! never skip: without them they fail and say why.
+
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agent-monitor");
+
+/// One finished `agent-monitor run`.
+pub struct Run {
+    /// Pid of the `agent-monitor` process, the parent of the command.
+    pub monitor_pid: u32,
+    pub status: i32,
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = &'a Value> + 'a {
+        let kind = kind.to_string();
+        self.events
+            .iter()
+            .filter(move |e| e["kind"] == kind.as_str())
+    }
+
+    /// Exec events whose argv equals `argv`.
+    pub fn execs_of(&self, argv: &[&str]) -> Vec<&Value> {
+        self.of_kind("process.exec")
+            .filter(|e| argv_of(e) == argv)
+            .collect()
+    }
+
+    /// The single exec event with this argv; panics if there is not exactly one.
+    pub fn exec_of(&self, argv: &[&str]) -> &Value {
+        let found = self.execs_of(argv);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one exec of {argv:?}, found {}; events:\n{}",
+            found.len(),
+            self.dump()
+        );
+        found[0]
+    }
+
+    /// The exit event of a pid.
+    pub fn exit_of(&self, pid: u64) -> &Value {
+        let found: Vec<&Value> = self
+            .of_kind("process.exit")
+            .filter(|e| e["pid"] == pid)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one exit of pid {pid}:\n{}",
+            self.dump()
+        );
+        found[0]
+    }
+
+    /// The pid of the process that forked `child`.
+    pub fn forker_of(&self, child: u64) -> u64 {
+        let found: Vec<&Value> = self
+            .of_kind("process.fork")
+            .filter(|e| e["child_pid"] == child)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one fork of pid {child}:\n{}",
+            self.dump()
+        );
+        found[0]["pid"].as_u64().expect("pid is a number")
+    }
+
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for event in &self.events {
+            out.push_str(&event.to_string());
+            out.push('\n');
+        }
+        out.push_str(&self.stderr);
+        out
+    }
+}
+
+pub fn argv_of(event: &Value) -> Vec<&str> {
+    event["argv"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+pub fn pid_of(event: &Value) -> u64 {
+    event["pid"].as_u64().expect("pid is a number")
+}
+
+/// Runs `agent-monitor run [extra…] --events FILE -- cmd…` and collects what
+/// it wrote.
+pub fn monitor(extra: &[&str], cmd: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = dir.path().join("events.jsonl");
+    let child = Command::new(BIN)
+        .arg("run")
+        .args(extra)
+        .arg("--events")
+        .arg(&events)
+        .arg("--")
+        .args(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent-monitor starts");
+    let pid = child.id();
+    finish(
+        pid,
+        child.wait_with_output().expect("agent-monitor runs"),
+        &events,
+    )
+}
+
+pub fn finish(monitor_pid: u32, output: Output, events: &Path) -> Run {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = output.status.code().unwrap_or(-1);
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    let events = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line is not JSON ({e}): {line}"))
+        })
+        .collect();
+    let run = Run {
+        monitor_pid,
+        status,
+        events,
+        stderr,
+    };
+    assert!(
+        !run.stderr.contains("needs root") && !run.stderr.contains("BTF is missing"),
+        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// The number after `N lost` in the summary line.
+pub fn lost_in_summary(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" events (") && l.contains(" lost"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    let before = line.split(" lost").next().expect("split yields one part");
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lost count in {line:?}"))
+}
