@@ -64,8 +64,16 @@ impl<W: Write> Sink for JsonlSink<W> {
                     }
                     map.serialize_entry("cwd", &process.cwd)?;
                 }
-                Detail::Fork { child_pid, .. } => {
+                Detail::Fork {
+                    child_pid,
+                    child_start_ns,
+                } => {
                     map.serialize_entry("child_pid", child_pid)?;
+                    let child = crate::process_table::ProcessKey {
+                        pid: *child_pid,
+                        start_ns: *child_start_ns,
+                    };
+                    map.serialize_entry("child_process_key", &child.to_string())?;
                 }
                 Detail::Exit(status) => {
                     map.serialize_entry("exit_code", &status.exit_code())?;
