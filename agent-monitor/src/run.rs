@@ -19,8 +19,8 @@ use tokio::{
 use crate::{
     error::{Error, Result},
     event::ExitStatus,
-    kernel::{LoadOptions, Monitor, programs::Unattached},
-    pipeline::{Agents, Processor, Stats, TreeState},
+    kernel::{LoadOptions, Monitor, programs::Unattached, tracker::Tracker},
+    pipeline::{Agents, Processor, Stats},
     process_table::{ProcessInfo, ProcessKey},
     sink::{Discard, Sink, jsonl::JsonlSink},
     time::WallClock,
@@ -41,6 +41,13 @@ pub struct RunOptions {
     pub load: LoadOptions,
 }
 
+/// A descendant still running when `run` stopped recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Survivor {
+    pub pid: u32,
+    pub exe: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct RunReport {
     pub agent: String,
@@ -48,7 +55,7 @@ pub struct RunReport {
     pub stats: Stats,
     pub processes: usize,
     /// Tracked processes still running when recording stopped.
-    pub survivors: Vec<ProcessInfo>,
+    pub survivors: Vec<Survivor>,
     pub unattached: Vec<Unattached>,
 }
 
@@ -104,11 +111,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         exit: None,
         exit_ns: None,
     });
-    let (state_tx, mut state_rx) = watch::channel(processor.state());
+    let (state_tx, _state_rx) = watch::channel(processor.state());
     let processor = tokio::spawn(processor.run(records_rx, state_tx));
 
     let status = wait_forwarding_signals(&mut child, root_pid).await?;
-    wait_for_tree(&mut state_rx, options.linger).await;
+    let survivors = wait_for_tree(&tracker, options.linger).await;
 
     let _ = stop_tx.send(true);
     match reader.await {
@@ -123,8 +130,13 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(ebpf);
 
     let (table, stats, _sink) = processor.into_parts();
-    let mut survivors: Vec<ProcessInfo> = table.live().cloned().collect();
-    survivors.sort_by_key(|p| p.key);
+    let survivors = survivors
+        .into_iter()
+        .map(|pid| Survivor {
+            pid,
+            exe: table.get(pid).and_then(|p| p.exe.clone()),
+        })
+        .collect();
     Ok(RunReport {
         agent: options.agent,
         status,
@@ -222,17 +234,21 @@ async fn wait_forwarding_signals(child: &mut Child, pid: u32) -> Result<ExitStat
     }
 }
 
-/// After the command has exited: waits until its exit has been processed
-/// and every descendant has exited too, for at most `linger`.
-async fn wait_for_tree(state: &mut watch::Receiver<TreeState>, linger: Duration) {
-    // The command's own exit event is already in the ring; give the stages
-    // a moment to reach it even when `linger` is zero.
-    let grace = linger.max(Duration::from_secs(2));
-    if tokio::time::timeout(grace, state.wait_for(|s| s.root_exited))
-        .await
-        .is_err()
-    {
-        return;
+/// How often the tracked-process map is checked while lingering.
+const LINGER_POLL: Duration = Duration::from_millis(50);
+
+/// After the command has exited: waits until every process of its tree has
+/// exited too, for at most `linger`, and returns those still running. The
+/// kernel's tracked-process map is the authority here: it drops a process
+/// at exit even when the exit event itself was lost.
+async fn wait_for_tree(tracker: &Tracker, linger: Duration) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + linger;
+    loop {
+        let mut alive = tracker.tracked_pids();
+        if alive.is_empty() || tokio::time::Instant::now() >= deadline {
+            alive.sort_unstable();
+            return alive;
+        }
+        tokio::time::sleep(LINGER_POLL).await;
     }
-    let _ = tokio::time::timeout(linger, state.wait_for(|s| s.live == 0)).await;
 }

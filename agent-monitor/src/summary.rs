@@ -69,16 +69,17 @@ pub fn render(report: &RunReport) -> String {
         );
     }
     if !report.survivors.is_empty() {
+        let n = report.survivors.len();
         let _ = write!(
             out,
-            "\nagent-monitor: {} descendants still running, no longer recorded:",
-            report.survivors.len()
+            "\nagent-monitor: {n} {} still running, no longer recorded:",
+            if n == 1 { "descendant" } else { "descendants" }
         );
         for process in &report.survivors {
             let _ = write!(
                 out,
                 " {} ({})",
-                process.key.pid,
+                process.pid,
                 process.exe.as_deref().unwrap_or("?")
             );
         }

@@ -164,3 +164,12 @@ pub fn lost_in_summary(stderr: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no lost count in {line:?}"))
 }
+
+/// The interpreter behind `python3`, resolving version-manager shims.
+pub fn real_python() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is installed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
