@@ -9,6 +9,7 @@ pub mod event;
 pub mod layout;
 pub mod maps;
 pub mod process;
+pub mod syscall;
 
 pub use event::{EventHeader, EventKind, UnknownEventKind};
 

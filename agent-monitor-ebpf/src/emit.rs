@@ -55,7 +55,7 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         agent: tracked.agent,
-        comm: bpf_get_current_comm().unwrap_or_default().map(|c| c as u8),
+        comm: bpf_get_current_comm().unwrap_or_default(),
     }
 }
 

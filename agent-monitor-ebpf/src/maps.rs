@@ -38,5 +38,5 @@ pub fn count(counter: Counter) {
 #[inline(always)]
 pub fn tracked(tgid: u32) -> Option<TrackedProcess> {
     // SAFETY: the value is copied out at once.
-    unsafe { TRACKED.get(&tgid) }.copied()
+    unsafe { TRACKED.get(tgid) }.copied()
 }

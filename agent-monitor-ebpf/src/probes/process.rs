@@ -54,7 +54,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         _pad: 0,
         tool_call: parent.tool_call,
     };
-    if TRACKED.insert(&child_pid, &entry, 0).is_err() {
+    if TRACKED.insert(child_pid, entry, 0).is_err() {
         count(Counter::TrackFull);
     }
     send(ForkEvent {
@@ -171,7 +171,7 @@ fn try_exit(_ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     // Two threads can both see the group dead; the delete lets one report it.
-    if TRACKED.remove(&tgid).is_err() {
+    if TRACKED.remove(tgid).is_err() {
         return Ok(());
     }
     send(ExitEvent {

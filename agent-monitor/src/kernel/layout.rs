@@ -1,81 +1,41 @@
 //! The kernel structure offsets the probes need, resolved from BTF.
 
-use agent_monitor_common::layout::KernelLayout;
+use agent_monitor_common::layout::{FIELDS, KernelLayout};
 
 use crate::kernel::btf::{Btf, BtfError};
-
-/// Every field the probes read, with the size they read it as. A size that
-/// differs would mean a misread, so it is an error, not a warning.
-const FIELDS: [(&str, &str, u32); 12] = [
-    ("task_struct", "pid", 4),
-    ("task_struct", "tgid", 4),
-    ("task_struct", "real_parent", 8),
-    ("task_struct", "group_leader", 8),
-    ("task_struct", "start_boottime", 8),
-    ("task_struct", "exit_code", 4),
-    ("task_struct", "mm", 8),
-    ("task_struct", "signal", 8),
-    ("signal_struct", "live.counter", 4),
-    ("mm_struct", "arg_start", 8),
-    ("mm_struct", "arg_end", 8),
-    ("linux_binprm", "filename", 8),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error(transparent)]
     Btf(#[from] BtfError),
-    #[error("{strukt}.{field} is {actual} bytes in this kernel, the probes read {expected}")]
+    #[error("{strukt}.{path} is {actual} bytes in this kernel, the probes read {expected}")]
     Size {
         strukt: &'static str,
-        field: &'static str,
+        path: &'static str,
         expected: u32,
         actual: u32,
     },
 }
 
+/// Resolves every field of [`KernelLayout`]. A field whose size differs
+/// from what the probes read would be misread, so that is an error too.
 pub fn resolve(btf: &Btf) -> Result<KernelLayout, LayoutError> {
-    let mut offsets = [0u32; FIELDS.len()];
-    for (slot, (strukt, field, expected)) in offsets.iter_mut().zip(FIELDS) {
-        let actual = btf.field_size(strukt, field)?;
-        if actual != expected {
-            return Err(LayoutError::Size {
-                strukt,
-                field,
-                expected,
-                actual,
-            });
+    let mut offsets = Vec::with_capacity(FIELDS.len());
+    for field in FIELDS {
+        if field.size != 0 {
+            let actual = btf.field_size(field.strukt, field.path)?;
+            if actual != field.size {
+                return Err(LayoutError::Size {
+                    strukt: field.strukt,
+                    path: field.path,
+                    expected: field.size,
+                    actual,
+                });
+            }
         }
-        *slot = btf.field_offset(strukt, field)?;
+        offsets.push(btf.field_offset(field.strukt, field.path)?);
     }
-    let [
-        task_pid,
-        task_tgid,
-        task_real_parent,
-        task_group_leader,
-        task_start_boottime,
-        task_exit_code,
-        task_mm,
-        task_signal,
-        signal_live,
-        mm_arg_start,
-        mm_arg_end,
-        binprm_filename,
-    ] = offsets;
-    Ok(KernelLayout {
-        task_pid,
-        task_tgid,
-        task_real_parent,
-        task_group_leader,
-        task_start_boottime,
-        task_exit_code,
-        task_mm,
-        task_signal,
-        signal_live,
-        mm_arg_start,
-        mm_arg_end,
-        binprm_filename,
-    })
+    Ok(KernelLayout::from_offsets(&offsets).expect("one offset per field"))
 }
 
 #[cfg(test)]
@@ -87,9 +47,9 @@ mod tests {
     fn resolves_every_field_on_this_kernel() {
         let btf = Btf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux"))
             .expect("this test needs /sys/kernel/btf/vmlinux");
-        let layout = resolve(&btf).expect("every field resolves");
-        assert_ne!(layout.task_tgid, layout.task_pid);
+        let layout = resolve(&btf).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(layout.task_tgid, layout.task_pid + 4);
         assert!(layout.mm_arg_end > layout.mm_arg_start);
+        assert_eq!(layout.path_dentry, layout.path_mnt + 8);
     }
 }
