@@ -10,13 +10,17 @@ pub enum EventKind {
     ProcessExec = 1,
     ProcessFork = 2,
     ProcessExit = 3,
+    /// A hooked syscall of a tracked process, with its result: a
+    /// [`crate::syscall::SyscallHead`] and its fields.
+    Syscall = 4,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 4] = [
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
+        EventKind::Syscall,
     ];
 
     /// The dotted name used in every output format (the event contract).
@@ -25,6 +29,7 @@ impl EventKind {
             EventKind::ProcessExec => "process.exec",
             EventKind::ProcessFork => "process.fork",
             EventKind::ProcessExit => "process.exit",
+            EventKind::Syscall => "syscall",
         }
     }
 }

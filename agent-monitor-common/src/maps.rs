@@ -13,6 +13,12 @@ pub const COUNTERS: &str = "COUNTERS";
 pub const SEQUENCE: &str = "SEQUENCE";
 /// Per-CPU scratch space for building exec records too large for the stack.
 pub const EXEC_SCRATCH: &str = "EXEC_SCRATCH";
+/// Hash map: thread id → syscall between entry and exit.
+pub const INFLIGHT: &str = "INFLIGHT";
+/// Program array: the per-family syscall exit programs.
+pub const EXIT_PROGRAMS: &str = "EXIT_PROGRAMS";
+/// Per-CPU scratch space for building syscall records.
+pub const SYSCALL_SCRATCH: &str = "SYSCALL_SCRATCH_MAP";
 /// The global holding [`crate::layout::KernelLayout`].
 pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
 
@@ -44,10 +50,17 @@ pub enum Counter {
     RingbufFull = 0,
     /// Child processes left untracked because [`TRACKED`] was full.
     TrackFull = 1,
+    /// Syscalls of tracked threads not recorded because [`INFLIGHT`] was
+    /// full at their entry.
+    InflightFull = 2,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 2] = [Counter::RingbufFull, Counter::TrackFull];
+    pub const ALL: [Counter; 3] = [
+        Counter::RingbufFull,
+        Counter::TrackFull,
+        Counter::InflightFull,
+    ];
     pub const COUNT: u32 = Counter::ALL.len() as u32;
 }
 

@@ -7,7 +7,7 @@
 //! programs small and generic, and the interpretation testable without a
 //! kernel.
 
-use crate::{EventHeader, assert_layout};
+use crate::{EventHeader, assert_layout, maps::TrackedProcess};
 
 /// x86_64 syscall numbers of every hooked syscall.
 pub mod nr {
@@ -124,8 +124,10 @@ pub struct Inflight {
     pub nr: u32,
     pub _pad: u32,
     pub args: [u64; 6],
+    /// The thread's tracking entry at entry, so the exit needs no lookup.
+    pub process: TrackedProcess,
 }
-assert_layout!(Inflight, 56);
+assert_layout!(Inflight, 72);
 
 /// Most syscalls in flight at once across tracked threads.
 pub const INFLIGHT_MAX: u32 = 16384;

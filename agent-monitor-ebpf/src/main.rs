@@ -3,10 +3,14 @@
 #![no_std]
 #![no_main]
 
+mod capture;
 mod emit;
 mod maps;
 mod probes;
+mod regs;
+mod sock;
 mod task;
+mod vfs;
 
 // Verified BPF code cannot panic; the handler only has to exist.
 #[cfg(target_arch = "bpf")]

@@ -3,10 +3,11 @@
 use agent_monitor_common::{
     maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TrackedProcess},
     process::ExecEvent,
+    syscall::{Family, INFLIGHT_MAX, Inflight, SYSCALL_SCRATCH, SyscallHead},
 };
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
 #[map]
@@ -23,6 +24,29 @@ pub static SEQUENCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Syscalls between entry and exit, by thread id.
+#[map]
+pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(INFLIGHT_MAX, 0);
+
+/// The per-family exit programs, indexed by [`Family`].
+#[map]
+pub static EXIT_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(Family::COUNT, 0);
+
+/// Per-CPU space for building a syscall record.
+#[repr(C, align(8))]
+pub struct SyscallScratch {
+    pub head: SyscallHead,
+    pub data: [u8; SYSCALL_SCRATCH - core::mem::size_of::<SyscallHead>()],
+    /// Bytes a path walk has written so far. Kept in map memory, not in a
+    /// register, on purpose: the verifier does not track values loaded from
+    /// a map, so the walk's states stay equal from one iteration to the
+    /// next and it verifies in linear rather than exponential time.
+    pub walk_used: u64,
+}
+
+#[map]
+pub static SYSCALL_SCRATCH_MAP: PerCpuArray<SyscallScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a per-CPU counter. Per-CPU, so no atomics are needed.
 #[inline(always)]

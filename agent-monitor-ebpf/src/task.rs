@@ -34,6 +34,11 @@ impl Task {
     }
 
     #[inline(always)]
+    pub fn as_ptr(self) -> *const u8 {
+        self.0
+    }
+
+    #[inline(always)]
     pub fn tgid(self) -> Result<u32, i64> {
         read(self.0, offset!(task_tgid))
     }
@@ -90,4 +95,11 @@ pub fn read<T>(base: *const u8, offset: usize) -> Result<T, i64> {
     // SAFETY: bpf_probe_read_kernel checks the address; a bad one is an
     // error, not a fault.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset) as *const T) }.map_err(i64::from)
+}
+
+/// Reads a `T` from the current task's user memory.
+#[inline(always)]
+pub fn read_user<T>(addr: u64) -> Result<T, i64> {
+    // SAFETY: bpf_probe_read_user checks the address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const T) }.map_err(i64::from)
 }

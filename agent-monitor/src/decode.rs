@@ -25,10 +25,31 @@ pub enum DecodeError {
     UnknownKind(UnknownEventKind),
     #[error("exec record claims {claimed} bytes of filename and arguments but carries {carried}")]
     ExecLength { claimed: usize, carried: usize },
+    #[error("syscall record claims {claimed} bytes of fields but carries {carried}")]
+    FieldLength { claimed: usize, carried: usize },
+    #[error("unknown syscall field tag {0}")]
+    UnknownField(u8),
+    #[error("syscall {0} is not one this build interprets")]
+    Uninterpreted(u32),
+}
+
+impl DecodeError {
+    /// What kind of failure this is, without the details that vary from
+    /// record to record: a bounded set of keys for counting.
+    pub fn reason(&self) -> String {
+        match self {
+            DecodeError::Short { what, .. } => format!("short {what}"),
+            DecodeError::UnknownKind(kind) => format!("unknown kind {}", kind.0),
+            DecodeError::ExecLength { .. } => "bad exec lengths".into(),
+            DecodeError::FieldLength { .. } => "bad field lengths".into(),
+            DecodeError::UnknownField(tag) => format!("unknown field tag {tag}"),
+            DecodeError::Uninterpreted(nr) => format!("uninterpreted syscall {nr}"),
+        }
+    }
 }
 
 /// Reads a plain-integer `repr(C)` struct from the front of `bytes`.
-fn read_struct<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+pub(crate) fn read_struct<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
         return Err(DecodeError::Short {
@@ -59,6 +80,12 @@ pub fn decode(bytes: &[u8], seq: u64) -> Result<Event, DecodeError> {
         EventKind::ProcessExit => {
             let exit: ExitEvent = read_struct(bytes, "exit record")?;
             Detail::Exit(ExitStatus::from_wait_status(exit.status))
+        }
+        EventKind::Syscall => {
+            let (_, record) = crate::actions::record::parse(bytes)?;
+            let action =
+                crate::actions::interpret(&record).ok_or(DecodeError::Uninterpreted(record.nr))?;
+            Detail::Action(Box::new(action))
         }
     };
     Ok(Event {
@@ -103,10 +130,12 @@ fn decode_exec(bytes: &[u8]) -> Result<Exec, DecodeError> {
 /// Splits a NUL-separated argument block. The block normally ends in a NUL;
 /// a cut-short block ends in a partial argument, which is kept.
 fn split_args(block: &[u8]) -> Vec<String> {
-    let block = block.strip_suffix(&[0]).unwrap_or(block);
+    // An empty block has no arguments; a lone NUL is one empty argument
+    // (what Linux 5.18+ runs when execve is given an empty argv).
     if block.is_empty() {
         return Vec::new();
     }
+    let block = block.strip_suffix(&[0]).unwrap_or(block);
     block
         .split(|b| *b == 0)
         .map(|arg| String::from_utf8_lossy(arg).into_owned())

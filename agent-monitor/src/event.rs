@@ -2,6 +2,8 @@
 
 use agent_monitor_common::EventKind;
 
+use crate::actions::Action;
+
 /// One observed action of a tracked process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -29,16 +31,32 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Detail {
     Exec(Exec),
-    Fork { child_pid: u32, child_start_ns: u64 },
+    Fork {
+        child_pid: u32,
+        child_start_ns: u64,
+    },
     Exit(ExitStatus),
+    /// A file, network, DNS or privilege action, from a hooked syscall.
+    /// Boxed: it is several times the size of the other variants.
+    Action(Box<Action>),
 }
 
 impl Event {
+    /// The record kind the kernel sent.
     pub fn kind(&self) -> EventKind {
         match self.detail {
             Detail::Exec(_) => EventKind::ProcessExec,
             Detail::Fork { .. } => EventKind::ProcessFork,
             Detail::Exit(_) => EventKind::ProcessExit,
+            Detail::Action(_) => EventKind::Syscall,
+        }
+    }
+
+    /// The dotted kind of the event contract (`process.exec`, `file.open`).
+    pub fn kind_name(&self) -> &'static str {
+        match &self.detail {
+            Detail::Action(action) => action.kind.name(),
+            _ => self.kind().name(),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! stage ([`pipeline`]) → sinks ([`sink`]). Every stage after the reader
 //! works on plain values and is tested without the kernel.
 
+pub mod actions;
 pub mod decode;
+pub mod dns_cache;
 pub mod error;
 pub mod event;
 pub mod kernel;

@@ -7,7 +7,9 @@ use agent_monitor_common::maps::Counter;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    actions::ActionKind,
     decode::DecodeError,
+    dns_cache::DnsCache,
     event::{Detail, Event, Record},
     process_table::{ExecContext, ProcessInfo, ProcessTable},
     sink::Sink,
@@ -30,6 +32,8 @@ pub struct Stats {
     pub lost_events: BTreeMap<u32, u64>,
     /// Children left untracked because the tracked-process map was full.
     pub untracked_children: u64,
+    /// Syscalls not recorded because the in-flight map was full.
+    pub unrecorded_syscalls: u64,
     /// Records that did not decode, by reason.
     pub invalid: BTreeMap<String, u64>,
     pub sink_errors: u64,
@@ -73,6 +77,7 @@ pub struct Processor<S: Sink> {
     root_pid: Option<u32>,
     state: TreeState,
     stats: Stats,
+    dns: DnsCache,
     /// Reads a process's working directory; replaceable in tests.
     cwd_of: fn(u32) -> Option<String>,
 }
@@ -93,6 +98,7 @@ impl<S: Sink> Processor<S> {
             root_pid: None,
             state: TreeState::default(),
             stats: Stats::default(),
+            dns: DnsCache::default(),
             cwd_of: proc_cwd,
         }
     }
@@ -111,7 +117,10 @@ impl<S: Sink> Processor<S> {
 
     pub fn handle(&mut self, record: Record) {
         let result = match record {
-            Record::Event(event) => self.event(&event),
+            Record::Event(mut event) => {
+                self.enrich(&mut event);
+                self.event(&event)
+            }
             Record::Invalid(err) => {
                 self.invalid(&err);
                 Ok(())
@@ -122,6 +131,7 @@ impl<S: Sink> Processor<S> {
                         *self.stats.lost_events.entry(loss.cpu).or_default() += loss.count
                     }
                     Counter::TrackFull => self.stats.untracked_children += loss.count,
+                    Counter::InflightFull => self.stats.unrecorded_syscalls += loss.count,
                 }
                 self.sink.loss(&loss)
             }
@@ -135,7 +145,7 @@ impl<S: Sink> Processor<S> {
         *self
             .stats
             .events_by_kind
-            .entry(event.kind().name())
+            .entry(event.kind_name())
             .or_default() += 1;
         let exec = match event.detail {
             Detail::Exec(_) => ExecContext {
@@ -154,12 +164,29 @@ impl<S: Sink> Processor<S> {
         result
     }
 
-    fn invalid(&mut self, err: &DecodeError) {
-        let reason = match err {
-            DecodeError::UnknownKind(kind) => format!("unknown kind {}", kind.0),
-            other => other.to_string(),
+    /// Adds what the stream taught earlier: the DNS name of an address.
+    fn enrich(&mut self, event: &mut Event) {
+        let Detail::Action(action) = &mut event.detail else {
+            return;
         };
-        *self.stats.invalid.entry(reason).or_default() += 1;
+        let fields = &mut action.fields;
+        match action.kind {
+            ActionKind::DnsAnswer => {
+                if let (Some(name), Some(answers)) = (&fields.name, &fields.answers) {
+                    self.dns.learn(event.agent_slot, name, answers);
+                }
+            }
+            ActionKind::NetConnect | ActionKind::NetSend | ActionKind::NetAccept => {
+                if let Some(addr) = &fields.addr {
+                    fields.dns_name = self.dns.name(event.agent_slot, addr).map(String::from);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn invalid(&mut self, err: &DecodeError) {
+        *self.stats.invalid.entry(err.reason()).or_default() += 1;
     }
 
     fn sink_error(&mut self, err: &io::Error) {

@@ -113,10 +113,11 @@ impl ProcessTable {
                 if exec.cwd.is_some() {
                     info.cwd = exec.cwd.clone();
                 }
-                info.exe = Some(absolute(&exec_detail.filename, info.cwd.as_deref()));
+                info.exe = absolute(&exec_detail.filename, info.cwd.as_deref());
                 info.argv = exec_detail.argv.clone();
                 info.uid = event.uid;
             }
+            Detail::Action(_) => {}
             Detail::Exit(status) => {
                 let mut info = self.live.remove(&event.pid).expect("ensured above");
                 info.exit = Some(*status);
@@ -174,16 +175,14 @@ impl ProcessTable {
     }
 }
 
-/// `filename` made absolute against `cwd` when it is relative and a cwd is
-/// known. `.` and `..` are left as they are: resolving them without the
-/// filesystem could be wrong across symlinks.
-fn absolute(filename: &str, cwd: Option<&str>) -> String {
-    match cwd {
-        Some(cwd) if !filename.starts_with('/') => {
-            format!("{}/{}", cwd.trim_end_matches('/'), filename)
-        }
-        _ => filename.to_string(),
+/// `filename` made absolute against `cwd` when it is relative; `None` when
+/// that cannot be done (no filename, or a relative one with no known cwd),
+/// since `exe` is always absolute or null.
+fn absolute(filename: &str, cwd: Option<&str>) -> Option<String> {
+    if filename.is_empty() {
+        return None;
     }
+    crate::actions::paths::absolute(filename, cwd)
 }
 
 #[cfg(test)]

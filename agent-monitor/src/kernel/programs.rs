@@ -1,8 +1,8 @@
 //! The table of every kernel program: what it hooks and whether the monitor
 //! can run without it. Attaching walks this table; nothing else names a hook.
 
-use agent_monitor_common::programs;
-use aya::{Ebpf, programs::RawTracePoint};
+use agent_monitor_common::{maps::EXIT_PROGRAMS, programs, syscall::Family};
+use aya::{Ebpf, maps::ProgramArray, programs::RawTracePoint};
 
 use crate::error::{Error, Result};
 
@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 pub enum Hook {
     /// A raw tracepoint, by its tracepoint name.
     RawTracepoint(&'static str),
+    /// Not attached: entered by tail call from `sys_exit`, at this index of
+    /// the exit-program array.
+    SyscallExit(Family),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +24,9 @@ pub struct ProgramSpec {
     pub required: bool,
 }
 
+/// In attach order: the exit programs go in the tail-call array before
+/// `sys_exit` can call them, and `sys_exit` attaches before `sys_enter` so
+/// that no recorded entry waits for an exit that is not watched.
 pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec {
         program: programs::SCHED_PROCESS_FORK,
@@ -36,6 +42,31 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         program: programs::SCHED_PROCESS_EXIT,
         hook: Hook::RawTracepoint("sched_process_exit"),
         required: true,
+    },
+    ProgramSpec {
+        program: programs::FILE_EXIT,
+        hook: Hook::SyscallExit(Family::File),
+        required: false,
+    },
+    ProgramSpec {
+        program: programs::NET_EXIT,
+        hook: Hook::SyscallExit(Family::Net),
+        required: false,
+    },
+    ProgramSpec {
+        program: programs::PRIVILEGE_EXIT,
+        hook: Hook::SyscallExit(Family::Privilege),
+        required: false,
+    },
+    ProgramSpec {
+        program: programs::SYS_EXIT,
+        hook: Hook::RawTracepoint("sys_exit"),
+        required: false,
+    },
+    ProgramSpec {
+        program: programs::SYS_ENTER,
+        hook: Hook::RawTracepoint("sys_enter"),
+        required: false,
     },
 ];
 
@@ -64,7 +95,10 @@ pub fn attach_all(ebpf: &mut Ebpf) -> Result<Vec<Unattached>> {
 }
 
 fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<()> {
-    let Hook::RawTracepoint(target) = spec.hook;
+    let target = match spec.hook {
+        Hook::RawTracepoint(target) => target,
+        Hook::SyscallExit(_) => "sys_exit (tail call)",
+    };
     let attach_error = |source| Error::Attach {
         program: spec.program,
         target,
@@ -78,6 +112,29 @@ fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<()> {
         .try_into()
         .map_err(attach_error)?;
     program.load().map_err(attach_error)?;
-    program.attach(target).map_err(attach_error)?;
+    match spec.hook {
+        Hook::RawTracepoint(target) => {
+            program.attach(target).map_err(attach_error)?;
+        }
+        Hook::SyscallExit(family) => {
+            let fd = program
+                .fd()
+                .map_err(attach_error)?
+                .try_clone()
+                .map_err(|e| Error::io(format!("duplicating the fd of {}", spec.program), e))?;
+            let map = ebpf.map_mut(EXIT_PROGRAMS).ok_or(Error::Map {
+                map: EXIT_PROGRAMS,
+                detail: "not in the object".into(),
+            })?;
+            let mut exits = ProgramArray::try_from(map).map_err(|e| Error::Map {
+                map: EXIT_PROGRAMS,
+                detail: e.to_string(),
+            })?;
+            exits.set(family as u32, &fd, 0).map_err(|e| Error::Map {
+                map: EXIT_PROGRAMS,
+                detail: e.to_string(),
+            })?;
+        }
+    }
     Ok(())
 }

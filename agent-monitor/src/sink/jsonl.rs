@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::{Serializer, ser::SerializeMap};
 
 use crate::{
+    actions::Action,
     event::{Detail, Event, LossReport},
     process_table::ProcessInfo,
     sink::Sink,
@@ -30,7 +31,7 @@ impl<W: Write> JsonlSink<W> {
         write: impl FnOnce(&mut serde_json::Serializer<&mut W>) -> serde_json::Result<()>,
     ) -> io::Result<()> {
         let mut serializer = serde_json::Serializer::new(&mut self.out);
-        write(&mut serializer).map_err(io::Error::other)?;
+        write(&mut serializer).map_err(io::Error::from)?;
         self.out.write_all(b"\n")
     }
 }
@@ -42,7 +43,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             let mut map = s.serialize_map(None)?;
             map.serialize_entry("seq", &event.seq)?;
             map.serialize_entry("ts", &ts)?;
-            map.serialize_entry("kind", event.kind().name())?;
+            map.serialize_entry("kind", event.kind_name())?;
             map.serialize_entry("agent", agent)?;
             map.serialize_entry("pid", &event.pid)?;
             map.serialize_entry("ppid", &event.ppid)?;
@@ -75,6 +76,7 @@ impl<W: Write> Sink for JsonlSink<W> {
                     };
                     map.serialize_entry("child_process_key", &child.to_string())?;
                 }
+                Detail::Action(action) => write_action(&mut map, action)?,
                 Detail::Exit(status) => {
                     map.serialize_entry("exit_code", &status.exit_code())?;
                     map.serialize_entry("signal", &status.signal())?;
@@ -96,6 +98,7 @@ impl<W: Write> Sink for JsonlSink<W> {
         let what = match loss.counter {
             agent_monitor_common::maps::Counter::RingbufFull => "events",
             agent_monitor_common::maps::Counter::TrackFull => "tracked_processes",
+            agent_monitor_common::maps::Counter::InflightFull => "syscalls",
         };
         self.line(|s| {
             let mut map = s.serialize_map(None)?;
@@ -112,6 +115,60 @@ impl<W: Write> Sink for JsonlSink<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The kind-specific fields of an action: those it has, by their contract
+/// names, then the syscall and its result.
+fn write_action<M: SerializeMap>(map: &mut M, action: &Action) -> Result<(), M::Error> {
+    macro_rules! present {
+        ($($name:literal => $value:expr,)*) => {
+            $(if let Some(value) = &$value {
+                map.serialize_entry($name, value)?;
+            })*
+        };
+    }
+    let f = &action.fields;
+    present! {
+        "path" => f.path,
+        "raw_path" => f.raw_path,
+        "new_path" => f.new_path,
+        "new_raw_path" => f.new_raw_path,
+        "flags" => f.flags,
+        "mode" => f.mode,
+        "access" => f.access.map(|a| a.name()),
+        "created" => f.created,
+        "truncated" => f.truncated,
+        "path_incomplete" => f.path_incomplete,
+        "symlink" => f.symlink,
+        "uid" => f.uid,
+        "gid" => f.gid,
+        "length" => f.length,
+        "family" => f.family,
+        "protocol" => f.protocol,
+        "addr" => f.addr,
+        "port" => f.port,
+        "unix_path" => f.unix_path,
+        "local_addr" => f.local_addr,
+        "local_port" => f.local_port,
+        "dns_name" => f.dns_name,
+        "name" => f.name,
+        "type" => f.qtype,
+        "answers" => f.answers,
+        "ids" => f.ids,
+        "caps" => f.caps,
+        "target_pid" => f.target_pid,
+        "signal" => f.signal,
+        "request" => f.request,
+        "bpf_cmd" => f.bpf_cmd,
+        "prog_type" => f.prog_type,
+        "fstype" => f.fstype,
+    }
+    map.serialize_entry("syscall", action.syscall)?;
+    map.serialize_entry("result", &action.result)?;
+    if let Some(error) = action.error() {
+        map.serialize_entry("error", error)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
