@@ -16,9 +16,9 @@ const LLVM_PACKAGE: &str = "llvm-22-dev";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const NIGHTLY: &str = "nightly";
-/// Debian packages the tests use: strace for completeness checks, procps for
-/// `ps` in scenario scripts.
-const TEST_PACKAGES: &[&str] = &[];
+/// Debian packages the tests use: strace and git for the completeness test
+/// (a git workload traced both ways), util-linux for setpriv.
+const TEST_PACKAGES: &[&str] = &["strace", "git", "util-linux"];
 
 pub fn run() -> Result<()> {
     apt_install(
