@@ -28,7 +28,6 @@ pub mod programs {
     pub const SCHED_PROCESS_FORK: &str = "sched_process_fork";
     pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
-    pub const SYS_ENTER: &str = "sys_enter";
     pub const SYS_EXIT: &str = "sys_exit";
     pub const FILE_EXIT: &str = "file_exit";
     pub const NET_EXIT: &str = "net_exit";

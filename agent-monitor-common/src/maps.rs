@@ -13,8 +13,6 @@ pub const COUNTERS: &str = "COUNTERS";
 pub const SEQUENCE: &str = "SEQUENCE";
 /// Per-CPU scratch space for building exec records too large for the stack.
 pub const EXEC_SCRATCH: &str = "EXEC_SCRATCH";
-/// Hash map: thread id → syscall between entry and exit.
-pub const INFLIGHT: &str = "INFLIGHT";
 /// Program array: the per-family syscall exit programs.
 pub const EXIT_PROGRAMS: &str = "EXIT_PROGRAMS";
 /// Per-CPU scratch space for building syscall records.
@@ -25,6 +23,9 @@ pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
 /// Default ring-buffer size: 16 MiB holds a few thousand exec records, so a
 /// burst survives a scheduling hiccup of the reader.
 pub const EVENTS_BYTES: u32 = 16 << 20;
+/// Unread bytes in the ring at which a new record wakes the reader. Below
+/// it, records do not wake the reader, which drains the ring on a timer.
+pub const WAKEUP_BYTES: u64 = 256 << 10;
 /// Most processes tracked at once. When the map is full, a new child is not
 /// tracked and [`Counter::TrackFull`] is incremented so userspace reports it.
 pub const TRACKED_MAX: u32 = 65536;
@@ -39,8 +40,11 @@ pub struct TrackedProcess {
     /// The open tool call the process works for, 0 when none. Set by
     /// userspace, inherited at fork.
     pub tool_call: u64,
+    /// The process's start (`CLOCK_BOOTTIME` ns), cached so that events do
+    /// not read it from the task each time; 0 until first known.
+    pub start_ns: u64,
 }
-assert_layout!(TrackedProcess, 16);
+assert_layout!(TrackedProcess, 24);
 
 /// Indices of the per-CPU counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,17 +54,10 @@ pub enum Counter {
     RingbufFull = 0,
     /// Child processes left untracked because [`TRACKED`] was full.
     TrackFull = 1,
-    /// Syscalls of tracked threads not recorded because [`INFLIGHT`] was
-    /// full at their entry.
-    InflightFull = 2,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 3] = [
-        Counter::RingbufFull,
-        Counter::TrackFull,
-        Counter::InflightFull,
-    ];
+    pub const ALL: [Counter; 2] = [Counter::RingbufFull, Counter::TrackFull];
     pub const COUNT: u32 = Counter::ALL.len() as u32;
 }
 

@@ -1,5 +1,5 @@
-//! Syscall capture, shared by `probes/syscall.rs` and the per-family exit
-//! programs (`probes/file.rs`, `probes/net.rs`, `probes/privilege.rs`).
+//! Syscall capture: the records `probes/syscall.rs` and the per-family exit
+//! programs (`probes/file.rs`, `probes/net.rs`, `probes/privilege.rs`) send.
 //!
 //! The kernel side captures raw material (the syscall number, its arguments,
 //! its result, and the strings, addresses and paths they point at) as a
@@ -7,7 +7,7 @@
 //! programs small and generic, and the interpretation testable without a
 //! kernel.
 
-use crate::{EventHeader, assert_layout, maps::TrackedProcess};
+use crate::{EventHeader, assert_layout};
 
 /// x86_64 syscall numbers of every hooked syscall.
 pub mod nr {
@@ -116,21 +116,6 @@ pub const HOOKED: [u64; (MAX_NR / 64) as usize] = {
     }
     bits
 };
-
-/// A syscall between its entry and its exit, keyed by thread id.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct Inflight {
-    pub nr: u32,
-    pub _pad: u32,
-    pub args: [u64; 6],
-    /// The thread's tracking entry at entry, so the exit needs no lookup.
-    pub process: TrackedProcess,
-}
-assert_layout!(Inflight, 72);
-
-/// Most syscalls in flight at once across tracked threads.
-pub const INFLIGHT_MAX: u32 = 16384;
 
 /// The fixed part of a syscall record; `data_len` bytes of fields follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use agent_monitor_common::{
     EventKind,
     syscall::{
-        FIELD_CAP, FIELD_TRUNCATED, FIELD_UNREADABLE, FieldHead, Inflight, SYSCALL_DATA_CAP,
+        FIELD_CAP, FIELD_TRUNCATED, FIELD_UNREADABLE, FieldHead, SYSCALL_DATA_CAP,
         SYSCALL_FIELDS_DROPPED, tag,
     },
 };
@@ -18,6 +18,7 @@ use aya_ebpf::helpers::generated::{
 use crate::{
     emit::{header, send_bytes},
     maps::{SYSCALL_SCRATCH_MAP, SyscallScratch},
+    probes::syscall::Syscall,
     task::{offset, read},
     vfs::PathRef,
 };
@@ -37,17 +38,17 @@ pub struct Record {
 impl Record {
     /// Starts a record for a syscall of the current task.
     #[inline(always)]
-    pub fn begin(inflight: &Inflight, ret: i64) -> Option<Record> {
+    pub fn begin(call: &Syscall) -> Option<Record> {
         let scratch = SYSCALL_SCRATCH_MAP.get_ptr_mut(0)?;
         // SAFETY: this CPU's scratch slot; tracepoint programs do not nest
         // on one CPU, so nothing else uses it while this record lives.
         let scratch = unsafe { &mut *scratch };
-        scratch.head.header = header(EventKind::Syscall, &inflight.process);
-        scratch.head.nr = inflight.nr;
+        scratch.head.header = header(EventKind::Syscall, &call.process);
+        scratch.head.nr = call.nr;
         scratch.head.flags = 0;
         scratch.head.data_len = 0;
-        scratch.head.ret = ret;
-        scratch.head.args = inflight.args;
+        scratch.head.ret = call.ret;
+        scratch.head.args = call.args;
         Some(Record { scratch, len: 0 })
     }
 

@@ -1,7 +1,10 @@
 //! Building and sending records: the header every event starts with, the
 //! sequence number, and the drop counter that records every failed send.
 
-use agent_monitor_common::{EventHeader, EventKind, maps::Counter, maps::TrackedProcess};
+use agent_monitor_common::{
+    EventHeader, EventKind,
+    maps::{Counter, TrackedProcess, WAKEUP_BYTES},
+};
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
@@ -37,17 +40,13 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     let ppid = task.real_parent().and_then(Task::tgid).unwrap_or_default();
-    let start_ns = task
-        .group_leader()
-        .and_then(Task::start_boottime)
-        .unwrap_or_default();
     EventHeader {
         kind: kind as u32,
         // SAFETY: these helpers have no preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
         cpu_seq: next_seq(),
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
-        start_ns,
+        start_ns: tracked.start_ns,
         tool_call: tracked.tool_call,
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
@@ -59,13 +58,31 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
     }
 }
 
+/// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+
+/// Whether this record should wake the reader. Waking it on every record
+/// costs the traced process an interrupt per event; instead the reader is
+/// woken once this much data waits, and otherwise drains the ring on its
+/// own short timer (`kernel::ring::DRAIN_INTERVAL`).
+#[inline(always)]
+fn wakeup() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 /// Sends a fixed-size record, counting it as lost when the ring is full.
 #[inline(always)]
 pub fn send<T: 'static>(record: T) {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(wakeup());
         }
         None => count(Counter::RingbufFull),
     }
@@ -74,7 +91,7 @@ pub fn send<T: 'static>(record: T) {
 /// Sends the first `len` bytes of a record built in scratch space.
 #[inline(always)]
 pub fn send_bytes(bytes: &[u8]) {
-    if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+    if EVENTS.output::<[u8]>(bytes, wakeup()).is_err() {
         count(Counter::RingbufFull);
     }
 }

@@ -3,7 +3,7 @@
 use agent_monitor_common::{
     maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TrackedProcess},
     process::ExecEvent,
-    syscall::{Family, INFLIGHT_MAX, Inflight, SYSCALL_SCRATCH, SyscallHead},
+    syscall::{Family, SYSCALL_SCRATCH, SyscallHead},
 };
 use aya_ebpf::{
     macros::map,
@@ -24,10 +24,6 @@ pub static SEQUENCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
-
-/// Syscalls between entry and exit, by thread id.
-#[map]
-pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(INFLIGHT_MAX, 0);
 
 /// The per-family exit programs, indexed by [`Family`].
 #[map]
@@ -58,9 +54,19 @@ pub fn count(counter: Counter) {
     }
 }
 
-/// The tracked-process entry of a thread group, if it is tracked.
+/// The tracked-process entry of a thread group, if it is tracked. Fills in
+/// the cached start time the first time it is missing.
 #[inline(always)]
 pub fn tracked(tgid: u32) -> Option<TrackedProcess> {
-    // SAFETY: the value is copied out at once.
-    unsafe { TRACKED.get(tgid) }.copied()
+    let entry = TRACKED.get_ptr_mut(tgid)?;
+    // SAFETY: a live map value; concurrent writers can only store the same
+    // start time.
+    let entry = unsafe { &mut *entry };
+    if entry.start_ns == 0 {
+        entry.start_ns = crate::task::Task::current()
+            .group_leader()
+            .and_then(crate::task::Task::start_boottime)
+            .unwrap_or_default();
+    }
+    Some(*entry)
 }

@@ -32,8 +32,6 @@ pub struct Stats {
     pub lost_events: BTreeMap<u32, u64>,
     /// Children left untracked because the tracked-process map was full.
     pub untracked_children: u64,
-    /// Syscalls not recorded because the in-flight map was full.
-    pub unrecorded_syscalls: u64,
     /// Records that did not decode, by reason.
     pub invalid: BTreeMap<String, u64>,
     pub sink_errors: u64,
@@ -131,7 +129,6 @@ impl<S: Sink> Processor<S> {
                         *self.stats.lost_events.entry(loss.cpu).or_default() += loss.count
                     }
                     Counter::TrackFull => self.stats.untracked_children += loss.count,
-                    Counter::InflightFull => self.stats.unrecorded_syscalls += loss.count,
                 }
                 self.sink.loss(&loss)
             }

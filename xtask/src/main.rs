@@ -1,6 +1,7 @@
 //! `cargo xtask …`: what cargo alone cannot do. Kept thin: each command is a
 //! sequence of ordinary commands, printed as they run.
 
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -30,6 +31,12 @@ enum Task {
     Test,
     /// Set up, build, and run an example agent under the monitor.
     Demo,
+    /// Set up, build, and measure the monitor's overhead; writes BENCHMARKS.md.
+    Bench {
+        /// Fewer iterations and rounds, for a first look (under 2 minutes).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -47,6 +54,10 @@ fn main() -> Result<()> {
             setup::run()?;
             build_release()?;
             demo::run()
+        }
+        Task::Bench { quick } => {
+            setup::run()?;
+            bench::run(&bench::Options { quick })
         }
     }
 }

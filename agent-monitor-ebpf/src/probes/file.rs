@@ -3,25 +3,24 @@
 //! process passed them; a relative one also gets the directory it is
 //! relative to, walked in the kernel at the time of the call.
 
-use agent_monitor_common::syscall::{Inflight, nr, tag};
+use agent_monitor_common::syscall::{nr, tag};
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use crate::{
     capture::Record,
-    probes::syscall::take_inflight,
+    probes::syscall::{Syscall, handed_over},
     task::offset,
     vfs::{AT_FDCWD, dirfd_path, fd_file, root_and_cwd},
 };
 
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::File`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn file_exit(ctx: RawTracePointContext) -> i32 {
-    let Some(inflight) = take_inflight() else {
+pub fn file_exit(_ctx: RawTracePointContext) -> i32 {
+    let Some(call) = handed_over() else {
         return 0;
     };
-    let ret = ctx.arg::<i64>(1);
-    if let Some(mut record) = Record::begin(&inflight, ret) {
-        capture(&mut record, &inflight, ret);
+    if let Some(mut record) = Record::begin(&call) {
+        capture(&mut record, &call);
         record.send();
     }
     0
@@ -30,8 +29,9 @@ pub fn file_exit(ctx: RawTracePointContext) -> i32 {
 const CWD: u64 = AT_FDCWD as u64;
 
 #[inline(always)]
-fn capture(record: &mut Record, call: &Inflight, ret: i64) {
+fn capture(record: &mut Record, call: &Syscall) {
     let a = call.args;
+    let ret = call.ret;
     let at = |dirfd: u64| {
         move || -> Result<_, i64> {
             let (root, cwd) = root_and_cwd()?;
@@ -41,19 +41,24 @@ fn capture(record: &mut Record, call: &Inflight, ret: i64) {
     let first = (tag::PATH_0, tag::BASE_0);
     let second = (tag::PATH_1, tag::BASE_1);
     match call.nr {
-        nr::OPEN | nr::CREAT => {
+        nr::OPEN => {
             record.path(first, a[0], at(CWD));
-            opened_file_mode(record, ret);
+            opened_file_mode(record, ret, a[1]);
+        }
+        nr::CREAT => {
+            record.path(first, a[0], at(CWD));
+            opened_file_mode(record, ret, O_CREAT);
         }
         nr::OPENAT => {
             record.path(first, a[1], at(a[0]));
-            opened_file_mode(record, ret);
+            opened_file_mode(record, ret, a[2]);
         }
         nr::OPENAT2 => {
             record.path(first, a[1], at(a[0]));
             // struct open_how { u64 flags; u64 mode; u64 resolve; }
             record.user_bytes(tag::USER_STRUCT, a[2], 24, 24);
-            opened_file_mode(record, ret);
+            let flags = crate::task::read_user::<u64>(a[2]).unwrap_or(O_CREAT);
+            opened_file_mode(record, ret, flags);
         }
         nr::UNLINK
         | nr::RMDIR
@@ -99,11 +104,14 @@ fn capture(record: &mut Record, call: &Inflight, ret: i64) {
     }
 }
 
+const O_CREAT: u64 = 0o100;
+
 /// `file->f_mode` of the fd an open returned: it says whether the open
-/// created the file (`FMODE_CREATED`).
+/// created the file (`FMODE_CREATED`). Only an `O_CREAT` open can have, so
+/// the others skip the five reads it takes to get there.
 #[inline(always)]
-fn opened_file_mode(record: &mut Record, ret: i64) {
-    if ret < 0 {
+fn opened_file_mode(record: &mut Record, ret: i64, flags: u64) {
+    if ret < 0 || flags & O_CREAT == 0 {
         return;
     }
     if let Ok(file) = fd_file(ret as u64)

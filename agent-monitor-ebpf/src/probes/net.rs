@@ -6,10 +6,15 @@
 //! also covers calls made with no address, such as a send on a connected
 //! UDP socket.
 
-use agent_monitor_common::syscall::{DNS_PORT, Inflight, PAYLOAD_CAP, SockInfo, nr, tag};
+use agent_monitor_common::syscall::{DNS_PORT, PAYLOAD_CAP, SockInfo, nr, tag};
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::{capture::Record, probes::syscall::take_inflight, sock::sock_info, task::read_user};
+use crate::{
+    capture::Record,
+    probes::syscall::{Syscall, handed_over},
+    sock::sock_info,
+    task::read_user,
+};
 
 const SOCK_DGRAM: u16 = 2;
 /// Enough for every address family we decode (`sockaddr_un` is 110).
@@ -17,15 +22,14 @@ const SOCKADDR_CAP: usize = 128;
 
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::Net`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn net_exit(ctx: RawTracePointContext) -> i32 {
-    let Some(inflight) = take_inflight() else {
+pub fn net_exit(_ctx: RawTracePointContext) -> i32 {
+    let Some(call) = handed_over() else {
         return 0;
     };
-    let ret = ctx.arg::<i64>(1);
-    let Some(mut record) = Record::begin(&inflight, ret) else {
+    let Some(mut record) = Record::begin(&call) else {
         return 0;
     };
-    if capture(&mut record, &inflight, ret) {
+    if capture(&mut record, &call) {
         record.send();
     }
     0
@@ -56,8 +60,9 @@ const MMSGHDR_SIZE: u64 = 64;
 /// Fills the record; false when the syscall is not one to report (a send on
 /// a stream socket, a receive that is not DNS).
 #[inline(always)]
-fn capture(record: &mut Record, call: &Inflight, ret: i64) -> bool {
+fn capture(record: &mut Record, call: &Syscall) -> bool {
     let a = call.args;
+    let ret = call.ret;
     match call.nr {
         nr::CONNECT | nr::BIND => {
             record.user_bytes(tag::SOCKADDR, a[1], a[2], SOCKADDR_CAP);

@@ -3,10 +3,14 @@
 //! the record head say most of it; capset and bpf add the structs they
 //! point at.
 
-use agent_monitor_common::syscall::{Inflight, nr, tag};
+use agent_monitor_common::syscall::{nr, tag};
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::{capture::Record, maps::tracked, probes::syscall::take_inflight};
+use crate::{
+    capture::Record,
+    maps::tracked,
+    probes::syscall::{Syscall, handed_over},
+};
 
 /// bpf() commands that load or attach programs; the others (map lookups,
 /// queries) are left out.
@@ -17,19 +21,18 @@ const BPF_LINK_CREATE: u64 = 28;
 
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::Privilege`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn privilege_exit(ctx: RawTracePointContext) -> i32 {
-    let Some(inflight) = take_inflight() else {
+pub fn privilege_exit(_ctx: RawTracePointContext) -> i32 {
+    let Some(call) = handed_over() else {
         return 0;
     };
-    if !reportable(&inflight) {
+    if !reportable(&call) {
         return 0;
     }
-    let ret = ctx.arg::<i64>(1);
-    let Some(mut record) = Record::begin(&inflight, ret) else {
+    let Some(mut record) = Record::begin(&call) else {
         return 0;
     };
-    let a = inflight.args;
-    match inflight.nr {
+    let a = call.args;
+    match call.nr {
         // struct __user_cap_data_struct[2]: effective, permitted, inheritable.
         nr::CAPSET => record.user_bytes(tag::USER_STRUCT, a[1], 24, 24),
         // The head of union bpf_attr: program type, instruction count, …
@@ -41,7 +44,7 @@ pub fn privilege_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn reportable(call: &Inflight) -> bool {
+fn reportable(call: &Syscall) -> bool {
     let a = call.args;
     match call.nr {
         nr::BPF => matches!(
@@ -60,7 +63,7 @@ fn reportable(call: &Inflight) -> bool {
 /// (0 and negative pids) are always reported: their members cannot be
 /// checked here.
 #[inline(always)]
-fn outside_tree(target: i32, call: &Inflight) -> bool {
+fn outside_tree(target: i32, call: &Syscall) -> bool {
     if target <= 0 {
         return true;
     }

@@ -49,10 +49,12 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if child_pid != child.tgid()? {
         return Ok(());
     }
+    let child_start_ns = child.start_boottime().unwrap_or_default();
     let entry = TrackedProcess {
         agent: parent.agent,
         _pad: 0,
         tool_call: parent.tool_call,
+        start_ns: child_start_ns,
     };
     if TRACKED.insert(child_pid, entry, 0).is_err() {
         count(Counter::TrackFull);
@@ -61,7 +63,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         header: header(EventKind::ProcessFork, &parent),
         child_pid,
         _pad: 0,
-        child_start_ns: child.start_boottime().unwrap_or_default(),
+        child_start_ns,
     });
     Ok(())
 }

@@ -1,57 +1,45 @@
-//! Syscall entry and exit: the shared front of the file, network and
-//! privilege probes.
+//! Syscall exit: the shared front of the file, network and privilege
+//! probes.
 //!
-//! `sys_enter` records the arguments of a hooked syscall of a tracked thread;
-//! `sys_exit` hands the finished syscall to its family's program by tail
-//! call. For every other syscall on the host, each costs a register read
-//! and a bitmap test; for a hooked syscall of an untracked process, one
-//! hash lookup more.
+//! Everything happens at exit, on one raw tracepoint: on x86_64 the saved
+//! argument registers still hold the arguments when a syscall returns (no
+//! hooked syscall rewrites them), so no entry probe and no per-thread map
+//! are needed. For every syscall on the host this costs one register read
+//! and a bitmap test; for a hooked syscall of an untracked process, one hash
+//! lookup more. A tracked one is handed, through per-CPU memory (a tail call
+//! stays on its CPU), to its family's program.
 
 use agent_monitor_common::{
-    maps::Counter,
-    syscall::{Family, HOOKED, Inflight, MAX_NR},
+    maps::TrackedProcess,
+    syscall::{Family, HOOKED, MAX_NR},
 };
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::map, macros::raw_tracepoint, maps::PerCpuArray,
+    programs::RawTracePointContext,
 };
 
 use crate::{
-    maps::{EXIT_PROGRAMS, INFLIGHT, count, tracked},
+    maps::{EXIT_PROGRAMS, tracked},
     regs::{syscall_args, syscall_nr},
 };
+
+/// A finished hooked syscall of a tracked thread.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Syscall {
+    pub nr: u32,
+    pub _pad: u32,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub process: TrackedProcess,
+}
+
+#[map]
+static HANDOFF: PerCpuArray<Syscall> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn hooked(nr: u64) -> bool {
     nr < u64::from(MAX_NR) && HOOKED[(nr / 64) as usize] & (1 << (nr % 64)) != 0
-}
-
-/// `sys_enter(struct pt_regs *regs, long id)`.
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    match try_enter(&ctx) {
-        Ok(()) | Err(_) => 0,
-    }
-}
-
-fn try_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let nr = ctx.arg::<u64>(1);
-    if !hooked(nr) {
-        return Ok(());
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(process) = tracked((pid_tgid >> 32) as u32) else {
-        return Ok(());
-    };
-    let inflight = Inflight {
-        nr: nr as u32,
-        _pad: 0,
-        args: syscall_args(ctx.arg::<*const u8>(0))?,
-        process,
-    };
-    if INFLIGHT.insert(pid_tgid as u32, inflight, 0).is_err() {
-        count(Counter::InflightFull);
-    }
-    Ok(())
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`.
@@ -63,33 +51,39 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let nr = syscall_nr(ctx.arg::<*const u8>(0))?;
+    let regs = ctx.arg::<*const u8>(0);
+    let nr = syscall_nr(regs)?;
     if !hooked(nr) {
         return Ok(());
     }
     let Some(family) = Family::of(nr as u32) else {
         return Ok(());
     };
-    // Only threads whose entry was recorded go on: untracked ones stop here.
-    let tid = bpf_get_current_pid_tgid() as u32;
-    // SAFETY: only the presence is checked; the value is not kept.
-    if unsafe { INFLIGHT.get(tid) }.is_none() {
+    let Some(process) = tracked((bpf_get_current_pid_tgid() >> 32) as u32) else {
         return Ok(());
-    }
+    };
+    let slot = HANDOFF.get_ptr_mut(0).ok_or(-1i64)?;
+    // SAFETY: this CPU's slot, read only by the program tail-called below,
+    // which runs on this CPU before anything else can.
+    unsafe {
+        *slot = Syscall {
+            nr: nr as u32,
+            _pad: 0,
+            ret: ctx.arg::<i64>(1),
+            args: syscall_args(regs)?,
+            process,
+        }
+    };
     // SAFETY: the context is the one this program was called with. On
     // success the call does not return. It fails only when the family's
     // program is not loaded, which userspace reports at start.
     unsafe { EXIT_PROGRAMS.tail_call(ctx, family as u32) };
-    INFLIGHT.remove(tid).ok();
     Ok(())
 }
 
-/// The finished syscall of the current thread, taken out of the map.
+/// The syscall `sys_exit` handed over on this CPU.
 #[inline(always)]
-pub fn take_inflight() -> Option<Inflight> {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    // SAFETY: the value is copied out before the entry is removed.
-    let inflight = unsafe { INFLIGHT.get(tid) }.copied()?;
-    INFLIGHT.remove(tid).ok();
-    Some(inflight)
+pub fn handed_over() -> Option<Syscall> {
+    // SAFETY: copied out of this CPU's slot at once.
+    HANDOFF.get(0).copied()
 }

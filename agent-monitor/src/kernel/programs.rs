@@ -25,8 +25,7 @@ pub struct ProgramSpec {
 }
 
 /// In attach order: the exit programs go in the tail-call array before
-/// `sys_exit` can call them, and `sys_exit` attaches before `sys_enter` so
-/// that no recorded entry waits for an exit that is not watched.
+/// `sys_exit` can call them.
 pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec {
         program: programs::SCHED_PROCESS_FORK,
@@ -61,11 +60,6 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec {
         program: programs::SYS_EXIT,
         hook: Hook::RawTracepoint("sys_exit"),
-        required: false,
-    },
-    ProgramSpec {
-        program: programs::SYS_ENTER,
-        hook: Hook::RawTracepoint("sys_enter"),
         required: false,
     },
 ];

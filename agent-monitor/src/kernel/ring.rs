@@ -18,6 +18,9 @@ use crate::{
 
 /// How often the loss counters are read while events flow.
 const COUNTER_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the ring is drained when no wakeup came: records below the
+/// kernel's wakeup threshold (`maps::WAKEUP_BYTES`) wait at most this long.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 /// Most records sent downstream in one batch.
 const BATCH: usize = 1024;
 
@@ -59,7 +62,7 @@ impl RingReader {
                     false
                 }
                 _ = stop.wait_for(|stop| *stop) => true,
-                () = tokio::time::sleep(COUNTER_INTERVAL) => false,
+                () = tokio::time::sleep(DRAIN_INTERVAL) => false,
             };
             let poll_counters = stopping || last_poll.elapsed() >= COUNTER_INTERVAL;
             if poll_counters {

@@ -98,7 +98,6 @@ impl<W: Write> Sink for JsonlSink<W> {
         let what = match loss.counter {
             agent_monitor_common::maps::Counter::RingbufFull => "events",
             agent_monitor_common::maps::Counter::TrackFull => "tracked_processes",
-            agent_monitor_common::maps::Counter::InflightFull => "syscalls",
         };
         self.line(|s| {
             let mut map = s.serialize_map(None)?;
