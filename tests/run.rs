@@ -169,3 +169,20 @@ fn descendants_outliving_the_linger_are_named_in_the_summary() {
     // SAFETY: plain kill of the leftover sleep.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
+
+#[test]
+fn probe_stats_report_what_each_program_cost() {
+    let run = monitor(
+        &["--probe-stats"],
+        &["/bin/sh", "-c", "cat /etc/hostname >/dev/null"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("agent-monitor: probe costs: "))
+        .unwrap_or_else(|| panic!("no probe costs in:\n{}", run.stderr));
+    // Two execs: the shell (tracked before its own exec) and cat.
+    assert!(line.contains("sched_process_exec 2 runs"), "{line}");
+    assert!(line.contains("sys_exit "), "{line}");
+}

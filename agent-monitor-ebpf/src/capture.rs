@@ -8,7 +8,7 @@ use agent_monitor_common::{
     EventKind,
     syscall::{
         FIELD_CAP, FIELD_TRUNCATED, FIELD_UNREADABLE, FieldHead, SYSCALL_DATA_CAP,
-        SYSCALL_FIELDS_DROPPED, tag,
+        SYSCALL_FIELDS_DROPPED, SyscallHead, tag,
     },
 };
 use aya_ebpf::helpers::generated::{
@@ -17,7 +17,7 @@ use aya_ebpf::helpers::generated::{
 
 use crate::{
     emit::{header, send_bytes},
-    maps::{SYSCALL_SCRATCH_MAP, SyscallScratch},
+    maps::{SyscallScratch, scratch},
     probes::syscall::Syscall,
     task::{offset, read},
     vfs::PathRef,
@@ -36,20 +36,32 @@ pub struct Record {
 }
 
 impl Record {
-    /// Starts a record for a syscall of the current task.
+    /// The syscall `sys_exit` handed over on this CPU, as a record yet to
+    /// be started.
     #[inline(always)]
-    pub fn begin(call: &Syscall) -> Option<Record> {
-        let scratch = SYSCALL_SCRATCH_MAP.get_ptr_mut(0)?;
-        // SAFETY: this CPU's scratch slot; tracepoint programs do not nest
-        // on one CPU, so nothing else uses it while this record lives.
-        let scratch = unsafe { &mut *scratch };
-        scratch.head.header = header(EventKind::Syscall, &call.process);
-        scratch.head.nr = call.nr;
-        scratch.head.flags = 0;
-        scratch.head.data_len = 0;
-        scratch.head.ret = call.ret;
-        scratch.head.args = call.args;
-        Some(Record { scratch, len: 0 })
+    pub fn handed_over() -> Option<Record> {
+        Some(Record {
+            scratch: scratch()?,
+            len: 0,
+        })
+    }
+
+    /// The finished syscall this record is about.
+    #[inline(always)]
+    pub fn call(&self) -> &Syscall {
+        &self.scratch.call
+    }
+
+    /// Fills the head: from here on the syscall will be reported.
+    #[inline(always)]
+    pub fn begin(&mut self) {
+        let state = &mut *self.scratch;
+        state.head.header = header(EventKind::Syscall, &state.call.process, &mut state.seq);
+        state.head.nr = state.call.nr;
+        state.head.flags = 0;
+        state.head.data_len = 0;
+        state.head.ret = state.call.ret;
+        state.head.args = state.call.args;
     }
 
     /// Where a field of at most `cap` bytes would start its content, or
@@ -266,17 +278,18 @@ impl Record {
         }
     }
 
-    /// Sends the record.
+    /// Sends the record: the head and the fields after it.
     #[inline(always)]
     pub fn send(self) {
         self.scratch.head.data_len = self.len as u16;
-        let len =
-            core::mem::size_of_val(&self.scratch.head) + (self.len & (2 * SYSCALL_DATA_CAP - 1));
-        if len <= core::mem::size_of::<SyscallScratch>() {
-            // SAFETY: `len` bytes of the scratch, all initialised above.
+        let len = core::mem::size_of::<SyscallHead>() + (self.len & (2 * SYSCALL_DATA_CAP - 1));
+        let room = core::mem::size_of::<SyscallHead>() + self.scratch.data.len();
+        if len <= room {
+            // SAFETY: `head` and `data` are adjacent in the repr(C) scratch
+            // (asserted in maps.rs), and `len` bytes of them are initialised.
             let bytes = unsafe {
                 core::slice::from_raw_parts(
-                    (self.scratch as *const SyscallScratch).cast::<u8>(),
+                    (&self.scratch.head as *const SyscallHead).cast::<u8>(),
                     len,
                 )
             };

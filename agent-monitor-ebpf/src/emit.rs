@@ -11,31 +11,21 @@ use aya_ebpf::helpers::{
 };
 
 use crate::{
-    maps::{EVENTS, SEQUENCE, count},
+    maps::{EVENTS, count},
     task::Task,
 };
 
-/// The next sequence number of this CPU. Taken before the ring-buffer
-/// reserve, so a record that cannot be sent leaves a hole in its CPU's
-/// sequence that locates it. Per-CPU rather than global: the BPF target has
-/// no fetching atomic add at ISA v1, and a shared counter would bounce one
-/// cache line between CPUs on every event.
-#[inline(always)]
-fn next_seq() -> u64 {
-    match SEQUENCE.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; tracepoint programs do not nest on a CPU.
-        Some(ptr) => unsafe {
-            let seq = *ptr;
-            *ptr = seq + 1;
-            seq
-        },
-        None => u64::MAX,
-    }
-}
-
 /// The header for an event of the current task, which belongs to `tracked`.
+///
+/// `seq` is this CPU's sequence counter (in its scratch state). The number
+/// is taken before the ring-buffer reserve, so a record that cannot be sent
+/// leaves a hole in its CPU's sequence that locates it. Per-CPU rather than
+/// global: the BPF target has no fetching atomic add at ISA v1, and a shared
+/// counter would bounce one cache line between CPUs on every event.
 #[inline(always)]
-pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
+pub fn header(kind: EventKind, tracked: &TrackedProcess, seq: &mut u64) -> EventHeader {
+    let cpu_seq = *seq;
+    *seq = cpu_seq + 1;
     let task = Task::current();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
@@ -44,7 +34,7 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess) -> EventHeader {
         kind: kind as u32,
         // SAFETY: these helpers have no preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
-        cpu_seq: next_seq(),
+        cpu_seq,
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
         start_ns: tracked.start_ns,
         tool_call: tracked.tool_call,

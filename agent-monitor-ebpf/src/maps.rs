@@ -5,6 +5,8 @@ use agent_monitor_common::{
     process::ExecEvent,
     syscall::{Family, SYSCALL_SCRATCH, SyscallHead},
 };
+
+use crate::probes::syscall::Syscall;
 use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
@@ -20,18 +22,20 @@ pub static TRACKED: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(TRA
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
 #[map]
-pub static SEQUENCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-#[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// The per-family exit programs, indexed by [`Family`].
 #[map]
 pub static EXIT_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(Family::COUNT, 0);
 
-/// Per-CPU space for building a syscall record.
+/// Per-CPU state: the syscall `sys_exit` hands to its family's program,
+/// this CPU's event sequence counter, and space for building a record. One
+/// map value, so each program finds all of it with one lookup.
 #[repr(C, align(8))]
 pub struct SyscallScratch {
+    pub call: Syscall,
+    /// The next sequence number of this CPU.
+    pub seq: u64,
     pub head: SyscallHead,
     pub data: [u8; SYSCALL_SCRATCH - core::mem::size_of::<SyscallHead>()],
     /// Bytes a path walk has written so far. Kept in map memory, not in a
@@ -41,8 +45,23 @@ pub struct SyscallScratch {
     pub walk_used: u64,
 }
 
+// `Record::send` sends `head` and `data` as one slice.
+const _: () = assert!(
+    core::mem::offset_of!(SyscallScratch, data)
+        == core::mem::offset_of!(SyscallScratch, head) + core::mem::size_of::<SyscallHead>()
+);
+
 #[map]
 pub static SYSCALL_SCRATCH_MAP: PerCpuArray<SyscallScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch and state.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut SyscallScratch> {
+    let scratch = SYSCALL_SCRATCH_MAP.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot; tracepoint programs do not nest on one CPU,
+    // so nothing else uses it while the calling program runs.
+    Some(unsafe { &mut *scratch })
+}
 
 /// Adds one to a per-CPU counter. Per-CPU, so no atomics are needed.
 #[inline(always)]

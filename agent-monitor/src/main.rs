@@ -32,6 +32,10 @@ enum Command {
         /// Size of the kernel event ring in MiB (a power of two).
         #[arg(long, value_name = "MIB")]
         ring_mib: Option<u32>,
+        /// Print what each kernel program cost (runs and average run time)
+        /// in the summary.
+        #[arg(long)]
+        probe_stats: bool,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -46,8 +50,9 @@ fn main() -> ExitCode {
             events,
             linger,
             ring_mib,
+            probe_stats,
             command,
-        } => run_command(agent, events, linger, ring_mib, command),
+        } => run_command(agent, events, linger, ring_mib, probe_stats, command),
     }
 }
 
@@ -56,9 +61,17 @@ fn run_command(
     events: Option<PathBuf>,
     linger: f64,
     ring_mib: Option<u32>,
+    probe_stats: bool,
     command: Vec<OsString>,
 ) -> ExitCode {
     let options = match run_options(agent, events, linger, ring_mib, command) {
+        Ok(mut options) => {
+            options.load.probe_stats = probe_stats;
+            Ok(options)
+        }
+        Err(err) => Err(err),
+    };
+    let options = match options {
         Ok(options) => options,
         Err(err) => {
             eprintln!("agent-monitor: {err:#}");
@@ -117,6 +130,9 @@ fn run_options(
         events,
         command,
         linger: Duration::from_secs_f64(linger),
-        load: LoadOptions { ring_bytes },
+        load: LoadOptions {
+            ring_bytes,
+            probe_stats: false,
+        },
     })
 }

@@ -57,6 +57,8 @@ pub struct RunReport {
     /// Tracked processes still running when recording stopped.
     pub survivors: Vec<Survivor>,
     pub unattached: Vec<Unattached>,
+    /// With `--probe-stats`: what each kernel program cost.
+    pub probe_costs: Vec<crate::kernel::ProbeCost>,
 }
 
 pub async fn run(options: RunOptions) -> Result<RunReport> {
@@ -70,6 +72,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         reader,
         tracker,
         unattached,
+        stats,
     } = monitor;
 
     let mut agents = Agents::default();
@@ -126,8 +129,14 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let processor = processor
         .await
         .map_err(|join| Error::io("event processing", io::Error::other(join)))?;
+    let probe_costs = if stats.is_some() {
+        crate::kernel::probe_costs(&ebpf)
+    } else {
+        Vec::new()
+    };
     // Detach the programs only after the last record has been read.
     drop(ebpf);
+    drop(stats);
 
     let (table, stats, _sink) = processor.into_parts();
     let survivors = survivors
@@ -144,6 +153,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         stats,
         survivors,
         unattached,
+        probe_costs,
     })
 }
 

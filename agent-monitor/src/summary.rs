@@ -68,6 +68,22 @@ pub fn render(report: &RunReport) -> String {
             unattached.program, unattached.reason
         );
     }
+    let costs: Vec<String> = report
+        .probe_costs
+        .iter()
+        .filter(|c| c.runs > 0)
+        .map(|c| {
+            format!(
+                "{} {} runs, {:.0} ns each",
+                c.program,
+                c.runs,
+                c.total_ns as f64 / c.runs as f64
+            )
+        })
+        .collect();
+    if !costs.is_empty() {
+        let _ = write!(out, "\nagent-monitor: probe costs: {}", costs.join("; "));
+    }
     if !report.survivors.is_empty() {
         let n = report.survivors.len();
         let _ = write!(

@@ -8,7 +8,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use crate::{
     capture::Record,
-    probes::syscall::{Syscall, handed_over},
+    probes::syscall::Syscall,
     task::offset,
     vfs::{AT_FDCWD, dirfd_path, fd_file, root_and_cwd},
 };
@@ -16,13 +16,13 @@ use crate::{
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::File`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn file_exit(_ctx: RawTracePointContext) -> i32 {
-    let Some(call) = handed_over() else {
+    let Some(mut record) = Record::handed_over() else {
         return 0;
     };
-    if let Some(mut record) = Record::begin(&call) {
-        capture(&mut record, &call);
-        record.send();
-    }
+    let call = *record.call();
+    record.begin();
+    capture(&mut record, &call);
+    record.send();
     0
 }
 

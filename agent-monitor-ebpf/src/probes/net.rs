@@ -9,12 +9,7 @@
 use agent_monitor_common::syscall::{DNS_PORT, PAYLOAD_CAP, SockInfo, nr, tag};
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::{
-    capture::Record,
-    probes::syscall::{Syscall, handed_over},
-    sock::sock_info,
-    task::read_user,
-};
+use crate::{capture::Record, probes::syscall::Syscall, sock::sock_info, task::read_user};
 
 const SOCK_DGRAM: u16 = 2;
 /// Enough for every address family we decode (`sockaddr_un` is 110).
@@ -23,12 +18,11 @@ const SOCKADDR_CAP: usize = 128;
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::Net`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn net_exit(_ctx: RawTracePointContext) -> i32 {
-    let Some(call) = handed_over() else {
+    let Some(mut record) = Record::handed_over() else {
         return 0;
     };
-    let Some(mut record) = Record::begin(&call) else {
-        return 0;
-    };
+    let call = *record.call();
+    record.begin();
     if capture(&mut record, &call) {
         record.send();
     }

@@ -6,11 +6,7 @@
 use agent_monitor_common::syscall::{nr, tag};
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::{
-    capture::Record,
-    maps::tracked,
-    probes::syscall::{Syscall, handed_over},
-};
+use crate::{capture::Record, maps::tracked, probes::syscall::Syscall};
 
 /// bpf() commands that load or attach programs; the others (map lookups,
 /// queries) are left out.
@@ -22,15 +18,14 @@ const BPF_LINK_CREATE: u64 = 28;
 /// Tail-called by `sys_exit` for [`agent_monitor_common::syscall::Family::Privilege`].
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn privilege_exit(_ctx: RawTracePointContext) -> i32 {
-    let Some(call) = handed_over() else {
+    let Some(mut record) = Record::handed_over() else {
         return 0;
     };
+    let call = *record.call();
     if !reportable(&call) {
         return 0;
     }
-    let Some(mut record) = Record::begin(&call) else {
-        return 0;
-    };
+    record.begin();
     let a = call.args;
     match call.nr {
         // struct __user_cap_data_struct[2]: effective, permitted, inheritable.

@@ -20,7 +20,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{header, send, send_bytes},
-    maps::{EXEC_SCRATCH, TRACKED, count, tracked},
+    maps::{EXEC_SCRATCH, TRACKED, count, scratch, tracked},
     task::{Task, offset, read},
 };
 
@@ -59,8 +59,9 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if TRACKED.insert(child_pid, entry, 0).is_err() {
         count(Counter::TrackFull);
     }
+    let state = scratch().ok_or(-1i64)?;
     send(ForkEvent {
-        header: header(EventKind::ProcessFork, &parent),
+        header: header(EventKind::ProcessFork, &parent, &mut state.seq),
         child_pid,
         _pad: 0,
         child_start_ns,
@@ -84,7 +85,8 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: this CPU's scratch slot, used by nothing else while we run
     // (tracepoint programs do not nest on one CPU).
     let event: &mut ExecEvent = unsafe { &mut *event };
-    event.head.header = header(EventKind::ProcessExec, &process);
+    let state = scratch().ok_or(-1i64)?;
+    event.head.header = header(EventKind::ProcessExec, &process, &mut state.seq);
     event.head.flags = 0;
     event.head._pad = 0;
     event.head._pad2 = 0;
@@ -176,8 +178,9 @@ fn try_exit(_ctx: &RawTracePointContext) -> Result<(), i64> {
     if TRACKED.remove(tgid).is_err() {
         return Ok(());
     }
+    let state = scratch().ok_or(-1i64)?;
     send(ExitEvent {
-        header: header(EventKind::ProcessExit, &process),
+        header: header(EventKind::ProcessExit, &process, &mut state.seq),
         status: task.exit_code().unwrap_or_default(),
         _pad: 0,
     });

@@ -14,12 +14,11 @@ use agent_monitor_common::{
     syscall::{Family, HOOKED, MAX_NR},
 };
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::map, macros::raw_tracepoint, maps::PerCpuArray,
-    programs::RawTracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 
 use crate::{
-    maps::{EXIT_PROGRAMS, tracked},
+    maps::{EXIT_PROGRAMS, scratch, tracked},
     regs::{syscall_args, syscall_nr},
 };
 
@@ -33,9 +32,6 @@ pub struct Syscall {
     pub args: [u64; 6],
     pub process: TrackedProcess,
 }
-
-#[map]
-static HANDOFF: PerCpuArray<Syscall> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn hooked(nr: u64) -> bool {
@@ -62,28 +58,18 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(process) = tracked((bpf_get_current_pid_tgid() >> 32) as u32) else {
         return Ok(());
     };
-    let slot = HANDOFF.get_ptr_mut(0).ok_or(-1i64)?;
-    // SAFETY: this CPU's slot, read only by the program tail-called below,
-    // which runs on this CPU before anything else can.
-    unsafe {
-        *slot = Syscall {
-            nr: nr as u32,
-            _pad: 0,
-            ret: ctx.arg::<i64>(1),
-            args: syscall_args(regs)?,
-            process,
-        }
+    // Read by the program tail-called below, which runs on this CPU before
+    // anything else can.
+    scratch().ok_or(-1i64)?.call = Syscall {
+        nr: nr as u32,
+        _pad: 0,
+        ret: ctx.arg::<i64>(1),
+        args: syscall_args(regs)?,
+        process,
     };
     // SAFETY: the context is the one this program was called with. On
     // success the call does not return. It fails only when the family's
     // program is not loaded, which userspace reports at start.
     unsafe { EXIT_PROGRAMS.tail_call(ctx, family as u32) };
     Ok(())
-}
-
-/// The syscall `sys_exit` handed over on this CPU.
-#[inline(always)]
-pub fn handed_over() -> Option<Syscall> {
-    // SAFETY: copied out of this CPU's slot at once.
-    HANDOFF.get(0).copied()
 }

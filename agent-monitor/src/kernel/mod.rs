@@ -33,6 +33,17 @@ pub struct LoadOptions {
     /// Ring-buffer size in bytes (a power of two, a multiple of the page
     /// size); the object's default when `None`.
     pub ring_bytes: Option<u32>,
+    /// Have the kernel count each program's runs and run time while the
+    /// monitor lives (BPF_ENABLE_STATS; off again when it exits).
+    pub probe_stats: bool,
+}
+
+/// What one kernel program cost, from the kernel's own run-time counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeCost {
+    pub program: String,
+    pub runs: u64,
+    pub total_ns: u64,
 }
 
 /// Loaded and attached programs with the maps userspace works with. The
@@ -43,6 +54,8 @@ pub struct Monitor {
     pub tracker: Tracker,
     /// Optional programs that could not be attached.
     pub unattached: Vec<Unattached>,
+    /// Keeps the kernel's run-time statistics on while it is open.
+    pub stats: Option<std::os::fd::OwnedFd>,
 }
 
 impl Monitor {
@@ -53,6 +66,14 @@ impl Monitor {
             return Err(Error::NoPrograms);
         }
         tracefs::ensure_mounted().map_err(Error::Tracefs)?;
+        let stats = if options.probe_stats {
+            Some(
+                aya::sys::enable_stats(aya::sys::Stats::RunTime)
+                    .map_err(|e| Error::io("enabling BPF run-time statistics", e.io_error))?,
+            )
+        } else {
+            None
+        };
 
         let btf = Btf::from_file(Path::new(preflight::VMLINUX_BTF))?;
         let layout = layout::resolve(&btf).map_err(|e| Error::Map {
@@ -78,8 +99,24 @@ impl Monitor {
             reader: RingReader::new(ring, Counters::new(counters))?,
             tracker: Tracker::new(tracked),
             unattached,
+            stats,
         })
     }
+}
+
+/// Each loaded program's runs and run time so far. Tail-called programs
+/// count no runs of their own: their time is in their caller's.
+pub fn probe_costs(ebpf: &Ebpf) -> Vec<ProbeCost> {
+    ebpf.programs()
+        .filter_map(|(name, program)| {
+            let info = program.info().ok()?;
+            Some(ProbeCost {
+                program: name.to_string(),
+                runs: info.run_count(),
+                total_ns: info.run_time().as_nanos() as u64,
+            })
+        })
+        .collect()
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
