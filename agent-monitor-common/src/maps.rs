@@ -7,6 +7,14 @@ use crate::assert_layout;
 pub const EVENTS: &str = "EVENTS";
 /// Hash map: tracked thread-group id (`u32`) → [`TrackedProcess`].
 pub const TRACKED: &str = "TRACKED";
+/// Array of `u64` words, one bit per pid: set while the pid is in
+/// [`TRACKED`]. A pre-filter the syscall probe can test without a helper
+/// call (array lookups are inlined by the verifier).
+pub const TRACKED_BITS: &str = "TRACKED_BITS";
+/// The highest pid Linux can hand out (`PID_MAX_LIMIT` on 64-bit).
+pub const PID_LIMIT: u32 = 1 << 22;
+/// Words of [`TRACKED_BITS`]: 512 KiB covers every possible pid.
+pub const TRACKED_WORDS: u32 = PID_LIMIT / 64;
 /// Per-CPU array of `u64` counters, indexed by [`Counter`].
 pub const COUNTERS: &str = "COUNTERS";
 /// Per-CPU array with one `u64`: the next sequence number of each CPU.

@@ -2,6 +2,16 @@
 //! `probes/`, mirrored by the event modules of `agent-monitor-common`.
 #![no_std]
 #![no_main]
+// The BPF target has no `AtomicU64` read-modify-write; the intrinsic lowers
+// to BPF's atomic add (see `maps::mark_tracked`).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    allow(
+        internal_features,
+        reason = "atomic_xadd is the BPF target's only atomic add"
+    )
+)]
 
 mod capture;
 mod emit;

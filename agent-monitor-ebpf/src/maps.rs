@@ -1,7 +1,7 @@
 //! The maps, named and sized by `agent_monitor_common::maps`.
 
 use agent_monitor_common::{
-    maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TrackedProcess},
+    maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TRACKED_WORDS, TrackedProcess},
     process::ExecEvent,
     syscall::{Family, SYSCALL_SCRATCH, SyscallHead},
 };
@@ -9,7 +9,7 @@ use agent_monitor_common::{
 use crate::probes::syscall::Syscall;
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
 #[map]
@@ -17,6 +17,9 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 #[map]
 pub static TRACKED: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(TRACKED_MAX, 0);
+
+#[map]
+pub static TRACKED_BITS: Array<u64> = Array::with_max_entries(TRACKED_WORDS, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
@@ -53,6 +56,61 @@ const _: () = assert!(
 
 #[map]
 pub static SYSCALL_SCRATCH_MAP: PerCpuArray<SyscallScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Whether `tgid` may be tracked: false means certainly not. Costs an
+/// inlined array access, no helper call, which is what every syscall of
+/// every untracked process on the host pays.
+#[inline(always)]
+pub fn maybe_tracked(tgid: u32) -> bool {
+    match TRACKED_BITS.get(tgid / 64) {
+        Some(word) => *word & (1 << (tgid % 64)) != 0,
+        // Beyond the bitmap (cannot happen for a real pid): ask the map.
+        None => true,
+    }
+}
+
+/// Sets or clears the pre-filter bit of `tgid`.
+///
+/// Other bits of the word change concurrently (forks and exits on other
+/// CPUs), so the change is an atomic add. The ISA this builds for has no
+/// atomic OR, and an add is only right when the bit's state is known:
+/// this pid's own bit changes only at its fork and its exit, which cannot
+/// overlap, so reading it first is enough.
+#[inline(always)]
+pub fn mark_tracked(tgid: u32, tracked: bool) {
+    let Some(word) = TRACKED_BITS.get_ptr_mut(tgid / 64) else {
+        return;
+    };
+    let bit = 1u64 << (tgid % 64);
+    // SAFETY: a live, aligned map value; all writers use atomic adds.
+    unsafe {
+        let set = core::ptr::read_volatile(word) & bit != 0;
+        if set != tracked {
+            atomic_add(word, if tracked { bit } else { bit.wrapping_neg() });
+        }
+    }
+}
+
+/// An atomic add whose result is not used: BPF's `XADD`, which ISA v1 has.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+unsafe fn atomic_add(word: *mut u64, delta: u64) {
+    // SAFETY: the caller passes a live, aligned u64.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            word, delta,
+        )
+    };
+}
+
+/// The same on the host, where this crate is only type-checked.
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+unsafe fn atomic_add(word: *mut u64, delta: u64) {
+    // SAFETY: the caller passes a live, aligned u64.
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(word) }
+        .fetch_add(delta, core::sync::atomic::Ordering::Relaxed);
+}
 
 /// This CPU's scratch and state.
 #[inline(always)]

@@ -20,7 +20,7 @@ use aya_ebpf::{
 
 use crate::{
     emit::{header, send, send_bytes},
-    maps::{EXEC_SCRATCH, TRACKED, count, scratch, tracked},
+    maps::{EXEC_SCRATCH, TRACKED, count, mark_tracked, scratch, tracked},
     task::{Task, offset, read},
 };
 
@@ -56,7 +56,9 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         tool_call: parent.tool_call,
         start_ns: child_start_ns,
     };
-    if TRACKED.insert(child_pid, entry, 0).is_err() {
+    if TRACKED.insert(child_pid, entry, 0).is_ok() {
+        mark_tracked(child_pid, true);
+    } else {
         count(Counter::TrackFull);
     }
     let state = scratch().ok_or(-1i64)?;
@@ -81,6 +83,9 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(process) = tracked(current_tgid()) else {
         return Ok(());
     };
+    // A process put in the map from userspace (the command `run` launches)
+    // gets its pre-filter bit here, at its first exec.
+    mark_tracked(current_tgid(), true);
     let event = EXEC_SCRATCH.get_ptr_mut(0).ok_or(-1i64)?;
     // SAFETY: this CPU's scratch slot, used by nothing else while we run
     // (tracepoint programs do not nest on one CPU).
@@ -178,6 +183,7 @@ fn try_exit(_ctx: &RawTracePointContext) -> Result<(), i64> {
     if TRACKED.remove(tgid).is_err() {
         return Ok(());
     }
+    mark_tracked(tgid, false);
     let state = scratch().ok_or(-1i64)?;
     send(ExitEvent {
         header: header(EventKind::ProcessExit, &process, &mut state.seq),

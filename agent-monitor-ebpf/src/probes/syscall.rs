@@ -4,9 +4,8 @@
 //! Everything happens at exit, on one raw tracepoint: on x86_64 the saved
 //! argument registers still hold the arguments when a syscall returns (no
 //! hooked syscall rewrites them), so no entry probe and no per-thread map
-//! are needed. For every syscall on the host this costs one register read
-//! and a bitmap test; for a hooked syscall of an untracked process, one hash
-//! lookup more. A tracked one is handed, through per-CPU memory (a tail call
+//! are needed. For every syscall of an untracked process this costs one
+//! bit test in an inlined array lookup (`maps::maybe_tracked`). A tracked one is handed, through per-CPU memory (a tail call
 //! stays on its CPU), to its family's program.
 
 use agent_monitor_common::{
@@ -18,7 +17,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{EXIT_PROGRAMS, scratch, tracked},
+    maps::{EXIT_PROGRAMS, maybe_tracked, scratch, tracked},
     regs::{syscall_args, syscall_nr},
 };
 
@@ -47,6 +46,10 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !maybe_tracked(tgid) {
+        return Ok(());
+    }
     let regs = ctx.arg::<*const u8>(0);
     let nr = syscall_nr(regs)?;
     if !hooked(nr) {
@@ -55,7 +58,7 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(family) = Family::of(nr as u32) else {
         return Ok(());
     };
-    let Some(process) = tracked((bpf_get_current_pid_tgid() >> 32) as u32) else {
+    let Some(process) = tracked(tgid) else {
         return Ok(());
     };
     // Read by the program tail-called below, which runs on this CPU before
