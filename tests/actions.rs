@@ -163,3 +163,60 @@ fn a_refused_connection_keeps_its_errno() {
         json!({"port": 1, "result": -111, "error": "ECONNREFUSED"}),
     );
 }
+
+#[test]
+fn the_other_file_privilege_and_mount_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let w = work.to_str().unwrap();
+    let mut outsider = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = outsider.id().to_string();
+    let run = monitor(&[], &[&real_python(), &agent("more_actions.py"), w, &pid]);
+    outsider.kill().unwrap();
+    outsider.wait().unwrap();
+    assert_eq!(run.status, 0, "{}", run.dump());
+
+    let t = format!("{w}/t.txt");
+    check(
+        one(&run, "file.chown", "path", &t),
+        json!({"uid": 65534, "gid": -1, "result": 0}),
+    );
+    check(
+        one(&run, "file.link", "new_path", &format!("{w}/hard.txt")),
+        json!({"path": t, "result": 0}),
+    );
+    let soft = one(&run, "file.link", "new_path", &format!("{w}/soft.txt"));
+    check(
+        soft,
+        json!({"symlink": true, "raw_path": "t.txt", "result": 0}),
+    );
+    assert!(
+        soft["path"].is_null(),
+        "a symlink's target is content, not a path: {soft}"
+    );
+    check(
+        one(&run, "file.truncate", "path", &t),
+        json!({"length": 4, "result": 0}),
+    );
+    let memfd = one(&run, "mem.memfd_create", "name", "agent-scratch");
+    assert!(memfd["result"].as_i64().unwrap() >= 0);
+    check(
+        one(&run, "proc.signal", "syscall", "kill"),
+        json!({"target_pid": outsider_pid(&pid), "signal": 0, "result": 0}),
+    );
+    check(
+        one(&run, "fs.mount", "path", &format!("{w}/mnt")),
+        json!({"name": "agent-tmpfs", "fstype": "tmpfs", "result": 0}),
+    );
+    check(
+        one(&run, "fs.umount", "path", &format!("{w}/mnt")),
+        json!({"result": 0}),
+    );
+}
+
+fn outsider_pid(pid: &str) -> i64 {
+    pid.parse().unwrap()
+}

@@ -213,3 +213,7 @@ pub fn parse_sockaddr(bytes: &[u8]) -> Option<SockAddr> {
         family => SockAddr::Other { family },
     })
 }
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod tests;

@@ -83,3 +83,7 @@ fn capabilities(bytes: &[u8]) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "privilege_tests.rs"]
+mod tests;

@@ -98,3 +98,7 @@ pub fn parse(bytes: &[u8]) -> Result<(SyscallHead, SyscallRecord), DecodeError> 
     };
     Ok((head, record))
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+pub(super) mod tests;
