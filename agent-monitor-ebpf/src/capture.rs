@@ -164,6 +164,12 @@ impl Record {
         let (path_tag, base_tag) = tags;
         let at = self.len;
         self.user_str(path_tag, ptr);
+        // Nothing read (unreadable, empty, or no room): no base to add. The
+        // first byte must not be read then: it is left over from an
+        // earlier record.
+        if self.len <= at + HEAD {
+            return;
+        }
         let first = if at + HEAD < SYSCALL_DATA_CAP {
             // SAFETY: in bounds, just written.
             unsafe {

@@ -91,9 +91,14 @@ fn capture(record: &mut Record, call: &Syscall) {
         nr::FCHMOD | nr::FCHOWN | nr::FTRUNCATE => record.fd_path(a[0]),
         nr::MEMFD_CREATE => record.user_str(tag::PATH_0, a[0]),
         nr::MOUNT => {
-            record.user_str(tag::PATH_0, a[0]);
+            // Source and fstype may be NULL (bind mounts, remounts).
+            if a[0] != 0 {
+                record.user_str(tag::PATH_0, a[0]);
+            }
             record.path(second, a[1], at(CWD));
-            record.user_bytes(tag::USER_STRUCT, a[2], 64, 64);
+            if a[2] != 0 {
+                record.user_str(tag::USER_STRUCT, a[2]);
+            }
         }
         nr::INIT_MODULE => record.user_str(tag::PATH_0, a[2]),
         nr::FINIT_MODULE => {

@@ -30,6 +30,9 @@ pub struct Message {
     pub questions: Vec<(String, u16)>,
     /// (owner name, record) of each answer.
     pub answers: Vec<(String, Answer)>,
+    /// The answer section ended early: the message was cut or malformed
+    /// after the records in `answers`.
+    pub cut: bool,
 }
 
 impl Message {
@@ -89,24 +92,48 @@ pub fn parse(bytes: &[u8]) -> Result<Message, DnsError> {
         message.questions.push((name, qtype));
         at = next + 4;
     }
+    // A long answer may arrive cut at the capture bound: keep the records
+    // read before the cut rather than losing the message.
     for _ in 0..answers {
-        let (owner, next) = read_name(bytes, at)?;
-        let rtype = u16_at(next)?;
-        let len = usize::from(u16_at(next + 8)?);
-        let data_at = next + 10;
-        let data = bytes.get(data_at..data_at + len).ok_or(DnsError::Short)?;
-        let answer = match (rtype, len) {
-            (1, 4) => Answer::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
-            (28, 16) => Answer::Aaaa(Ipv6Addr::from(
-                <[u8; 16]>::try_from(data).expect("16 bytes"),
-            )),
-            (5, _) => Answer::Cname(read_name(bytes, data_at)?.0),
-            (other, _) => Answer::Other(other),
-        };
-        message.answers.push((owner, answer));
-        at = data_at + len;
+        match read_answer(bytes, at) {
+            Ok((record, next)) => {
+                message.answers.push(record);
+                at = next;
+            }
+            Err(_) => {
+                message.cut = true;
+                break;
+            }
+        }
     }
     Ok(message)
+}
+
+/// One resource record at `at`, and the offset after it.
+fn read_answer(bytes: &[u8], at: usize) -> Result<((String, Answer), usize), DnsError> {
+    let u16_at = |at: usize| -> Result<u16, DnsError> {
+        Ok(u16::from_be_bytes(
+            bytes
+                .get(at..at + 2)
+                .ok_or(DnsError::Short)?
+                .try_into()
+                .expect("two bytes"),
+        ))
+    };
+    let (owner, next) = read_name(bytes, at)?;
+    let rtype = u16_at(next)?;
+    let len = usize::from(u16_at(next + 8)?);
+    let data_at = next + 10;
+    let data = bytes.get(data_at..data_at + len).ok_or(DnsError::Short)?;
+    let answer = match (rtype, len) {
+        (1, 4) => Answer::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
+        (28, 16) => Answer::Aaaa(Ipv6Addr::from(
+            <[u8; 16]>::try_from(data).expect("16 bytes"),
+        )),
+        (5, _) => Answer::Cname(read_name(bytes, data_at)?.0),
+        (other, _) => Answer::Other(other),
+    };
+    Ok(((owner, answer), data_at + len))
 }
 
 /// A possibly compressed name at `at`, and the offset after it.

@@ -53,12 +53,20 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
     let f = &mut action.fields;
 
     // The paths: the first is the subject, the second the new name.
-    if let Some(raw) = r.text(tag::PATH_0) {
+    // An unreadable or empty path names nothing: joining it to its base
+    // would name the base directory instead.
+    let readable = |tag: u8| {
+        r.field(tag)
+            .filter(|f| !f.unreadable && !f.bytes.is_empty())
+    };
+    if let Some(raw) = readable(tag::PATH_0).map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+    {
         let base = r.bytes(tag::BASE_0).map(paths::from_components);
         f.path = paths::absolute(&raw, base.as_deref());
         f.raw_path = Some(raw);
     }
-    if let Some(raw) = r.text(tag::PATH_1) {
+    if let Some(raw) = readable(tag::PATH_1).map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+    {
         let base = r.bytes(tag::BASE_1).map(paths::from_components);
         f.new_path = paths::absolute(&raw, base.as_deref());
         f.new_raw_path = Some(raw);
@@ -79,11 +87,17 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
 
     match r.nr {
         nr::OPEN | nr::OPENAT | nr::CREAT | nr::OPENAT2 => {
-            let (flags, mode) = match r.nr {
-                nr::OPEN => (a[1], a[2]),
-                nr::OPENAT => (a[2], a[3]),
-                nr::CREAT => (O_CREAT | O_WRONLY | O_TRUNC, a[1]),
-                _ => open_how(r.bytes(tag::USER_STRUCT)).unwrap_or_default(),
+            let how = match r.nr {
+                nr::OPEN => Some((a[1], a[2])),
+                nr::OPENAT => Some((a[2], a[3])),
+                nr::CREAT => Some((O_CREAT | O_WRONLY | O_TRUNC, a[1])),
+                _ => open_how(r.bytes(tag::USER_STRUCT)),
+            };
+            // openat2 whose open_how could not be read: no flags to report,
+            // rather than made-up ones.
+            let Some((flags, mode)) = how else {
+                f.path_incomplete = Some(true);
+                return Some(action);
             };
             f.flags = Some(flags);
             f.mode = (flags & O_CREAT != 0).then_some(mode as u32);
@@ -138,7 +152,7 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
             f.name = f.raw_path.take();
             f.path = f.new_path.take();
             f.raw_path = f.new_raw_path.take();
-            f.fstype = r.bytes(tag::USER_STRUCT).map(c_str);
+            f.fstype = r.text(tag::USER_STRUCT).filter(|t| !t.is_empty());
             f.flags = Some(a[3]);
         }
         nr::UMOUNT2 => f.flags = Some(a[1]),
@@ -166,13 +180,3 @@ fn open_how(bytes: Option<&[u8]>) -> Option<(u64, u64)> {
     };
     Some((word(0)?, word(1)?))
 }
-
-/// Bytes up to the first NUL, as text.
-fn c_str(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
-#[cfg(test)]
-#[path = "file_tests.rs"]
-mod tests;

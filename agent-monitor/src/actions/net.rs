@@ -104,8 +104,14 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
     if matches!(kind, DnsQuery | DnsAnswer) {
         let messages: Vec<dns::Message> =
             payloads.iter().filter_map(|p| dns::parse(p).ok()).collect();
-        let first = messages.first()?;
-        let (name, _) = first.questions.first()?.clone();
+        let Some((name, _)) = messages.first().and_then(|m| m.questions.first()).cloned() else {
+            // Not DNS after all (or a receive that failed): a send to port
+            // 53 is still a send, and a receive keeps its kind and result.
+            if kind == DnsQuery {
+                action.kind = NetSend;
+            }
+            return Some(action);
+        };
         let mut types: Vec<String> = Vec::new();
         for message in &messages {
             for (qname, qtype) in &message.questions {
@@ -195,6 +201,8 @@ pub fn parse_sockaddr(bytes: &[u8]) -> Option<SockAddr> {
                 port: port()?,
             }
         }
+        // A peer that never bound gives the family alone: no path.
+        AF_UNIX if bytes.len() <= 2 => return None,
         AF_UNIX => {
             let path = bytes.get(2..).unwrap_or_default();
             // An abstract name starts with NUL and is shown with `@`.

@@ -32,7 +32,13 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
         f.ids = Some((0..ids).map(id).collect());
     }
     match r.nr {
-        nr::CAPSET => f.caps = r.bytes(tag::USER_STRUCT).map(capabilities),
+        // Data the kernel could not read is no capabilities, not zero ones.
+        nr::CAPSET => {
+            f.caps = r
+                .field(tag::USER_STRUCT)
+                .filter(|f| !f.unreadable && f.bytes.len() >= 24)
+                .map(|f| capabilities(&f.bytes))
+        }
         nr::PTRACE => {
             f.request = Some(a[0] as i64);
             f.target_pid = Some(id(1));
