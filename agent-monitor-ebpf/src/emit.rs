@@ -6,8 +6,8 @@ use agent_monitor_common::{
     maps::{Counter, TrackedProcess, WAKEUP_BYTES},
 };
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
+    bpf_ktime_get_boot_ns, generated,
 };
 
 use crate::{
@@ -44,7 +44,7 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess, seq: &mut u64) -> Event
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         agent: tracked.agent,
-        comm: bpf_get_current_comm().unwrap_or_default(),
+        comm: current_comm(),
     }
 }
 
@@ -63,6 +63,20 @@ fn wakeup() -> u64 {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
+    }
+}
+
+/// The current task's name. The helper fills all 16 bytes (NUL-padded),
+/// so the buffer needs no zeroing first, which the library wrapper does
+/// with a call to `memset`.
+#[inline(always)]
+fn current_comm() -> [u8; 16] {
+    let mut comm = core::mem::MaybeUninit::<[u8; 16]>::uninit();
+    // SAFETY: the helper writes the whole buffer on success; on failure it
+    // zeroes it (bpf_get_current_comm's documented behaviour).
+    unsafe {
+        generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16);
+        comm.assume_init()
     }
 }
 

@@ -4,18 +4,12 @@
 
 use crate::task::read;
 
-/// `struct pt_regs` on x86_64, as far as the syscall ABI needs it. This is
-/// kernel ABI (ptrace exposes it), not a layout that changes between builds.
+/// The tail of x86_64's `struct pt_regs` that holds the syscall number and
+/// arguments, from `r10` to `orig_ax`. This is kernel ABI (ptrace exposes
+/// it), not a layout that changes between builds.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct PtRegs {
-    r15: u64,
-    r14: u64,
-    r13: u64,
-    r12: u64,
-    bp: u64,
-    bx: u64,
-    r11: u64,
+struct SyscallRegs {
     r10: u64,
     r9: u64,
     r8: u64,
@@ -27,15 +21,23 @@ struct PtRegs {
     orig_ax: u64,
 }
 
-/// The six syscall arguments: rdi, rsi, rdx, r10, r8, r9.
-#[inline(always)]
-pub fn syscall_args(regs: *const u8) -> Result<[u64; 6], i64> {
-    let regs: PtRegs = read(regs, 0)?;
-    Ok([regs.di, regs.si, regs.dx, regs.r10, regs.r8, regs.r9])
+/// Offset of `r10` in `struct pt_regs` (after r15, r14, r13, r12, bp, bx,
+/// r11).
+const R10: usize = 7 * 8;
+
+/// A syscall as its saved registers describe it: number and arguments.
+pub struct SyscallFrame {
+    pub nr: u64,
+    pub args: [u64; 6],
 }
 
-/// The syscall number at exit, which the kernel keeps in `orig_ax`.
+/// The syscall number and its six arguments (rdi, rsi, rdx, r10, r8, r9),
+/// in one read of the saved registers.
 #[inline(always)]
-pub fn syscall_nr(regs: *const u8) -> Result<u64, i64> {
-    read(regs, core::mem::offset_of!(PtRegs, orig_ax))
+pub fn syscall_frame(regs: *const u8) -> Result<SyscallFrame, i64> {
+    let regs: SyscallRegs = read(regs, R10)?;
+    Ok(SyscallFrame {
+        nr: regs.orig_ax,
+        args: [regs.di, regs.si, regs.dx, regs.r10, regs.r8, regs.r9],
+    })
 }

@@ -18,7 +18,7 @@ use aya_ebpf::{
 
 use crate::{
     maps::{EXIT_PROGRAMS, maybe_tracked, scratch, tracked},
-    regs::{syscall_args, syscall_nr},
+    regs::syscall_frame,
 };
 
 /// A finished hooked syscall of a tracked thread.
@@ -50,8 +50,8 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if !maybe_tracked(tgid) {
         return Ok(());
     }
-    let regs = ctx.arg::<*const u8>(0);
-    let nr = syscall_nr(regs)?;
+    let frame = syscall_frame(ctx.arg::<*const u8>(0))?;
+    let nr = frame.nr;
     if !hooked(nr) {
         return Ok(());
     }
@@ -67,7 +67,7 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         nr: nr as u32,
         _pad: 0,
         ret: ctx.arg::<i64>(1),
-        args: syscall_args(regs)?,
+        args: frame.args,
         process,
     };
     // SAFETY: the context is the one this program was called with. On
