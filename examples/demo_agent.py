@@ -3,10 +3,13 @@
 agent makes, as child processes, and leaves one helper running after it
 exits. Run it under the monitor with `cargo xtask demo`."""
 
+import http.server
 import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
+import urllib.request
 
 
 def tool(name, argv):
@@ -23,6 +26,14 @@ def main():
     tool("run_python", [sys.executable, "-c", "import platform; print(platform.node())"])
     status = tool("bash", ["sh", "-c", "exit 2"])
     print(f"[agent] the last tool call failed with status {status}", flush=True)
+
+    # An HTTP GET, like a web-fetch tool, against a server on loopback.
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    print(f"[agent] tool call http_get: {url}", flush=True)
+    urllib.request.urlopen(url).read()
+    server.server_close()
 
     # A helper that outlives the agent, detached in its own session: the
     # monitor keeps recording it after the agent exits (see --linger).

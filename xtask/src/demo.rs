@@ -34,7 +34,65 @@ pub fn run() -> Result<()> {
         events.len()
     );
     print!("{}", Tree::from_events(&events).render());
+    print!("{}", highlights(&events));
     Ok(())
+}
+
+/// Files the agent wrote or removed and the connections it made: what an
+/// auditor asks first. Reads of libraries and locale files stay in the
+/// JSONL.
+fn highlights(events: &[Value]) -> String {
+    let field = |e: &Value, name: &str| e[name].as_str().unwrap_or("?").to_string();
+    let outcome = |e: &Value| e["error"].as_str().unwrap_or("ok").to_string();
+    let mut out = String::from("\nFiles opened for writing:\n");
+    for e in events.iter().filter(|e| {
+        e["kind"] == "file.open"
+            && e["access"] != "read"
+            && e["result"].as_i64().is_some_and(|r| r >= 0)
+            && !e["path"].as_str().is_some_and(|p| p.starts_with("/dev/"))
+    }) {
+        let created = if e["created"] == true {
+            ", created"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {}  (pid {}, {}{created})\n",
+            field(e, "path"),
+            e["pid"],
+            field(e, "access")
+        ));
+    }
+    out.push_str("Files removed:\n");
+    for e in events.iter().filter(|e| e["kind"] == "file.unlink") {
+        out.push_str(&format!(
+            "  {}  (pid {}, {})\n",
+            field(e, "path"),
+            e["pid"],
+            outcome(e)
+        ));
+    }
+    out.push_str("Network:\n");
+    for e in events.iter().filter(|e| {
+        e["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("net.") || k.starts_with("dns."))
+    }) {
+        let addr = e["addr"].as_str().or(e["local_addr"].as_str());
+        let port = e["port"].as_u64().or(e["local_port"].as_u64()).unwrap_or(0);
+        let end = match (e["unix_path"].as_str(), addr) {
+            (Some(path), _) => format!("unix:{path}"),
+            (None, Some(addr)) => format!("{addr}:{port}"),
+            (None, None) => "?".to_string(),
+        };
+        out.push_str(&format!(
+            "  {} {end}  (pid {}, {})\n",
+            field(e, "kind"),
+            e["pid"],
+            outcome(e)
+        ));
+    }
+    out
 }
 
 /// The interpreter behind `python3`, so that version-manager shims (pyenv
