@@ -149,5 +149,5 @@ fn c_string(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[path = "decode_tests.rs"]
+#[path = "decode_tests/mod.rs"]
 mod tests;

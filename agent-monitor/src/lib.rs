@@ -17,6 +17,8 @@ pub mod process_table;
 pub mod run;
 pub mod sink;
 pub mod summary;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -235,5 +235,5 @@ impl<S: Sink> Processor<S> {
 }
 
 #[cfg(test)]
-#[path = "pipeline_tests.rs"]
+#[path = "pipeline_tests/mod.rs"]
 mod tests;

@@ -186,5 +186,5 @@ fn absolute(filename: &str, cwd: Option<&str>) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "process_table_tests.rs"]
+#[path = "process_table_tests/mod.rs"]
 mod tests;

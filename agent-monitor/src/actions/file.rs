@@ -180,3 +180,7 @@ fn open_how(bytes: Option<&[u8]>) -> Option<(u64, u64)> {
     };
     Some((word(0)?, word(1)?))
 }
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

@@ -1,9 +1,9 @@
 use agent_monitor_common::syscall::{FIELD_TRUNCATED, FIELD_UNREADABLE};
 
 use super::*;
-use crate::actions::{
-    ActionFields,
-    record::tests::{Builder, action, base, s},
+use crate::{
+    actions::ActionFields,
+    test_support::{Builder, action, base, s},
 };
 
 const AT_FDCWD: u64 = -100i64 as u64;
@@ -354,13 +354,12 @@ fn memfd_create_is_named_not_pathed() {
 
 #[test]
 fn mount_names_source_target_and_fstype() {
-    let mut fstype = b"ext4\0".to_vec();
-    fstype.resize(64, 0xaa); // what follows the string in user memory
     let got = at(nr::MOUNT, "/dev/sdb1", "")
         .args(&[0, 0, 0, 1, 0])
         .field(tag::PATH_1, b"mnt/data")
         .field(tag::BASE_1, base("/root"))
-        .field(tag::USER_STRUCT, &fstype)
+        // The probe reads fstype as a string, stored without its NUL.
+        .field(tag::USER_STRUCT, b"ext4")
         .action();
     let fields = ActionFields {
         name: s("/dev/sdb1"),

@@ -1,9 +1,9 @@
 use agent_monitor_common::syscall::{FIELD_TRUNCATED, PAYLOAD_CAP};
 
 use super::*;
-use crate::actions::{
-    ActionFields,
-    record::tests::{Builder, action, bytes_of, s},
+use crate::{
+    actions::ActionFields,
+    test_support::{Builder, action, bytes_of, s},
 };
 
 const STREAM: u16 = 1;

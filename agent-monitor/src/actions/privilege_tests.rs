@@ -1,9 +1,9 @@
 use agent_monitor_common::syscall::FIELD_UNREADABLE;
 
 use super::*;
-use crate::actions::{
-    ActionFields,
-    record::tests::{Builder, action},
+use crate::{
+    actions::ActionFields,
+    test_support::{Builder, action},
 };
 
 /// -1 as the 32-bit `uid_t`/`pid_t` a C caller passes.

@@ -101,4 +101,4 @@ pub fn parse(bytes: &[u8]) -> Result<(SyscallHead, SyscallRecord), DecodeError> 
 
 #[cfg(test)]
 #[path = "record_tests.rs"]
-pub(super) mod tests;
+mod tests;

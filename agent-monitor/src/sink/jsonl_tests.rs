@@ -1,33 +1,16 @@
 use super::*;
 
 use agent_monitor_common::{
-    EventHeader, EventKind,
     maps::Counter,
-    process::{
-        EXEC_ARGV_TRUNCATED, EXEC_ARGV_UNREADABLE, EXEC_FILENAME_TRUNCATED, ExecHead, ExitEvent,
-        ForkEvent,
-    },
+    process::{EXEC_ARGV_TRUNCATED, EXEC_ARGV_UNREADABLE, EXEC_FILENAME_TRUNCATED},
 };
 use serde_json::{Value, json};
 
-use crate::{decode::decode, process_table::ProcessKey};
+use crate::test_support::{Actor, actor, decoded, process_info};
 
 // ---------------------------------------------------------------------------
-// Events built as the kernel sends them, then decoded.
+// Events built by `test_support` as the kernel sends them, then decoded.
 // ---------------------------------------------------------------------------
-
-/// The raw bytes of a shared record struct.
-///
-/// Only called with the `repr(C)`, integer-only, explicitly padded structs
-/// of agent-monitor-common, whose every byte is initialised.
-fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
-    // SAFETY: `value` is a valid reference to `size_of::<T>()` initialised
-    // bytes (see above); the slice lives only for the copy.
-    unsafe {
-        std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
-    }
-    .to_vec()
-}
 
 /// 2026-11-26T22:05:26Z in Unix-epoch nanoseconds.
 const WALL_BASE_NS: i128 = 1_795_730_726_000_000_000;
@@ -39,78 +22,36 @@ fn clock() -> WallClock {
     WallClock::with_offset(WALL_BASE_NS - 123_000_000_000)
 }
 
-fn header(kind: EventKind) -> EventHeader {
-    let mut comm = [0u8; 16];
-    comm[..6].copy_from_slice(b"claude");
-    EventHeader {
-        kind: kind as u32,
-        cpu: 1,
-        cpu_seq: 12,
-        ts_ns: BOOT_TS_NS,
-        start_ns: 5_000_000,
-        tool_call: 0,
-        pid: 4242,
-        tid: 4243,
-        ppid: 4000,
-        uid: 1000,
-        gid: 1000,
-        agent: 1,
-        comm,
-    }
+/// The process every event here is about: claude, pid 4242 in thread 4243,
+/// record 12 of CPU 1, at `BOOT_TS_NS`.
+fn claude() -> Actor {
+    actor(4242, 5_000_000, 4000)
+        .tid(4243)
+        .on_cpu(1, 12)
+        .at(BOOT_TS_NS)
+        .comm(b"claude")
 }
 
 fn exec_event(seq: u64, filename: &[u8], argv: &[u8], flags: u16) -> Event {
-    let head = ExecHead {
-        header: header(EventKind::ProcessExec),
-        filename_len: filename.len() as u16,
-        argv_len: argv.len() as u16,
-        flags,
-        _pad: 0,
-        argv_total_len: argv.len() as u32,
-        _pad2: 0,
-    };
-    let mut bytes = bytes_of(&head);
-    bytes.extend_from_slice(filename);
-    bytes.extend_from_slice(argv);
-    decode(&bytes, seq).expect("exec record decodes")
+    decoded(&claude().exec_record(filename, argv, flags), seq)
 }
 
 fn fork_event(seq: u64, child_pid: u32) -> Event {
-    let bytes = bytes_of(&ForkEvent {
-        header: header(EventKind::ProcessFork),
-        child_pid,
-        _pad: 0,
-        child_start_ns: 6_000_000,
-    });
-    decode(&bytes, seq).expect("fork record decodes")
+    decoded(&claude().fork_record(child_pid, 6_000_000), seq)
 }
 
 fn exit_event(seq: u64, status: u32) -> Event {
-    let bytes = bytes_of(&ExitEvent {
-        header: header(EventKind::ProcessExit),
-        status,
-        _pad: 0,
-    });
-    decode(&bytes, seq).expect("exit record decodes")
+    decoded(&claude().exit_record(status), seq)
 }
 
 /// The acting process as the table would hold it after the event.
 fn process(exe: Option<&str>, cwd: Option<&str>) -> ProcessInfo {
     ProcessInfo {
-        key: ProcessKey {
-            pid: 4242,
-            start_ns: 5_000_000,
-        },
-        parent: None,
         // Not the event's 4000: the line's ppid is the one at the event.
         ppid: 1,
-        agent_slot: 1,
         exe: exe.map(str::to_string),
-        argv: Vec::new(),
         cwd: cwd.map(str::to_string),
-        uid: 1000,
-        exit: None,
-        exit_ns: None,
+        ..process_info(4242, 5_000_000)
     }
 }
 
