@@ -1,15 +1,18 @@
-//! The tracked-process map from userspace: putting a process in an agent's
-//! tree, and letting a child put itself there before it execs.
+//! The tracked-process map from userspace: letting a child put itself in
+//! an agent's tree before it execs, and seeing who is still tracked.
+//!
+//! A process put in the map from userspace gets its bit in the kernel's
+//! pre-filter bitmap at its first exec (`probes/process.rs`). Tracking a
+//! process that is already running (adoption) will also need that bit set
+//! from here; there is deliberately no such call until it does.
 
 use std::{
     io,
     os::fd::{AsFd, AsRawFd, RawFd},
 };
 
-use agent_monitor_common::maps::{TRACKED, TrackedProcess};
+use agent_monitor_common::maps::TrackedProcess;
 use aya::maps::{HashMap, IterableMap, MapData};
-
-use crate::error::{Error, Result};
 
 pub struct Tracker {
     map: HashMap<MapData, u32, TrackedProcess>,
@@ -18,17 +21,6 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(map: HashMap<MapData, u32, TrackedProcess>) -> Tracker {
         Tracker { map }
-    }
-
-    pub fn track(&mut self, pid: u32, agent: u32) -> Result<()> {
-        let entry = TrackedProcess {
-            agent,
-            ..Default::default()
-        };
-        self.map.insert(pid, entry, 0).map_err(|e| Error::Map {
-            map: TRACKED,
-            detail: format!("tracking pid {pid}: {e}"),
-        })
     }
 
     /// Tracked thread-group ids, as the kernel holds them now.
