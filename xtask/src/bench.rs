@@ -349,7 +349,8 @@ fn report(samples: &[Vec<Sample>], iterations: u64, rounds: usize) -> Result<Str
          additions also hold what no program can avoid: once a syscall tracepoint is attached, \
          every syscall on the host takes the kernel's traced slow path and enters the program. \
          In the tracked runs, decoding and writing happen in the monitor on the other core; the \
-         bench warns if any tracked run lost events.\n"
+         bench warns if any tracked run lost events. docs/performance.md breaks these figures \
+         down.\n"
     )?;
     Ok(out)
 }
