@@ -182,7 +182,7 @@ fn the_other_file_privilege_and_mount_kinds() {
     let t = format!("{w}/t.txt");
     check(
         one(&run, "file.chown", "path", &t),
-        json!({"uid": 65534, "gid": -1, "result": 0}),
+        json!({"owner_uid": 65534, "owner_gid": -1, "result": 0}),
     );
     check(
         one(&run, "file.link", "new_path", &format!("{w}/hard.txt")),

@@ -127,12 +127,12 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
         }
         nr::FCHMOD => f.mode = Some(a[1] as u32),
         nr::CHOWN | nr::FCHOWN | nr::LCHOWN => {
-            f.uid = Some(a[1] as u32 as i32 as i64);
-            f.gid = Some(a[2] as u32 as i32 as i64);
+            f.owner_uid = Some(a[1] as u32 as i32 as i64);
+            f.owner_gid = Some(a[2] as u32 as i32 as i64);
         }
         nr::FCHOWNAT => {
-            f.uid = Some(a[2] as u32 as i32 as i64);
-            f.gid = Some(a[3] as u32 as i32 as i64);
+            f.owner_uid = Some(a[2] as u32 as i32 as i64);
+            f.owner_gid = Some(a[3] as u32 as i32 as i64);
             f.flags = Some(a[4]);
         }
         nr::LINKAT => f.flags = Some(a[4]),

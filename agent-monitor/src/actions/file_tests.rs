@@ -304,8 +304,8 @@ fn chown_keeps_minus_one_as_unchanged() {
         .args(&[0, 1000, 0xffff_ffff])
         .action();
     let fields = ActionFields {
-        uid: Some(1000),
-        gid: Some(-1),
+        owner_uid: Some(1000),
+        owner_gid: Some(-1),
         ..pathed("/srv/data", "/srv/data")
     };
     assert_eq!(got, action(ActionKind::FileChown, "chown", 0, fields));
@@ -315,7 +315,10 @@ fn chown_keeps_minus_one_as_unchanged() {
         .args(&[AT_FDCWD, 0, u64::MAX, 0, 0x1000])
         .action();
     let f = got.fields;
-    assert_eq!((f.uid, f.gid, f.flags), (Some(-1), Some(0), Some(0x1000)));
+    assert_eq!(
+        (f.owner_uid, f.owner_gid, f.flags),
+        (Some(-1), Some(0), Some(0x1000))
+    );
 }
 
 #[test]

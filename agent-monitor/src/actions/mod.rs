@@ -94,8 +94,10 @@ pub struct ActionFields {
     /// A captured string was cut at its bound or could not be read.
     pub path_incomplete: Option<bool>,
     pub symlink: Option<bool>,
-    pub uid: Option<i64>,
-    pub gid: Option<i64>,
+    /// chown's new owner (-1: unchanged); not `uid`, which every event
+    /// already has for the acting process.
+    pub owner_uid: Option<i64>,
+    pub owner_gid: Option<i64>,
     pub length: Option<i64>,
     // Network.
     pub family: Option<&'static str>,

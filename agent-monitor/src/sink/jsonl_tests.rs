@@ -466,3 +466,88 @@ fn write_errors_are_returned() {
     assert!(err.to_string().contains("disk full"), "{err}");
     assert!(sink.into_inner().written.is_empty());
 }
+
+/// The keys of a JSON object in the order written, duplicates kept (a
+/// `Value` would silently keep only the last of two equal keys).
+fn keys_of(line: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::from_str::<Keys>(line).expect("a JSON object").0
+}
+
+#[test]
+fn no_action_field_repeats_a_common_field() {
+    use crate::actions::{Access, Action, ActionFields, ActionKind};
+    let s = |v: &str| Some(v.to_string());
+    // Every kind-specific field set at once: a key that any kind could
+    // write twice shows up here.
+    let fields = ActionFields {
+        path: s("/p"),
+        raw_path: s("p"),
+        new_path: s("/q"),
+        new_raw_path: s("q"),
+        flags: Some(1),
+        mode: Some(2),
+        access: Some(Access::Write),
+        created: Some(true),
+        truncated: Some(false),
+        path_incomplete: Some(true),
+        symlink: Some(true),
+        owner_uid: Some(3),
+        owner_gid: Some(4),
+        length: Some(5),
+        family: Some("inet"),
+        protocol: Some("tcp"),
+        addr: s("127.0.0.1"),
+        port: Some(6),
+        unix_path: s("/u"),
+        local_addr: s("127.0.0.2"),
+        local_port: Some(7),
+        dns_name: s("n"),
+        name: s("m"),
+        qtype: s("A"),
+        answers: Some(vec!["1.2.3.4".into()]),
+        ids: Some(vec![8]),
+        caps: Some(vec!["0x0".into()]),
+        target_pid: Some(9),
+        signal: Some(10),
+        request: Some(11),
+        bpf_cmd: Some("prog_load"),
+        prog_type: Some(12),
+        fstype: s("tmpfs"),
+    };
+    let mut event = exit_event(1, 0);
+    event.detail = Detail::Action(Box::new(Action {
+        kind: ActionKind::FileChown,
+        syscall: "chown",
+        result: -1,
+        fields,
+    }));
+    let line = raw_line(&event, &process(Some("/bin/x"), None), "a");
+    let keys = keys_of(line.trim_end());
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(keys.len(), unique.len(), "a key appears twice: {keys:?}");
+}
