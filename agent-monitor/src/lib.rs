@@ -11,6 +11,7 @@ pub mod decode;
 pub mod dns_cache;
 pub mod error;
 pub mod event;
+pub mod evidence;
 pub mod kernel;
 pub mod pipeline;
 pub mod process_table;

@@ -1,11 +1,12 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
+    evidence::verify::verify,
     kernel::LoadOptions,
     run::{RunOptions, run},
     summary,
 };
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Watches AI agents from the kernel and keeps the evidence of what they did.
 #[derive(Parser)]
@@ -18,60 +19,51 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run CMD as an agent and record its whole process tree.
-    Run {
-        /// Name of the agent in the evidence [default: CMD's file name].
-        #[arg(long)]
-        agent: Option<String>,
-        /// Write one JSON object per event to FILE (`-` for stdout).
-        #[arg(long, value_name = "FILE")]
-        events: Option<PathBuf>,
-        /// After CMD exits, keep recording its descendants for at most this
-        /// many seconds (0: stop at once).
-        #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-        linger: f64,
-        /// Size of the kernel event ring in MiB (a power of two).
-        #[arg(long, value_name = "MIB")]
-        ring_mib: Option<u32>,
-        /// Print what each kernel program cost (runs and average run time)
-        /// in the summary.
-        #[arg(long)]
-        probe_stats: bool,
-        /// The command and its arguments.
-        #[arg(required = true, last = true, value_name = "CMD")]
-        command: Vec<OsString>,
+    Run(RunArgs),
+    /// Check every file and every link of an evidence store; exits 0 only
+    /// when it is intact.
+    Verify {
+        /// The evidence directory.
+        dir: PathBuf,
     },
 }
 
+#[derive(Args)]
+struct RunArgs {
+    /// Name of the agent in the evidence [default: CMD's file name].
+    #[arg(long)]
+    agent: Option<String>,
+    /// Write one JSON object per event to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Write the evidence store (Parquet files in a hash chain) to DIR.
+    #[arg(long, value_name = "DIR")]
+    evidence: Option<PathBuf>,
+    /// After CMD exits, keep recording its descendants for at most this
+    /// many seconds (0: stop at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    linger: f64,
+    /// Size of the kernel event ring in MiB (a power of two).
+    #[arg(long, value_name = "MIB")]
+    ring_mib: Option<u32>,
+    /// Print what each kernel program cost (runs and average run time)
+    /// in the summary.
+    #[arg(long)]
+    probe_stats: bool,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Run {
-            agent,
-            events,
-            linger,
-            ring_mib,
-            probe_stats,
-            command,
-        } => run_command(agent, events, linger, ring_mib, probe_stats, command),
+    match Cli::parse().command {
+        Command::Run(args) => run_command(args),
+        Command::Verify { dir } => verify_command(&dir),
     }
 }
 
-fn run_command(
-    agent: Option<String>,
-    events: Option<PathBuf>,
-    linger: f64,
-    ring_mib: Option<u32>,
-    probe_stats: bool,
-    command: Vec<OsString>,
-) -> ExitCode {
-    let options = match run_options(agent, events, linger, ring_mib, command) {
-        Ok(mut options) => {
-            options.load.probe_stats = probe_stats;
-            Ok(options)
-        }
-        Err(err) => Err(err),
-    };
-    let options = match options {
+fn run_command(args: RunArgs) -> ExitCode {
+    let options = match run_options(args) {
         Ok(options) => options,
         Err(err) => {
             eprintln!("agent-monitor: {err:#}");
@@ -100,18 +92,13 @@ fn run_command(
     }
 }
 
-fn run_options(
-    agent: Option<String>,
-    events: Option<PathBuf>,
-    linger: f64,
-    ring_mib: Option<u32>,
-    command: Vec<OsString>,
-) -> anyhow::Result<RunOptions> {
+fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(
-        linger.is_finite() && linger >= 0.0,
+        args.linger.is_finite() && args.linger >= 0.0,
         "--linger must be a number of seconds, 0 or more"
     );
-    let ring_bytes = ring_mib
+    let ring_bytes = args
+        .ring_mib
         .map(|mib| {
             anyhow::ensure!(
                 mib.is_power_of_two() && mib <= 1024,
@@ -120,19 +107,46 @@ fn run_options(
             Ok(mib << 20)
         })
         .transpose()?;
-    let agent = agent.unwrap_or_else(|| {
-        std::path::Path::new(&command[0])
+    let agent = args.agent.unwrap_or_else(|| {
+        std::path::Path::new(&args.command[0])
             .file_name()
             .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
     });
     Ok(RunOptions {
         agent,
-        events,
-        command,
-        linger: Duration::from_secs_f64(linger),
+        events: args.events,
+        evidence: args.evidence,
+        command: args.command,
+        linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {
             ring_bytes,
-            probe_stats: false,
+            probe_stats: args.probe_stats,
         },
     })
+}
+
+/// Exit status 0: intact; 1: problems, each named on stdout; 2: the store
+/// could not be read.
+fn verify_command(dir: &std::path::Path) -> ExitCode {
+    match verify(dir) {
+        Ok(report) if report.intact() => {
+            println!("intact: {} files, chain head {}", report.files, report.head);
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!(
+                "NOT intact: {} problems in {} chained files",
+                report.problems.len(),
+                report.files
+            );
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            eprintln!("agent-monitor: verify: {err}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -19,10 +19,11 @@ use tokio::{
 use crate::{
     error::{Error, Result},
     event::ExitStatus,
+    evidence::store::{EvidenceStore, StoreOptions},
     kernel::{LoadOptions, Monitor, programs::Unattached, tracker::Tracker},
     pipeline::{Agents, Processor, Stats},
     process_table::{ProcessInfo, ProcessKey},
-    sink::{Discard, Sink, jsonl::JsonlSink},
+    sink::{Discard, Sink, Tee, jsonl::JsonlSink},
     time::WallClock,
 };
 
@@ -35,6 +36,8 @@ pub struct RunOptions {
     pub agent: String,
     /// Where to write JSONL; `-` is stdout.
     pub events: Option<PathBuf>,
+    /// The evidence directory (Parquet files and their hash chain).
+    pub evidence: Option<PathBuf>,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -66,7 +69,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         return Err(Error::io("run", io::Error::other("no command given")));
     };
     let monitor = Monitor::load(&options.load)?;
-    let sink = open_sink(options.events.as_ref())?;
+    let sink = open_sink(options.events.as_ref(), options.evidence.as_ref())?;
     let Monitor {
         ebpf,
         reader,
@@ -138,7 +141,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(ebpf);
     drop(stats);
 
-    let (table, stats, _sink) = processor.into_parts();
+    let (table, mut stats, mut sink) = processor.into_parts();
+    if let Err(err) = sink.close() {
+        eprintln!("agent-monitor: closing the outputs failed: {err}");
+        stats.sink_errors += 1;
+    }
     let survivors = survivors
         .into_iter()
         .map(|pid| Survivor {
@@ -176,24 +183,44 @@ impl Sink for BoxedSink {
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
     }
+
+    fn close(&mut self) -> io::Result<()> {
+        (**self).close()
+    }
 }
 
-fn open_sink(path: Option<&PathBuf>) -> Result<BoxedSink> {
+/// The outputs asked for: JSONL, the evidence store, both, or none.
+fn open_sink(events: Option<&PathBuf>, evidence: Option<&PathBuf>) -> Result<BoxedSink> {
     let clock = WallClock::sample();
-    let Some(path) = path else {
-        return Ok(Box::new(Discard));
-    };
-    let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
-        Box::new(io::stdout())
-    } else {
-        Box::new(
-            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
-        )
-    };
-    Ok(Box::new(JsonlSink::new(
-        BufWriter::with_capacity(1 << 16, out),
-        clock,
-    )))
+    let mut sinks: Vec<BoxedSink> = Vec::new();
+    if let Some(path) = events {
+        let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(
+                File::create(path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
+            )
+        };
+        sinks.push(Box::new(JsonlSink::new(
+            BufWriter::with_capacity(1 << 16, out),
+            clock,
+        )));
+    }
+    if let Some(dir) = evidence {
+        let store = EvidenceStore::open(dir, clock, StoreOptions::default()).map_err(|e| {
+            Error::io(
+                format!("opening the evidence store {}", dir.display()),
+                io::Error::other(e),
+            )
+        })?;
+        sinks.push(Box::new(store));
+    }
+    Ok(match sinks.len() {
+        0 => Box::new(Discard),
+        1 => sinks.pop().expect("one sink"),
+        _ => Box::new(Tee(sinks)),
+    })
 }
 
 /// Starts the command. Between fork and exec the child puts itself in the

@@ -35,6 +35,32 @@ pub fn run() -> Result<()> {
     }
     rust_src()?;
     bpf_linker()?;
+    python_packages()?;
+    Ok(())
+}
+
+/// Python packages the tests use: DuckDB, to read the evidence store the
+/// way users do.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("duckdb", "2.0.1")];
+
+fn python_packages() -> Result<()> {
+    for (module, version) in PYTHON_PACKAGES {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            sh(Command::new("python3").args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--root-user-action=ignore",
+                &format!("{module}=={version}"),
+            ]))?;
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,129 @@
+//! The Arrow schema of every table, in one place. docs/evidence.md
+//! describes each column.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn list_of(name: &str, item: DataType) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", item, true))),
+        true,
+    )
+}
+
+fn timestamp(name: &str, nullable: bool) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        nullable,
+    )
+}
+
+/// `events`: every observed action, the event contract flattened. The
+/// common columns are never null; the kind-specific ones are null where
+/// they do not apply. The correlation columns stay null until correlation
+/// fills them.
+pub static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        Field::new("seq", UInt64, false),
+        timestamp("ts", false),
+        Field::new("kind", Utf8, false),
+        Field::new("agent", Utf8, false),
+        Field::new("pid", UInt32, false),
+        Field::new("ppid", UInt32, false),
+        Field::new("tid", UInt32, false),
+        Field::new("uid", UInt32, false),
+        Field::new("comm", Utf8, false),
+        text("exe"),
+        Field::new("process_key", Utf8, false),
+        text("syscall"),
+        Field::new("result", Int64, true),
+        text("error"),
+        // process.exec
+        text("filename"),
+        list_of("argv", Utf8),
+        Field::new("argv_truncated", Boolean, true),
+        text("cwd"),
+        // process.fork
+        Field::new("child_pid", UInt32, true),
+        text("child_process_key"),
+        // process.exit (signal is shared with proc.signal)
+        Field::new("exit_code", Int32, true),
+        Field::new("signal", Int64, true),
+        Field::new("core_dumped", Boolean, true),
+        // files
+        text("path"),
+        text("raw_path"),
+        text("new_path"),
+        text("new_raw_path"),
+        Field::new("flags", UInt64, true),
+        Field::new("mode", UInt32, true),
+        text("access"),
+        Field::new("created", Boolean, true),
+        Field::new("truncated", Boolean, true),
+        Field::new("path_incomplete", Boolean, true),
+        Field::new("symlink", Boolean, true),
+        Field::new("owner_uid", Int64, true),
+        Field::new("owner_gid", Int64, true),
+        Field::new("length", Int64, true),
+        // network and DNS
+        text("family"),
+        text("protocol"),
+        text("addr"),
+        Field::new("port", UInt16, true),
+        text("unix_path"),
+        text("local_addr"),
+        Field::new("local_port", UInt16, true),
+        text("dns_name"),
+        text("name"),
+        text("type"),
+        list_of("answers", Utf8),
+        // privilege and processes
+        list_of("ids", Int64),
+        list_of("caps", Utf8),
+        Field::new("target_pid", Int64, true),
+        Field::new("request", Int64, true),
+        text("bpf_cmd"),
+        Field::new("prog_type", UInt32, true),
+        text("fstype"),
+        // correlation, filled by the declared-tool-calls stage
+        text("session_id"),
+        text("tool_call_id"),
+        text("verdict"),
+        text("rule"),
+    ]))
+});
+
+/// `gaps`: events the kernel could not deliver, per CPU and time range.
+pub static GAPS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("lost", DataType::Utf8, false),
+        Field::new("cpu", DataType::UInt32, false),
+        Field::new("count", DataType::UInt64, false),
+        timestamp("since", false),
+        timestamp("until", false),
+    ]))
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_names_are_unique() {
+        for schema in [&*EVENTS, &*GAPS] {
+            let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let count = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), count);
+        }
+    }
+}
