@@ -12,11 +12,22 @@ use support::{BIN, monitor};
 /// Runs a DuckDB query through the `duckdb` Python package (installed by
 /// `cargo xtask setup`) and returns its rows as JSON.
 fn duckdb(sql: &str) -> Vec<serde_json::Value> {
+    duckdb_in(Path::new("."), &[], sql)
+}
+
+/// Runs `setup` statements then `sql` in `dir`, as a user would from the
+/// evidence directory.
+fn duckdb_in(dir: &Path, setup: &[&str], sql: &str) -> Vec<serde_json::Value> {
+    let setup: String = setup
+        .iter()
+        .map(|s| format!("duckdb.sql({s:?})\n"))
+        .collect();
     let script = format!(
-        "import duckdb, json\nrows = duckdb.sql({sql:?}).fetchall()\nprint(json.dumps([list(r) for r in rows], default=str))"
+        "import duckdb, json\n{setup}rows = duckdb.sql({sql:?}).fetchall()\nprint(json.dumps([list(r) for r in rows], default=str))"
     );
     let out = Command::new("python3")
         .args(["-c", &script])
+        .current_dir(dir)
         .output()
         .expect("python3 runs");
     assert!(
@@ -83,7 +94,10 @@ fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {
 
     let (code, out) = verify(&store);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("intact: 1 files"), "{out}");
+    assert!(
+        out.starts_with("intact: 2 files"),
+        "events and an empty gaps table: {out}"
+    );
 
     // Flip one byte of the events file: verify names it and fails.
     let file = std::fs::read_to_string(store.join("chain.log")).unwrap();
@@ -96,4 +110,101 @@ fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {
     let (code, out) = verify(&store);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("altered: {name}")), "{out}");
+}
+
+fn query(name: &str) -> String {
+    let path = format!("{}/../queries/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_shipped_queries_return_the_expected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let store = work.join("evidence");
+    let agent = format!(
+        "{}/../tests/agents/net_actions.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let script = format!(
+        "cd {w} && echo x > out.txt && mv out.txt done.txt && {py} {agent} >/dev/null",
+        w = work.display(),
+        py = support::real_python()
+    );
+    let run = monitor(
+        &["--agent", "q", "--evidence", store.to_str().unwrap()],
+        &["/bin/sh", "-c", &script],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let w = work.to_str().unwrap();
+
+    let written = duckdb_in(&store, &[], &query("files_written.sql"));
+    let mine: Vec<(String, String, u64, serde_json::Value)> = written
+        .iter()
+        .filter(|r| r[1].as_str().is_some_and(|p| p.starts_with(w)))
+        .map(|r| {
+            (
+                r[1].as_str().unwrap().to_string(),
+                r[2].as_str().unwrap().to_string(),
+                r[3].as_u64().unwrap(),
+                r[6].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        vec![
+            (
+                format!("{w}/done.txt"),
+                "file.rename".into(),
+                1,
+                serde_json::Value::Null
+            ),
+            (
+                format!("{w}/out.txt"),
+                "file.open".into(),
+                1,
+                serde_json::json!(true)
+            ),
+        ]
+    );
+
+    let destinations = duckdb_in(&store, &[], &query("network_destinations.sql"));
+    let find = |destination: &str, kind: &str| {
+        destinations
+            .iter()
+            .find(|r| r[1] == destination && r[5] == kind)
+            .unwrap_or_else(|| panic!("no {kind} to {destination} in {destinations:#?}"))
+            .clone()
+    };
+    let connect = find("agent-monitor.test", "net.connect");
+    assert_eq!(connect[2], "127.0.0.77");
+    assert_eq!(connect[4], "tcp");
+    assert_eq!(connect[7], 0, "no failed connects");
+    let query_row = find("127.0.0.1", "dns.query");
+    assert_eq!(
+        (&query_row[3], &query_row[4]),
+        (&serde_json::json!(53), &serde_json::json!("udp"))
+    );
+
+    assert_eq!(
+        duckdb_in(&store, &[], &query("gaps.sql")),
+        Vec::<serde_json::Value>::new()
+    );
+
+    let timeline = duckdb_in(
+        &store,
+        &["SET VARIABLE agent = 'q'"],
+        &query("agent_timeline.sql"),
+    );
+    assert!(timeline.len() > 10, "{timeline:#?}");
+    assert_eq!(
+        timeline[0][2], "process.exec",
+        "the shell's exec comes first"
+    );
+    assert!(
+        timeline.iter().any(|r| r[2] == "net.connect"
+            && r[3] == "agent-monitor.test:".to_string() + &connect[3].to_string()),
+        "{timeline:#?}"
+    );
 }

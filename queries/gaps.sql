@@ -1,0 +1,6 @@
+-- Where the evidence is incomplete: events the kernel could not deliver,
+-- per CPU and time range. No rows means nothing was lost. Run from inside
+-- the evidence directory.
+SELECT lost, cpu, count, since, until
+FROM read_parquet('gaps/**/*.parquet', hive_partitioning = true)
+ORDER BY since, cpu;
