@@ -1,268 +1,278 @@
-//! Rows of the `events` and `gaps` tables, and their Arrow batches.
+//! Rows of the `events` and `gaps` tables, appended straight into Arrow
+//! column builders as events arrive: no row is copied or kept, and each
+//! batch is built column by column only once, when a file closes.
 
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray, UInt16Array, UInt32Array, UInt64Array,
-    builder::{Int64Builder, ListBuilder, StringBuilder},
+    ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+    builder::{
+        BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+        TimestampNanosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+    },
 };
 
 use crate::{
-    actions::{Action, ActionFields},
-    event::{Detail, Event, Exec, ExitStatus, LossReport},
+    actions::ActionFields,
+    event::{Detail, Event, ExitStatus, LossReport},
     evidence::{EvidenceError, schema},
     process_table::ProcessInfo,
     time::WallClock,
 };
 
-/// One event with what the process table knew when it was processed.
-#[derive(Clone, Debug)]
-pub struct EventRow {
-    pub event: Event,
-    pub ts_ns: i64,
-    pub agent: Arc<str>,
-    pub exe: Option<String>,
-    pub cwd: Option<String>,
-    pub process_key: String,
-}
-
-impl EventRow {
-    pub fn new(
-        event: &Event,
-        process: &ProcessInfo,
-        agent: Arc<str>,
-        clock: WallClock,
-    ) -> EventRow {
-        EventRow {
-            event: event.clone(),
-            ts_ns: clock.wall_ns(event.ts_ns) as i64,
-            agent,
-            exe: process.exe.clone(),
-            cwd: process.cwd.clone(),
-            process_key: process.key.to_string(),
-        }
-    }
-
-    fn action(&self) -> Option<&ActionFields> {
-        self.whole_action().map(|a| &a.fields)
-    }
-
-    fn whole_action(&self) -> Option<&Action> {
-        match &self.event.detail {
-            Detail::Action(action) => Some(action),
-            _ => None,
-        }
-    }
-
-    fn exec(&self) -> Option<&Exec> {
-        match &self.event.detail {
-            Detail::Exec(exec) => Some(exec),
-            _ => None,
-        }
-    }
-
-    fn exit(&self) -> Option<ExitStatus> {
-        match &self.event.detail {
-            Detail::Exit(status) => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
-fn string_lists<'a>(values: impl Iterator<Item = Option<&'a [String]>>) -> ArrayRef {
-    let mut builder = ListBuilder::new(StringBuilder::new());
-    for value in values {
-        match value {
-            Some(items) => {
-                for item in items {
-                    builder.values().append_value(item);
-                }
-                builder.append(true);
+fn append_strings(builder: &mut ListBuilder<StringBuilder>, items: Option<&[String]>) {
+    match items {
+        Some(items) => {
+            for item in items {
+                builder.values().append_value(item);
             }
-            None => builder.append(false),
+            builder.append(true);
         }
+        None => builder.append(false),
     }
-    Arc::new(builder.finish())
 }
 
-fn int_lists<'a>(values: impl Iterator<Item = Option<&'a [i64]>>) -> ArrayRef {
-    let mut builder = ListBuilder::new(Int64Builder::new());
-    for value in values {
-        match value {
-            Some(items) => {
-                builder.values().append_slice(items);
-                builder.append(true);
-            }
-            None => builder.append(false),
+/// Declares the builder of the `events` table: one Arrow builder per
+/// column, in [`schema::EVENTS`] order, so `finish` cannot reorder them.
+macro_rules! events_builder {
+    ($($column:ident: $builder:ty,)*) => {
+        /// The `events` table being filled, one appended row per event.
+        pub struct EventsBuilder {
+            $($column: $builder,)*
+            rows: usize,
         }
-    }
-    Arc::new(builder.finish())
-}
 
-/// The `events` batch of `rows`, in [`schema::EVENTS`] column order.
-pub fn events_batch(rows: &[EventRow]) -> Result<RecordBatch, EvidenceError> {
-    let act = |f: fn(&ActionFields) -> Option<&str>| {
-        strings(rows.iter().map(move |r| r.action().and_then(f)))
+        impl Default for EventsBuilder {
+            fn default() -> EventsBuilder {
+                EventsBuilder { $($column: <$builder>::default(),)* rows: 0 }
+            }
+        }
+
+        impl EventsBuilder {
+            /// The batch of every row appended so far; the builder is empty
+            /// after.
+            pub fn finish(&mut self) -> Result<RecordBatch, EvidenceError> {
+                self.rows = 0;
+                let columns: Vec<ArrayRef> = vec![$(Arc::new(self.$column.finish()),)*];
+                let columns = columns
+                    .into_iter()
+                    .map(|column| match column.data_type() {
+                        // The builder's timestamps carry no zone; the schema's do.
+                        arrow_schema::DataType::Timestamp(_, None) => Arc::new(
+                            column
+                                .as_any()
+                                .downcast_ref::<TimestampNanosecondArray>()
+                                .expect("the only timestamp column")
+                                .clone()
+                                .with_timezone("UTC"),
+                        ) as ArrayRef,
+                        _ => column,
+                    })
+                    .collect();
+                Ok(RecordBatch::try_new(schema::EVENTS.clone(), columns)?)
+            }
+        }
     };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.event.seq),
-        )),
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.ts_ns))
-                .with_timezone("UTC"),
-        ),
-        strings(rows.iter().map(|r| Some(r.event.kind_name()))),
-        strings(rows.iter().map(|r| Some(&*r.agent))),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.pid),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.ppid),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.tid),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.uid),
-        )),
-        strings(rows.iter().map(|r| Some(r.event.comm.as_str()))),
-        strings(rows.iter().map(|r| r.exe.as_deref())),
-        strings(rows.iter().map(|r| Some(r.process_key.as_str()))),
-        strings(rows.iter().map(|r| r.whole_action().map(|a| a.syscall))),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.whole_action().map(|a| a.result)),
-        )),
-        strings(
-            rows.iter()
-                .map(|r| r.whole_action().and_then(|a| a.error())),
-        ),
-        strings(rows.iter().map(|r| r.exec().map(|e| e.filename.as_str()))),
-        string_lists(rows.iter().map(|r| r.exec().map(|e| e.argv.as_slice()))),
-        Arc::new(BooleanArray::from_iter(
-            rows.iter().map(|r| r.exec().map(|e| e.argv_truncated)),
-        )),
-        strings(rows.iter().map(|r| r.exec().and(r.cwd.as_deref()))),
-        Arc::new(UInt32Array::from_iter(rows.iter().map(
-            |r| match &r.event.detail {
-                Detail::Fork { child_pid, .. } => Some(*child_pid),
-                _ => None,
-            },
-        ))),
-        strings(
-            rows.iter()
-                .map(|r| match &r.event.detail {
-                    Detail::Fork {
-                        child_pid,
-                        child_start_ns,
-                    } => Some(format!("{child_pid}@{child_start_ns}")),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .iter()
-                .map(Option::as_deref),
-        ),
-        Arc::new(Int32Array::from_iter(
-            rows.iter().map(|r| r.exit().and_then(|s| s.exit_code())),
-        )),
-        Arc::new(Int64Array::from_iter(rows.iter().map(|r| {
-            r.exit()
-                .and_then(|s| s.signal())
+}
+
+events_builder! {
+    seq: UInt64Builder,
+    ts: TimestampNanosecondBuilder,
+    kind: StringBuilder,
+    agent: StringBuilder,
+    pid: UInt32Builder,
+    ppid: UInt32Builder,
+    tid: UInt32Builder,
+    uid: UInt32Builder,
+    comm: StringBuilder,
+    exe: StringBuilder,
+    process_key: StringBuilder,
+    syscall: StringBuilder,
+    result: Int64Builder,
+    error: StringBuilder,
+    filename: StringBuilder,
+    argv: ListBuilder<StringBuilder>,
+    argv_truncated: BooleanBuilder,
+    cwd: StringBuilder,
+    child_pid: UInt32Builder,
+    child_process_key: StringBuilder,
+    exit_code: Int32Builder,
+    signal: Int64Builder,
+    core_dumped: BooleanBuilder,
+    path: StringBuilder,
+    raw_path: StringBuilder,
+    new_path: StringBuilder,
+    new_raw_path: StringBuilder,
+    flags: UInt64Builder,
+    mode: UInt32Builder,
+    access: StringBuilder,
+    created: BooleanBuilder,
+    truncated: BooleanBuilder,
+    path_incomplete: BooleanBuilder,
+    symlink: BooleanBuilder,
+    owner_uid: Int64Builder,
+    owner_gid: Int64Builder,
+    length: Int64Builder,
+    family: StringBuilder,
+    protocol: StringBuilder,
+    addr: StringBuilder,
+    port: UInt16Builder,
+    unix_path: StringBuilder,
+    local_addr: StringBuilder,
+    local_port: UInt16Builder,
+    dns_name: StringBuilder,
+    name: StringBuilder,
+    qtype: StringBuilder,
+    answers: ListBuilder<StringBuilder>,
+    ids: ListBuilder<Int64Builder>,
+    caps: ListBuilder<StringBuilder>,
+    target_pid: Int64Builder,
+    request: Int64Builder,
+    bpf_cmd: StringBuilder,
+    prog_type: UInt32Builder,
+    fstype: StringBuilder,
+    session_id: StringBuilder,
+    tool_call_id: StringBuilder,
+    verdict: StringBuilder,
+    rule: StringBuilder,
+}
+
+impl EventsBuilder {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one event as a row: a value or a null in every column.
+    pub fn append(&mut self, event: &Event, process: &ProcessInfo, agent: &str, clock: WallClock) {
+        self.rows += 1;
+        self.seq.append_value(event.seq);
+        self.ts.append_value(clock.wall_ns(event.ts_ns) as i64);
+        self.kind.append_value(event.kind_name());
+        self.agent.append_value(agent);
+        self.pid.append_value(event.pid);
+        self.ppid.append_value(event.ppid);
+        self.tid.append_value(event.tid);
+        self.uid.append_value(event.uid);
+        self.comm.append_value(&event.comm);
+        self.exe.append_option(process.exe.as_deref());
+        self.process_key.append_value(process.key.to_string());
+
+        let action = match &event.detail {
+            Detail::Action(action) => Some(action.as_ref()),
+            _ => None,
+        };
+        self.syscall.append_option(action.map(|a| a.syscall));
+        self.result.append_option(action.map(|a| a.result));
+        self.error.append_option(action.and_then(|a| a.error()));
+
+        let exec = match &event.detail {
+            Detail::Exec(exec) => Some(exec),
+            _ => None,
+        };
+        self.filename
+            .append_option(exec.map(|e| e.filename.as_str()));
+        append_strings(&mut self.argv, exec.map(|e| e.argv.as_slice()));
+        self.argv_truncated
+            .append_option(exec.map(|e| e.argv_truncated));
+        self.cwd.append_option(exec.and(process.cwd.as_deref()));
+
+        match &event.detail {
+            Detail::Fork {
+                child_pid,
+                child_start_ns,
+            } => {
+                self.child_pid.append_value(*child_pid);
+                self.child_process_key
+                    .append_value(format!("{child_pid}@{child_start_ns}"));
+            }
+            _ => {
+                self.child_pid.append_null();
+                self.child_process_key.append_null();
+            }
+        }
+        let exit = match &event.detail {
+            Detail::Exit(status) => Some(*status),
+            _ => None,
+        };
+        let f: Option<&ActionFields> = action.map(|a| &a.fields);
+        self.exit_code
+            .append_option(exit.and_then(ExitStatus::exit_code));
+        self.signal.append_option(
+            exit.and_then(ExitStatus::signal)
                 .map(i64::from)
-                .or(r.action().and_then(|f| f.signal))
-        }))),
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| {
-            r.exit().map(|s| {
-                matches!(
-                    s,
-                    crate::event::ExitStatus::Killed {
-                        core_dumped: true,
-                        ..
-                    }
-                )
-            })
-        }))),
-        act(|f| f.path.as_deref()),
-        act(|f| f.raw_path.as_deref()),
-        act(|f| f.new_path.as_deref()),
-        act(|f| f.new_raw_path.as_deref()),
-        Arc::new(UInt64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.flags)),
-        )),
-        Arc::new(UInt32Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.mode)),
-        )),
-        act(|f| f.access.map(|a| a.name())),
-        Arc::new(BooleanArray::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.created)),
-        )),
-        Arc::new(BooleanArray::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.truncated)),
-        )),
-        Arc::new(BooleanArray::from_iter(
-            rows.iter()
-                .map(|r| r.action().and_then(|f| f.path_incomplete)),
-        )),
-        Arc::new(BooleanArray::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.symlink)),
-        )),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.owner_uid)),
-        )),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.owner_gid)),
-        )),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.length)),
-        )),
-        act(|f| f.family),
-        act(|f| f.protocol),
-        act(|f| f.addr.as_deref()),
-        Arc::new(UInt16Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.port)),
-        )),
-        act(|f| f.unix_path.as_deref()),
-        act(|f| f.local_addr.as_deref()),
-        Arc::new(UInt16Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.local_port)),
-        )),
-        act(|f| f.dns_name.as_deref()),
-        act(|f| f.name.as_deref()),
-        act(|f| f.qtype.as_deref()),
-        string_lists(
-            rows.iter()
-                .map(|r| r.action().and_then(|f| f.answers.as_deref())),
-        ),
-        int_lists(
-            rows.iter()
-                .map(|r| r.action().and_then(|f| f.ids.as_deref())),
-        ),
-        string_lists(
-            rows.iter()
-                .map(|r| r.action().and_then(|f| f.caps.as_deref())),
-        ),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.target_pid)),
-        )),
-        Arc::new(Int64Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.request)),
-        )),
-        act(|f| f.bpf_cmd),
-        Arc::new(UInt32Array::from_iter(
-            rows.iter().map(|r| r.action().and_then(|f| f.prog_type)),
-        )),
-        act(|f| f.fstype.as_deref()),
-        strings(rows.iter().map(|_| None)),
-        strings(rows.iter().map(|_| None)),
-        strings(rows.iter().map(|_| None)),
-        strings(rows.iter().map(|_| None)),
-    ];
-    Ok(RecordBatch::try_new(schema::EVENTS.clone(), columns)?)
+                .or(f.and_then(|f| f.signal)),
+        );
+        self.core_dumped.append_option(exit.map(|s| {
+            matches!(
+                s,
+                ExitStatus::Killed {
+                    core_dumped: true,
+                    ..
+                }
+            )
+        }));
+
+        self.path.append_option(f.and_then(|f| f.path.as_deref()));
+        self.raw_path
+            .append_option(f.and_then(|f| f.raw_path.as_deref()));
+        self.new_path
+            .append_option(f.and_then(|f| f.new_path.as_deref()));
+        self.new_raw_path
+            .append_option(f.and_then(|f| f.new_raw_path.as_deref()));
+        self.flags.append_option(f.and_then(|f| f.flags));
+        self.mode.append_option(f.and_then(|f| f.mode));
+        self.access
+            .append_option(f.and_then(|f| f.access).map(|a| a.name()));
+        self.created.append_option(f.and_then(|f| f.created));
+        self.truncated.append_option(f.and_then(|f| f.truncated));
+        self.path_incomplete
+            .append_option(f.and_then(|f| f.path_incomplete));
+        self.symlink.append_option(f.and_then(|f| f.symlink));
+        self.owner_uid.append_option(f.and_then(|f| f.owner_uid));
+        self.owner_gid.append_option(f.and_then(|f| f.owner_gid));
+        self.length.append_option(f.and_then(|f| f.length));
+        self.family.append_option(f.and_then(|f| f.family));
+        self.protocol.append_option(f.and_then(|f| f.protocol));
+        self.addr.append_option(f.and_then(|f| f.addr.as_deref()));
+        self.port.append_option(f.and_then(|f| f.port));
+        self.unix_path
+            .append_option(f.and_then(|f| f.unix_path.as_deref()));
+        self.local_addr
+            .append_option(f.and_then(|f| f.local_addr.as_deref()));
+        self.local_port.append_option(f.and_then(|f| f.local_port));
+        self.dns_name
+            .append_option(f.and_then(|f| f.dns_name.as_deref()));
+        self.name.append_option(f.and_then(|f| f.name.as_deref()));
+        self.qtype.append_option(f.and_then(|f| f.qtype.as_deref()));
+        append_strings(&mut self.answers, f.and_then(|f| f.answers.as_deref()));
+        match f.and_then(|f| f.ids.as_deref()) {
+            Some(ids) => {
+                self.ids.values().append_slice(ids);
+                self.ids.append(true);
+            }
+            None => self.ids.append(false),
+        }
+        append_strings(&mut self.caps, f.and_then(|f| f.caps.as_deref()));
+        self.target_pid.append_option(f.and_then(|f| f.target_pid));
+        self.request.append_option(f.and_then(|f| f.request));
+        self.bpf_cmd.append_option(f.and_then(|f| f.bpf_cmd));
+        self.prog_type.append_option(f.and_then(|f| f.prog_type));
+        self.fstype
+            .append_option(f.and_then(|f| f.fstype.as_deref()));
+        // Correlation fills these; until then they are null.
+        self.session_id.append_null();
+        self.tool_call_id.append_null();
+        self.verdict.append_null();
+        self.rule.append_null();
+    }
 }
 
 /// The `gaps` batch of loss reports.

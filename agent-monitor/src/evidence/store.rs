@@ -5,7 +5,6 @@
 use std::{
     fs::{self, File},
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,7 +20,7 @@ use crate::{
     evidence::{
         EvidenceError,
         chain::{Chain, META_INDEX, META_PREV, file_sha256, hex},
-        events::{EventRow, events_batch, gaps_batch},
+        events::{EventsBuilder, gaps_batch},
     },
     process_table::ProcessInfo,
     sink::Sink,
@@ -51,10 +50,11 @@ pub struct EvidenceStore {
     clock: WallClock,
     options: StoreOptions,
     chain: Chain,
-    events: Vec<EventRow>,
+    events: EventsBuilder,
+    /// Sequence number and wall time of the open events file's first row.
+    first: Option<(u64, i64)>,
     gaps: Vec<LossReport>,
     opened: Instant,
-    agents: std::collections::HashMap<String, Arc<str>>,
 }
 
 /// The host name, for file names: several hosts can share one directory.
@@ -80,28 +80,21 @@ impl EvidenceStore {
             clock,
             options,
             chain: Chain::open(dir)?,
-            events: Vec::new(),
+            events: EventsBuilder::default(),
+            first: None,
             gaps: Vec::new(),
             opened: Instant::now(),
-            agents: Default::default(),
         })
     }
 
     /// Closes the buffered rows of every table into files.
     pub fn close_files(&mut self) -> Result<(), EvidenceError> {
-        if !self.events.is_empty() {
-            let rows = std::mem::take(&mut self.events);
-            let first = &rows[0];
+        if let Some((first_seq, first_ts)) = self.first.take() {
             // The chain index keeps names unique across runs, whose
             // sequence numbers each start at 0.
-            let name = format!(
-                "{}-{}-{}",
-                self.host,
-                first.event.seq,
-                self.chain.next_index()
-            );
-            let batch = events_batch(&rows)?;
-            self.write("events", first.ts_ns, &name, &batch)?;
+            let name = format!("{}-{first_seq}-{}", self.host, self.chain.next_index());
+            let batch = self.events.finish()?;
+            self.write("events", first_ts, &name, &batch)?;
         }
         if !self.gaps.is_empty() {
             let gaps = std::mem::take(&mut self.gaps);
@@ -163,13 +156,6 @@ impl EvidenceStore {
         Ok(())
     }
 
-    fn agent(&mut self, name: &str) -> Arc<str> {
-        self.agents
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::from(name))
-            .clone()
-    }
-
     fn due(&self) -> bool {
         self.events.len() >= self.options.max_rows
             || self.opened.elapsed() >= self.options.rotate_every
@@ -182,9 +168,9 @@ fn to_io(err: EvidenceError) -> std::io::Error {
 
 impl Sink for EvidenceStore {
     fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> std::io::Result<()> {
-        let agent = self.agent(agent);
-        self.events
-            .push(EventRow::new(event, process, agent, self.clock));
+        self.first
+            .get_or_insert((event.seq, self.clock.wall_ns(event.ts_ns) as i64));
+        self.events.append(event, process, agent, self.clock);
         if self.events.len() >= self.options.max_rows {
             self.close_files().map_err(to_io)?;
         }

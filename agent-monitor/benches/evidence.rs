@@ -1,0 +1,109 @@
+//! Throughput of the userspace pipeline on recorded events: decoding, the
+//! processing stage, and the evidence store (Arrow batches, zstd Parquet,
+//! the hash chain), on one core. Decoding alone is the baseline.
+//!
+//! `cargo bench -p agent-monitor --bench evidence` (run by `cargo xtask bench`).
+
+use std::hint::black_box;
+
+use agent_monitor::{
+    decode::decode,
+    event::Record,
+    evidence::store::{EvidenceStore, StoreOptions},
+    pipeline::{Agents, Processor},
+    time::WallClock,
+};
+use agent_monitor_common::{
+    EventHeader, EventKind,
+    syscall::{FieldHead, SyscallHead, nr, tag},
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const EVENTS: usize = 100_000;
+
+fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+    // SAFETY: only the plain-integer wire structs of agent-monitor-common
+    // are passed here.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// A build-like stream: opens of a few hundred distinct paths by a few
+/// processes, as a compiler run makes them.
+fn recorded() -> Vec<Vec<u8>> {
+    (0..EVENTS)
+        .map(|i| {
+            let pid = 1000 + (i % 8) as u32;
+            let path = format!("/usr/include/x86_64-linux-gnu/bits/header{}.h\0", i % 300);
+            let path = &path.as_bytes()[..path.len() - 1];
+            let field = FieldHead {
+                tag: tag::PATH_0,
+                flags: 0,
+                len: path.len() as u16,
+            };
+            let head = SyscallHead {
+                header: EventHeader {
+                    kind: EventKind::Syscall as u32,
+                    cpu: 0,
+                    cpu_seq: i as u64,
+                    ts_ns: 1_000_000_000 + i as u64 * 1_000,
+                    start_ns: 500,
+                    tool_call: 0,
+                    pid,
+                    tid: pid,
+                    ppid: 999,
+                    uid: 1000,
+                    gid: 1000,
+                    agent: 1,
+                    comm: *b"cc1\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                },
+                nr: nr::OPENAT,
+                flags: 0,
+                data_len: (size_of::<FieldHead>() + path.len()) as u16,
+                ret: 3,
+                args: [u64::MAX - 99, 0, 0, 0, 0, 0],
+            };
+            let mut bytes = bytes_of(&head);
+            bytes.extend(bytes_of(&field));
+            bytes.extend_from_slice(path);
+            bytes
+        })
+        .collect()
+}
+
+fn pipeline(c: &mut Criterion) {
+    let records = recorded();
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(10);
+
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            for (seq, bytes) in records.iter().enumerate() {
+                black_box(decode(bytes, seq as u64).expect("valid record"));
+            }
+        })
+    });
+
+    group.bench_function("decode+process+parquet", |b| {
+        b.iter(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let clock = WallClock::with_offset(0);
+            let store = EvidenceStore::open(dir.path(), clock, StoreOptions::default())
+                .expect("store opens");
+            let mut agents = Agents::default();
+            agents.add("bench");
+            let mut processor = Processor::new(store, agents).with_cwd_lookup(|_| None);
+            for (seq, bytes) in records.iter().enumerate() {
+                processor.handle(Record::Event(
+                    decode(bytes, seq as u64).expect("valid record"),
+                ));
+            }
+            let (_, _, mut store) = processor.into_parts();
+            agent_monitor::sink::Sink::close(&mut store).expect("store closes");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
