@@ -102,7 +102,8 @@ pub fn run(options: &Options) -> Result<()> {
             samples[i].push(sample);
         }
     }
-    let report = report(&samples, iterations, rounds)?;
+    let mut report = report(&samples, iterations, rounds)?;
+    report.push_str(&pipeline_report(options.quick)?);
     fs::write(root().join("BENCHMARKS.md"), &report)?;
     print!("{report}");
     Ok(())
@@ -252,6 +253,75 @@ fn machine() -> Result<String> {
         thread::available_parallelism().map_or(0, |n| n.get()),
         kernel.trim()
     ))
+}
+
+/// The userspace pipeline's throughput, from the criterion bench
+/// `agent-monitor/benches/evidence.rs`: decoding alone (the baseline) and
+/// decoding through the processing stage into zstd Parquet, in one run.
+fn pipeline_report(quick: bool) -> Result<String> {
+    let mut command = cargo();
+    command.args([
+        "bench",
+        "--package",
+        "agent-monitor",
+        "--bench",
+        "evidence",
+        "--",
+        "--noplot",
+    ]);
+    if quick {
+        command.args(["--warm-up-time", "1", "--measurement-time", "3"]);
+    }
+    let out = command.stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("cargo bench failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = |name: &str| -> Result<f64> {
+        let block = text
+            .split(&format!("pipeline/{name}"))
+            .nth(1)
+            .with_context(|| format!("no pipeline/{name} in the bench output"))?;
+        let line = block
+            .lines()
+            .find(|l| l.contains("thrpt:"))
+            .context("no throughput line")?;
+        // thrpt:  [low UNIT mid UNIT high UNIT]
+        let words: Vec<&str> = line
+            .split(['[', ']'])
+            .nth(1)
+            .context("no [..]")?
+            .split_whitespace()
+            .collect();
+        let value: f64 = words.get(2).context("no median")?.parse()?;
+        let scale = match words.get(3).copied() {
+            Some("Melem/s") => 1e6,
+            Some("Kelem/s") => 1e3,
+            _ => 1.0,
+        };
+        Ok(value * scale)
+    };
+    let decode = rate("decode ")?;
+    let full = rate("decode+process+parquet")?;
+    let mut out = String::new();
+    writeln!(out, "## Userspace pipeline (criterion)\n")?;
+    writeln!(
+        out,
+        "`cargo bench --bench evidence`: 100,000 recorded build-like file opens, one core.\n"
+    )?;
+    writeln!(out, "| stage | events/s | ratio to decoding alone |")?;
+    writeln!(out, "| --- | --- | --- |")?;
+    writeln!(out, "| decode (baseline) | {decode:.0} | 1.00 |")?;
+    writeln!(
+        out,
+        "| decode, process, Arrow, zstd Parquet, chain | {full:.0} | {:.2} |",
+        full / decode
+    )?;
+    writeln!(
+        out,
+        "\nTarget: at least 1,000,000 events/s through the whole pipeline."
+    )?;
+    Ok(out)
 }
 
 fn report(samples: &[Vec<Sample>], iterations: u64, rounds: usize) -> Result<String> {
