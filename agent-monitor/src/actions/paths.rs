@@ -36,6 +36,14 @@ pub fn absolute(raw: &str, base: Option<&str>) -> Option<String> {
 
 /// Folds `//`, `.` and `..` in an absolute path.
 pub fn normalize(path: &str) -> String {
+    // Most paths are already normal: check before taking them apart.
+    let normal = path.starts_with('/')
+        && (path.len() == 1 || !path.ends_with('/'))
+        && !path.contains("//")
+        && !path.split('/').any(|part| part == "." || part == "..");
+    if normal {
+        return path.to_string();
+    }
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

@@ -2,7 +2,7 @@
 //! column builders as events arrive: no row is copied or kept, and each
 //! batch is built column by column only once, when a file closes.
 
-use std::sync::Arc;
+use std::{fmt::Write as _, sync::Arc};
 
 use arrow_array::{
     ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
@@ -163,7 +163,9 @@ impl EventsBuilder {
         self.uid.append_value(event.uid);
         self.comm.append_value(&event.comm);
         self.exe.append_option(process.exe.as_deref());
-        self.process_key.append_value(process.key.to_string());
+        // Written into the builder's buffer: no String per event.
+        let _ = write!(self.process_key, "{}", process.key);
+        self.process_key.append_value("");
 
         let action = match &event.detail {
             Detail::Action(action) => Some(action.as_ref()),
@@ -190,8 +192,8 @@ impl EventsBuilder {
                 child_start_ns,
             } => {
                 self.child_pid.append_value(*child_pid);
-                self.child_process_key
-                    .append_value(format!("{child_pid}@{child_start_ns}"));
+                let _ = write!(self.child_process_key, "{child_pid}@{child_start_ns}");
+                self.child_process_key.append_value("");
             }
             _ => {
                 self.child_pid.append_null();

@@ -31,7 +31,8 @@ use crate::{
 pub struct StoreOptions {
     /// Close the open files at least this often.
     pub rotate_every: Duration,
-    /// Close the events file once it holds this many rows.
+    /// Close the events file once it holds this many rows. Bounds memory:
+    /// every string column keeps a 4-byte offset per row even when null.
     pub max_rows: usize,
 }
 
@@ -39,7 +40,7 @@ impl Default for StoreOptions {
     fn default() -> StoreOptions {
         StoreOptions {
             rotate_every: Duration::from_secs(60),
-            max_rows: 1 << 20,
+            max_rows: 1 << 18,
         }
     }
 }
