@@ -64,19 +64,17 @@ pub fn type_name(qtype: u16) -> String {
     }
 }
 
+/// The big-endian u16 at `at`.
+fn be_u16(bytes: &[u8], at: usize) -> Result<u16, DnsError> {
+    let pair = bytes.get(at..at + 2).ok_or(DnsError::Short)?;
+    Ok(u16::from_be_bytes([pair[0], pair[1]]))
+}
+
 /// Most questions and answers read from one message.
 const MAX_RECORDS: usize = 64;
 
 pub fn parse(bytes: &[u8]) -> Result<Message, DnsError> {
-    let u16_at = |at: usize| -> Result<u16, DnsError> {
-        Ok(u16::from_be_bytes(
-            bytes
-                .get(at..at + 2)
-                .ok_or(DnsError::Short)?
-                .try_into()
-                .expect("two bytes"),
-        ))
-    };
+    let u16_at = |at: usize| be_u16(bytes, at);
     let mut message = Message {
         id: u16_at(0)?,
         response: u16_at(2)? & 0x8000 != 0,
@@ -111,15 +109,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, DnsError> {
 
 /// One resource record at `at`, and the offset after it.
 fn read_answer(bytes: &[u8], at: usize) -> Result<((String, Answer), usize), DnsError> {
-    let u16_at = |at: usize| -> Result<u16, DnsError> {
-        Ok(u16::from_be_bytes(
-            bytes
-                .get(at..at + 2)
-                .ok_or(DnsError::Short)?
-                .try_into()
-                .expect("two bytes"),
-        ))
-    };
+    let u16_at = |at: usize| be_u16(bytes, at);
     let (owner, next) = read_name(bytes, at)?;
     let rtype = u16_at(next)?;
     let len = usize::from(u16_at(next + 8)?);
