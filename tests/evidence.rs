@@ -95,8 +95,31 @@ fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {
     let (code, out) = verify(&store);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("intact: 2 files"),
-        "events and an empty gaps table: {out}"
+        out.starts_with("intact: 3 files"),
+        "events, processes and an empty gaps table: {out}"
+    );
+
+    // One row per process, the shell with its argv and exit status, and
+    // its children linked to it by key.
+    let processes = duckdb(&format!(
+        "select count(*), count(*) filter (where exit is not null) \
+         from read_parquet('{s}/processes/**/*.parquet', hive_partitioning=true)"
+    ));
+    let seen = run.of_kind("process.exec").count() as u64;
+    assert_eq!(
+        processes,
+        vec![serde_json::json!([seen, seen])],
+        "every process exited"
+    );
+    let shell = duckdb(&format!(
+        "select argv[1], exit_code, signal, \
+           (select count(*) from read_parquet('{s}/processes/**/*.parquet') c where c.parent_key = p.process_key) \
+         from read_parquet('{s}/processes/**/*.parquet') p where exe = '/bin/sh' or exe = '/usr/bin/sh'"
+    ));
+    assert_eq!(
+        shell,
+        vec![serde_json::json!(["/bin/sh", 0, null, 2])],
+        "the shell and its two children"
     );
 
     // Flip one byte of the events file: verify names it and fails.

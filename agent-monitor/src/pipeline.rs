@@ -154,9 +154,11 @@ impl<S: Sink> Processor<S> {
             self.state.root_exited = true;
         }
         let process = self.table.observe(event, &exec);
-        let result = self
-            .sink
-            .event(event, process, self.agents.name(event.agent_slot));
+        let agent = self.agents.name(event.agent_slot);
+        let mut result = self.sink.event(event, process, agent);
+        if matches!(event.detail, Detail::Exit(_)) {
+            result = result.and(self.sink.process(process, agent));
+        }
         self.state.live = self.table.live_count();
         result
     }
@@ -231,6 +233,25 @@ impl<S: Sink> Processor<S> {
 
     pub fn into_parts(self) -> (ProcessTable, Stats, S) {
         (self.table, self.stats, self.sink)
+    }
+
+    /// Ends the stage: the processes still running get their final record
+    /// (with no exit), then the parts are handed back.
+    pub fn finish(mut self) -> (ProcessTable, Stats, S) {
+        let mut live: Vec<&ProcessInfo> = self.table.live().collect();
+        live.sort_by_key(|p| p.key);
+        let mut failed = 0;
+        for process in live {
+            if self
+                .sink
+                .process(process, self.agents.name(process.agent_slot))
+                .is_err()
+            {
+                failed += 1;
+            }
+        }
+        self.stats.sink_errors += failed;
+        self.into_parts()
     }
 }
 

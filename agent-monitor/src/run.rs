@@ -141,7 +141,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(ebpf);
     drop(stats);
 
-    let (table, mut stats, mut sink) = processor.into_parts();
+    let (table, mut stats, mut sink) = processor.finish();
     if let Err(err) = sink.close() {
         eprintln!("agent-monitor: closing the outputs failed: {err}");
         stats.sink_errors += 1;
@@ -178,6 +178,10 @@ impl Sink for BoxedSink {
 
     fn loss(&mut self, loss: &crate::event::LossReport) -> io::Result<()> {
         (**self).loss(loss)
+    }
+
+    fn process(&mut self, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+        (**self).process(process, agent)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -277,6 +277,77 @@ impl EventsBuilder {
     }
 }
 
+/// The `processes` table being filled.
+#[derive(Default)]
+pub struct ProcessesBuilder {
+    process_key: StringBuilder,
+    pid: UInt32Builder,
+    parent_key: StringBuilder,
+    ppid: UInt32Builder,
+    agent: StringBuilder,
+    exe: StringBuilder,
+    argv: ListBuilder<StringBuilder>,
+    cwd: StringBuilder,
+    uid: UInt32Builder,
+    start: TimestampNanosecondBuilder,
+    exit: TimestampNanosecondBuilder,
+    exit_code: Int32Builder,
+    signal: Int32Builder,
+    rows: usize,
+}
+
+impl ProcessesBuilder {
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn append(&mut self, process: &ProcessInfo, agent: &str, clock: WallClock) {
+        self.rows += 1;
+        let _ = write!(self.process_key, "{}", process.key);
+        self.process_key.append_value("");
+        self.pid.append_value(process.key.pid);
+        self.parent_key
+            .append_option(process.parent.map(|k| k.to_string()));
+        self.ppid.append_value(process.ppid);
+        self.agent.append_value(agent);
+        self.exe.append_option(process.exe.as_deref());
+        append_strings(&mut self.argv, Some(&process.argv));
+        self.cwd.append_option(process.cwd.as_deref());
+        self.uid.append_value(process.uid);
+        self.start
+            .append_value(clock.wall_ns(process.key.start_ns) as i64);
+        self.exit
+            .append_option(process.exit_ns.map(|ns| clock.wall_ns(ns) as i64));
+        self.exit_code
+            .append_option(process.exit.and_then(ExitStatus::exit_code));
+        self.signal
+            .append_option(process.exit.and_then(ExitStatus::signal));
+    }
+
+    pub fn finish(&mut self) -> Result<RecordBatch, EvidenceError> {
+        self.rows = 0;
+        let utc = |mut b: TimestampNanosecondBuilder| -> ArrayRef {
+            Arc::new(b.finish().with_timezone("UTC"))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.process_key.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.parent_key.finish()),
+            Arc::new(self.ppid.finish()),
+            Arc::new(self.agent.finish()),
+            Arc::new(self.exe.finish()),
+            Arc::new(self.argv.finish()),
+            Arc::new(self.cwd.finish()),
+            Arc::new(self.uid.finish()),
+            utc(std::mem::take(&mut self.start)),
+            utc(std::mem::take(&mut self.exit)),
+            Arc::new(self.exit_code.finish()),
+            Arc::new(self.signal.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema::PROCESSES.clone(), columns)?)
+    }
+}
+
 /// The `gaps` batch of loss reports.
 pub fn gaps_batch(losses: &[LossReport], clock: WallClock) -> Result<RecordBatch, EvidenceError> {
     use agent_monitor_common::maps::Counter;

@@ -101,6 +101,27 @@ pub static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `processes`: one row per process of a tracked tree, written when it
+/// exits, or when the run ends while it still runs (`exit` null).
+pub static PROCESSES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        Field::new("process_key", Utf8, false),
+        Field::new("pid", UInt32, false),
+        text("parent_key"),
+        Field::new("ppid", UInt32, false),
+        Field::new("agent", Utf8, false),
+        text("exe"),
+        list_of("argv", Utf8),
+        text("cwd"),
+        Field::new("uid", UInt32, false),
+        timestamp("start", false),
+        timestamp("exit", true),
+        Field::new("exit_code", Int32, true),
+        Field::new("signal", Int32, true),
+    ]))
+});
+
 /// `gaps`: events the kernel could not deliver, per CPU and time range.
 pub static GAPS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -118,7 +139,7 @@ mod tests {
 
     #[test]
     fn column_names_are_unique() {
-        for schema in [&*EVENTS, &*GAPS] {
+        for schema in [&*EVENTS, &*PROCESSES, &*GAPS] {
             let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let count = names.len();
             names.sort_unstable();

@@ -20,7 +20,7 @@ use crate::{
     evidence::{
         EvidenceError,
         chain::{Chain, META_INDEX, META_PREV, file_sha256, hex},
-        events::{EventsBuilder, gaps_batch},
+        events::{EventsBuilder, ProcessesBuilder, gaps_batch},
     },
     process_table::ProcessInfo,
     sink::Sink,
@@ -55,6 +55,7 @@ pub struct EvidenceStore {
     /// Sequence number and wall time of the open events file's first row.
     first: Option<(u64, i64)>,
     gaps: Vec<LossReport>,
+    processes: ProcessesBuilder,
     opened: Instant,
 }
 
@@ -84,6 +85,7 @@ impl EvidenceStore {
             events: EventsBuilder::default(),
             first: None,
             gaps: Vec::new(),
+            processes: ProcessesBuilder::default(),
             opened: Instant::now(),
         })
     }
@@ -96,6 +98,12 @@ impl EvidenceStore {
             let name = format!("{}-{first_seq}-{}", self.host, self.chain.next_index());
             let batch = self.events.finish()?;
             self.write("events", first_ts, &name, &batch)?;
+        }
+        if !self.processes.is_empty() {
+            let name = format!("{}-processes-{}", self.host, self.chain.next_index());
+            let now = self.clock.wall_ns(WallClock::boot_now_ns()) as i64;
+            let batch = self.processes.finish()?;
+            self.write("processes", now, &name, &batch)?;
         }
         if !self.gaps.is_empty() {
             let gaps = std::mem::take(&mut self.gaps);
@@ -180,6 +188,11 @@ impl Sink for EvidenceStore {
 
     fn loss(&mut self, loss: &LossReport) -> std::io::Result<()> {
         self.gaps.push(*loss);
+        Ok(())
+    }
+
+    fn process(&mut self, process: &ProcessInfo, agent: &str) -> std::io::Result<()> {
+        self.processes.append(process, agent, self.clock);
         Ok(())
     }
 

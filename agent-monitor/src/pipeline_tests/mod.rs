@@ -97,6 +97,8 @@ struct Seen {
 #[derive(Default)]
 struct Capture {
     events: Vec<Seen>,
+    /// Final process records: (process key, exit known, agent).
+    processes: Vec<(ProcessKey, bool, String)>,
     losses: Vec<LossReport>,
     flushes: usize,
     fail_events: bool,
@@ -130,6 +132,12 @@ impl Sink for Capture {
             process: process.clone(),
             agent: agent.to_string(),
         });
+        Ok(())
+    }
+
+    fn process(&mut self, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+        self.processes
+            .push((process.key, process.exit.is_some(), agent.to_string()));
         Ok(())
     }
 

@@ -327,3 +327,27 @@ fn into_parts_hands_back_table_stats_and_sink() {
     assert_eq!(sink.seqs(), vec![1]);
     assert_eq!(sink.losses.len(), 1);
 }
+
+#[test]
+fn each_process_gets_one_final_record_at_exit_or_at_finish() {
+    let mut p = processor(Capture::default());
+    let a = actor(100, 10, 1);
+    let b = actor(101, 20, 100);
+    p.handle(a.exec(1, "/bin/sh", &["sh"]));
+    p.handle(a.fork(2, 101, 20));
+    p.handle(b.exit(3, 0));
+    assert_eq!(
+        p.sink.processes,
+        vec![(b.key(), true, "claude-code".to_string())],
+        "the child's record comes at its exit"
+    );
+    let (_, _, sink) = p.finish();
+    assert_eq!(
+        sink.processes,
+        vec![
+            (b.key(), true, "claude-code".to_string()),
+            (a.key(), false, "claude-code".to_string()),
+        ],
+        "the shell, still running, gets its record at the end, with no exit"
+    );
+}

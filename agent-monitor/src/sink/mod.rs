@@ -15,6 +15,11 @@ pub trait Sink {
     fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> io::Result<()>;
     /// Lost events, so the output itself says where it is incomplete.
     fn loss(&mut self, loss: &LossReport) -> io::Result<()>;
+    /// A process's final record: at its exit, or at the end of the run for
+    /// one still running. Outputs without a process table ignore it.
+    fn process(&mut self, _process: &ProcessInfo, _agent: &str) -> io::Result<()> {
+        Ok(())
+    }
     fn flush(&mut self) -> io::Result<()>;
     /// Writes out everything still buffered; called once, at the end.
     fn close(&mut self) -> io::Result<()> {
@@ -47,6 +52,10 @@ impl Sink for Tee {
 
     fn loss(&mut self, loss: &LossReport) -> io::Result<()> {
         self.each(|s| s.loss(loss))
+    }
+
+    fn process(&mut self, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+        self.each(|s| s.process(process, agent))
     }
 
     fn flush(&mut self) -> io::Result<()> {
