@@ -17,14 +17,10 @@ pub const PID_LIMIT: u32 = 1 << 22;
 pub const TRACKED_WORDS: u32 = PID_LIMIT / 64;
 /// Per-CPU array of `u64` counters, indexed by [`Counter`].
 pub const COUNTERS: &str = "COUNTERS";
-/// Per-CPU array with one `u64`: the next sequence number of each CPU.
-pub const SEQUENCE: &str = "SEQUENCE";
 /// Per-CPU scratch space for building exec records too large for the stack.
 pub const EXEC_SCRATCH: &str = "EXEC_SCRATCH";
 /// Program array: the per-family syscall exit programs.
 pub const EXIT_PROGRAMS: &str = "EXIT_PROGRAMS";
-/// Per-CPU scratch space for building syscall records.
-pub const SYSCALL_SCRATCH: &str = "SYSCALL_SCRATCH_MAP";
 /// The global holding [`crate::layout::KernelLayout`].
 pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
 

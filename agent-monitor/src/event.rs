@@ -155,6 +155,16 @@ pub enum Record {
     Loss(LossReport),
 }
 
+impl LossReport {
+    /// What was lost, as every output names it.
+    pub fn lost(&self) -> &'static str {
+        match self.counter {
+            agent_monitor_common::maps::Counter::RingbufFull => "events",
+            agent_monitor_common::maps::Counter::TrackFull => "tracked_processes",
+        }
+    }
+}
+
 /// Lost work reported by the kernel's per-CPU counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LossReport {

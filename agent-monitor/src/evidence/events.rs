@@ -350,14 +350,8 @@ impl ProcessesBuilder {
 
 /// The `gaps` batch of loss reports.
 pub fn gaps_batch(losses: &[LossReport], clock: WallClock) -> Result<RecordBatch, EvidenceError> {
-    use agent_monitor_common::maps::Counter;
     let columns: Vec<ArrayRef> = vec![
-        strings(losses.iter().map(|l| {
-            Some(match l.counter {
-                Counter::RingbufFull => "events",
-                Counter::TrackFull => "tracked_processes",
-            })
-        })),
+        strings(losses.iter().map(|l| Some(l.lost()))),
         Arc::new(UInt32Array::from_iter_values(losses.iter().map(|l| l.cpu))),
         Arc::new(UInt64Array::from_iter_values(
             losses.iter().map(|l| l.count),

@@ -95,10 +95,7 @@ impl<W: Write> Sink for JsonlSink<W> {
     fn loss(&mut self, loss: &LossReport) -> io::Result<()> {
         let since = rfc3339(self.clock.wall_ns(loss.since_ns));
         let until = rfc3339(self.clock.wall_ns(loss.until_ns));
-        let what = match loss.counter {
-            agent_monitor_common::maps::Counter::RingbufFull => "events",
-            agent_monitor_common::maps::Counter::TrackFull => "tracked_processes",
-        };
+        let what = loss.lost();
         self.line(|s| {
             let mut map = s.serialize_map(None)?;
             map.serialize_entry("kind", "monitor.loss")?;
