@@ -7,11 +7,13 @@
 //! works on plain values and is tested without the kernel.
 
 pub mod actions;
+pub mod capture;
 pub mod decode;
 pub mod dns_cache;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod identity;
 pub mod kernel;
 pub mod pipeline;
 pub mod process_table;

@@ -9,6 +9,7 @@
 pub mod chain;
 pub mod events;
 pub mod schema;
+pub mod signing;
 pub mod store;
 pub mod verify;
 

@@ -1,0 +1,1 @@
+//! The capture policy for text fields (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Ed25519 signatures over chain links (placeholder, being written).

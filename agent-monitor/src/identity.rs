@@ -1,0 +1,1 @@
+//! Workload identity (placeholder, being written).
