@@ -1,7 +1,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
-    evidence::verify::verify,
+    evidence::{store::recover, verify::verify},
     kernel::LoadOptions,
     run::{RunOptions, run},
     summary,
@@ -23,6 +23,12 @@ enum Command {
     /// Check every file and every link of an evidence store; exits 0 only
     /// when it is intact.
     Verify {
+        /// The evidence directory.
+        dir: PathBuf,
+    },
+    /// Publish the journal segments a stopped monitor left in an evidence
+    /// store (after a crash, a kill or a full disk) into Parquet.
+    Recover {
         /// The evidence directory.
         dir: PathBuf,
     },
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run_command(args),
         Command::Verify { dir } => verify_command(&dir),
+        Command::Recover { dir } => recover_command(&dir),
     }
 }
 
@@ -147,6 +154,40 @@ fn verify_command(dir: &std::path::Path) -> ExitCode {
         Err(err) => {
             eprintln!("agent-monitor: verify: {err}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn recover_command(dir: &std::path::Path) -> ExitCode {
+    if !dir.is_dir() {
+        eprintln!(
+            "agent-monitor: recover: {} is not a directory",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    match recover(dir) {
+        Ok(recovered) => {
+            println!(
+                "recovered {} rows from {} journal segment(s) into {} file(s)",
+                recovered.published.rows,
+                recovered.segments,
+                recovered.published.files.len()
+            );
+            for file in &recovered.published.files {
+                println!("  {file}");
+            }
+            if recovered.published.torn_tails > 0 {
+                println!(
+                    "{} stream(s) ended inside a batch that was never synced; that batch is not included",
+                    recovered.published.torn_tails
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("agent-monitor: recover: {err}");
+            ExitCode::from(1)
         }
     }
 }

@@ -68,6 +68,9 @@ impl Agents {
     }
 }
 
+/// How often sinks are flushed when no input arrives.
+const FLUSH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub struct Processor<S: Sink> {
     table: ProcessTable,
     sink: S,
@@ -216,14 +219,24 @@ impl<S: Sink> Processor<S> {
         mut input: mpsc::Receiver<Vec<Record>>,
         state: watch::Sender<TreeState>,
     ) -> Processor<S> {
-        while let Some(batch) = input.recv().await {
-            for record in batch {
-                self.handle(record);
+        // Sinks flush on a tick too, not only after input: a journal must
+        // reach disk within its interval even when the events stop.
+        let mut tick = tokio::time::interval(FLUSH_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                batch = input.recv() => {
+                    let Some(batch) = batch else { break };
+                    for record in batch {
+                        self.handle(record);
+                    }
+                    state.send_replace(self.state);
+                }
+                _ = tick.tick() => {}
             }
             if let Err(err) = self.sink.flush() {
                 self.sink_error(&err);
             }
-            state.send_replace(self.state);
         }
         if let Err(err) = self.sink.flush() {
             self.sink_error(&err);

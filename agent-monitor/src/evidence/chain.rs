@@ -7,6 +7,7 @@
 //! one JSON line per file, synced before the file becomes visible.
 
 use std::{
+    collections::HashMap,
     fs::{File, OpenOptions},
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
@@ -21,6 +22,8 @@ pub const CHAIN_LOG: &str = "chain.log";
 /// Key-value metadata keys written into every evidence file.
 pub const META_INDEX: &str = "agent_monitor.chain.index";
 pub const META_PREV: &str = "agent_monitor.chain.prev";
+/// The journal segment the file was published from.
+pub const META_SEGMENT: &str = "agent_monitor.journal.segment";
 
 pub type Hash = [u8; 32];
 pub const GENESIS: Hash = [0; 32];
@@ -35,6 +38,10 @@ pub struct ChainEntry {
     pub sha256: String,
     pub prev: String,
     pub link: String,
+    /// The journal segment the file was published from: how recovery
+    /// knows a segment's file was already chained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 pub fn link(prev: &Hash, file: &Hash) -> Hash {
@@ -106,6 +113,8 @@ pub struct Chain {
     log_path: PathBuf,
     head: Hash,
     next_index: u64,
+    /// Chained files by (segment, table).
+    from_segments: HashMap<(String, String), String>,
 }
 
 impl Chain {
@@ -124,6 +133,13 @@ impl Chain {
             ),
             None => (GENESIS, 0),
         };
+        let from_segments = entries
+            .iter()
+            .filter_map(|e| {
+                let segment = e.segment.clone()?;
+                Some(((segment, e.table.clone()), e.file.clone()))
+            })
+            .collect();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -134,7 +150,15 @@ impl Chain {
             log_path,
             head,
             next_index,
+            from_segments,
         })
+    }
+
+    /// The file already chained for this segment's table, if any.
+    pub fn published(&self, segment: &str, table: &str) -> Option<String> {
+        self.from_segments
+            .get(&(segment.to_string(), table.to_string()))
+            .cloned()
     }
 
     /// The link of the last closed file (all zeros before the first).
@@ -152,6 +176,7 @@ impl Chain {
         table: &str,
         file: &str,
         sha256: &Hash,
+        segment: Option<&str>,
     ) -> Result<ChainEntry, EvidenceError> {
         let next = link(&self.head, sha256);
         let entry = ChainEntry {
@@ -161,16 +186,30 @@ impl Chain {
             sha256: hex(sha256),
             prev: hex(&self.head),
             link: hex(&next),
+            segment: segment.map(str::to_string),
         };
         let mut line = serde_json::to_vec(&entry).expect("plain struct");
         line.push(b'\n');
         let context = || format!("appending to {}", self.log_path.display());
-        self.log
+        let before = self
+            .log
+            .metadata()
+            .map_err(|e| EvidenceError::io(context(), e))?
+            .len();
+        if let Err(e) = self
+            .log
             .write_all(&line)
-            .map_err(|e| EvidenceError::io(context(), e))?;
-        self.log
-            .sync_data()
-            .map_err(|e| EvidenceError::io(context(), e))?;
+            .and_then(|()| self.log.sync_data())
+        {
+            // A torn line would make the whole log unreadable; a full disk
+            // must leave the log as it was.
+            let _ = self.log.set_len(before);
+            return Err(EvidenceError::io(context(), e));
+        }
+        if let Some(segment) = segment {
+            self.from_segments
+                .insert((segment.to_string(), table.to_string()), file.to_string());
+        }
         self.head = next;
         self.next_index += 1;
         Ok(entry)
@@ -195,13 +234,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut chain = Chain::open(dir.path()).unwrap();
         let first = chain
-            .append("events", "events/a.parquet", &[7; 32])
+            .append("events", "events/a.parquet", &[7; 32], Some("seg-1"))
             .unwrap();
         drop(chain);
         let mut chain = Chain::open(dir.path()).unwrap();
         assert_eq!(chain.next_index(), 1);
+        assert_eq!(
+            chain.published("seg-1", "events").as_deref(),
+            Some("events/a.parquet")
+        );
+        assert_eq!(chain.published("seg-1", "gaps"), None);
         let second = chain
-            .append("events", "events/b.parquet", &[8; 32])
+            .append("events", "events/b.parquet", &[8; 32], None)
             .unwrap();
         assert_eq!(second.prev, first.link);
         assert_eq!(

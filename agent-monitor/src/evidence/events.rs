@@ -301,6 +301,10 @@ impl ProcessesBuilder {
         self.rows == 0
     }
 
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
     pub fn append(&mut self, process: &ProcessInfo, agent: &str, clock: WallClock) {
         self.rows += 1;
         let _ = write!(self.process_key, "{}", process.key);
@@ -348,26 +352,51 @@ impl ProcessesBuilder {
     }
 }
 
-/// The `gaps` batch of loss reports.
-pub fn gaps_batch(losses: &[LossReport], clock: WallClock) -> Result<RecordBatch, EvidenceError> {
+/// One row of `gaps`: work lost, where and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// What was lost: `events`, `tracked_processes`, `processes`.
+    pub lost: &'static str,
+    /// Why: `ring_buffer_full` and `tracked_map_full` in the kernel,
+    /// `storage` when the journal could not take the rows.
+    pub cause: &'static str,
+    /// The CPU, for losses the kernel counts per CPU.
+    pub cpu: Option<u32>,
+    pub count: u64,
+    /// Wall-clock ns: the loss happened in between.
+    pub since_ns: i64,
+    pub until_ns: i64,
+}
+
+impl Gap {
+    pub fn from_loss(loss: &LossReport, clock: WallClock) -> Gap {
+        Gap {
+            lost: loss.lost(),
+            cause: match loss.counter {
+                agent_monitor_common::maps::Counter::RingbufFull => "ring_buffer_full",
+                agent_monitor_common::maps::Counter::TrackFull => "tracked_map_full",
+            },
+            cpu: Some(loss.cpu),
+            count: loss.count,
+            since_ns: clock.wall_ns(loss.since_ns) as i64,
+            until_ns: clock.wall_ns(loss.until_ns) as i64,
+        }
+    }
+}
+
+fn utc_timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
+}
+
+/// The `gaps` batch of these rows.
+pub fn gaps_batch(gaps: &[Gap]) -> Result<RecordBatch, EvidenceError> {
     let columns: Vec<ArrayRef> = vec![
-        strings(losses.iter().map(|l| Some(l.lost()))),
-        Arc::new(UInt32Array::from_iter_values(losses.iter().map(|l| l.cpu))),
-        Arc::new(UInt64Array::from_iter_values(
-            losses.iter().map(|l| l.count),
-        )),
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(
-                losses.iter().map(|l| clock.wall_ns(l.since_ns) as i64),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(
-                losses.iter().map(|l| clock.wall_ns(l.until_ns) as i64),
-            )
-            .with_timezone("UTC"),
-        ),
+        strings(gaps.iter().map(|g| Some(g.lost))),
+        strings(gaps.iter().map(|g| Some(g.cause))),
+        Arc::new(UInt32Array::from_iter(gaps.iter().map(|g| g.cpu))),
+        Arc::new(UInt64Array::from_iter_values(gaps.iter().map(|g| g.count))),
+        utc_timestamps(gaps.iter().map(|g| g.since_ns)),
+        utc_timestamps(gaps.iter().map(|g| g.until_ns)),
     ];
     Ok(RecordBatch::try_new(schema::GAPS.clone(), columns)?)
 }

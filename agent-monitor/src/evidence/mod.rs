@@ -8,6 +8,9 @@
 
 pub mod chain;
 pub mod events;
+pub mod journal;
+pub mod publish;
+pub mod reserve;
 pub mod schema;
 pub mod signing;
 pub mod store;
@@ -25,6 +28,12 @@ pub enum EvidenceError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("writing Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("journal {path}: {source}")]
+    Journal {
+        path: String,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
     #[error("chain log {path}: line {line}: {detail}")]
     ChainLog {
         path: String,

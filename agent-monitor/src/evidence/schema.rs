@@ -126,7 +126,8 @@ pub static PROCESSES: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static GAPS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("lost", DataType::Utf8, false),
-        Field::new("cpu", DataType::UInt32, false),
+        Field::new("cause", DataType::Utf8, false),
+        Field::new("cpu", DataType::UInt32, true),
         Field::new("count", DataType::UInt64, false),
         timestamp("since", false),
         timestamp("until", false),

@@ -1,39 +1,46 @@
-//! Writing the evidence directory: rows buffered per table, closed into
-//! Parquet files by time and by size, each file made visible only once it
-//! is complete and chained.
+//! Writing the evidence directory. Rows are appended to Arrow builders,
+//! journaled (Arrow IPC, synced at least every 200 ms), and published as
+//! chained Parquet files when the segment closes: every 60 s, at a size
+//! limit, and at exit.
+//!
+//! Storage failures never stop the monitor. Rows the journal cannot take
+//! are counted and become a `gaps` row (cause `storage`) once it can; a
+//! segment that cannot be published stays in the journal and is retried at
+//! the next rotation, and by `agent-monitor recover`.
 
 use std::{
-    fs::{self, File},
+    fs,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use arrow_array::RecordBatch;
-use parquet::{
-    arrow::ArrowWriter,
-    basic::{Compression, ZstdLevel},
-    file::{metadata::KeyValue, properties::WriterProperties},
-};
+use arrow_array::{Array, RecordBatch, TimestampNanosecondArray};
 
 use crate::{
     event::{Event, LossReport},
     evidence::{
         EvidenceError,
-        chain::{Chain, META_INDEX, META_PREV, file_sha256, hex},
-        events::{EventsBuilder, ProcessesBuilder, gaps_batch},
+        chain::Chain,
+        events::{EventsBuilder, Gap, ProcessesBuilder, gaps_batch},
+        journal::{self, Segment},
+        publish::{Published, Publisher, remove_orphans},
+        reserve::Reserve,
     },
     process_table::ProcessInfo,
     sink::Sink,
-    time::{WallClock, rfc3339},
+    time::WallClock,
 };
 
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// Close the open files at least this often.
+    /// Publish the journal into Parquet at least this often.
     pub rotate_every: Duration,
-    /// Close the events file once it holds this many rows. Bounds memory:
-    /// every string column keeps a 4-byte offset per row even when null.
+    /// Publish once the segment holds this many event rows.
     pub max_rows: usize,
+    /// Journal buffered rows at least this often. The journal is synced
+    /// right after, so with the processing stage's 100 ms tick a row is
+    /// durable within 200 ms.
+    pub journal_every: Duration,
 }
 
 impl Default for StoreOptions {
@@ -41,9 +48,16 @@ impl Default for StoreOptions {
         StoreOptions {
             rotate_every: Duration::from_secs(60),
             max_rows: 1 << 18,
+            journal_every: Duration::from_millis(100),
         }
     }
 }
+
+/// Rows buffered in memory before they are journaled in one batch: bounds
+/// memory between two journal writes at high event rates.
+const JOURNAL_BATCH_ROWS: usize = 1 << 16;
+/// While storage is failing, how often to try again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 pub struct EvidenceStore {
     dir: PathBuf,
@@ -52,11 +66,19 @@ pub struct EvidenceStore {
     options: StoreOptions,
     chain: Chain,
     events: EventsBuilder,
-    /// Sequence number and wall time of the open events file's first row.
-    first: Option<(u64, i64)>,
-    gaps: Vec<LossReport>,
     processes: ProcessesBuilder,
-    opened: Instant,
+    gaps: Vec<Gap>,
+    segment: Option<Segment>,
+    /// Event rows journaled in the open segment.
+    segment_rows: usize,
+    segment_opened: Instant,
+    journaled_at: Instant,
+    /// Closed segments not yet published (storage failed), oldest first.
+    backlog: Vec<PathBuf>,
+    reserve: Reserve,
+    /// The storage error being reported, so each is reported once.
+    failing: Option<String>,
+    failed_at: Option<Instant>,
 }
 
 /// The host name, for file names: several hosts can share one directory.
@@ -68,7 +90,49 @@ fn host_name() -> String {
         .unwrap_or_else(|| "host".into())
 }
 
+/// What [`recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub segments: usize,
+    pub published: Published,
+    pub orphans_removed: usize,
+}
+
+/// Publishes every journal segment left in `dir` by a monitor that did not
+/// close it (a crash, a kill, a full disk), oldest first.
+pub fn recover(dir: &Path) -> Result<Recovered, EvidenceError> {
+    let mut chain = Chain::open(dir)?;
+    let host = host_name();
+    let mut publisher = Publisher {
+        dir,
+        host: &host,
+        chain: &mut chain,
+    };
+    let mut recovered = Recovered::default();
+    for segment in journal::segments(dir)? {
+        let published = publisher.publish_segment(&segment)?;
+        recovered.segments += 1;
+        recovered.published.files.extend(published.files);
+        recovered.published.rows += published.rows;
+        recovered.published.already_chained += published.already_chained;
+        recovered.published.torn_tails += published.torn_tails;
+    }
+    recovered.orphans_removed = remove_orphans(dir)?;
+    Ok(recovered)
+}
+
+fn wall_range(batch: &RecordBatch, column: &str) -> Option<(i64, i64)> {
+    let ts = batch
+        .column_by_name(column)?
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()?;
+    let values = ts.values();
+    Some((*values.iter().min()?, *values.iter().max()?))
+}
+
 impl EvidenceStore {
+    /// Opens the store, first recovering whatever an earlier run left in
+    /// its journal.
     pub fn open(
         dir: &Path,
         clock: WallClock,
@@ -76,6 +140,16 @@ impl EvidenceStore {
     ) -> Result<EvidenceStore, EvidenceError> {
         fs::create_dir_all(dir)
             .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
+        let recovered = recover(dir)?;
+        if recovered.segments > 0 {
+            eprintln!(
+                "agent-monitor: recovered {} rows from {} journal segment(s) into {} file(s)",
+                recovered.published.rows,
+                recovered.segments,
+                recovered.published.files.len()
+            );
+        }
+        let now = Instant::now();
         Ok(EvidenceStore {
             dir: dir.to_path_buf(),
             host: host_name(),
@@ -83,91 +157,211 @@ impl EvidenceStore {
             options,
             chain: Chain::open(dir)?,
             events: EventsBuilder::default(),
-            first: None,
-            gaps: Vec::new(),
             processes: ProcessesBuilder::default(),
-            opened: Instant::now(),
+            gaps: Vec::new(),
+            segment: None,
+            segment_rows: 0,
+            segment_opened: now,
+            journaled_at: now,
+            backlog: Vec::new(),
+            reserve: Reserve::create(&dir.join(journal::JOURNAL_DIR)),
+            failing: None,
+            failed_at: None,
         })
     }
 
-    /// Closes the buffered rows of every table into files.
-    pub fn close_files(&mut self) -> Result<(), EvidenceError> {
-        if let Some((first_seq, first_ts)) = self.first.take() {
-            // The chain index keeps names unique across runs, whose
-            // sequence numbers each start at 0.
-            let name = format!("{}-{first_seq}-{}", self.host, self.chain.next_index());
-            let batch = self.events.finish()?;
-            self.write("events", first_ts, &name, &batch)?;
-        }
-        if !self.processes.is_empty() {
-            let name = format!("{}-processes-{}", self.host, self.chain.next_index());
-            let now = self.clock.wall_ns(WallClock::boot_now_ns()) as i64;
-            let batch = self.processes.finish()?;
-            self.write("processes", now, &name, &batch)?;
-        }
-        if !self.gaps.is_empty() {
-            let gaps = std::mem::take(&mut self.gaps);
-            let ts = self.clock.wall_ns(gaps[0].since_ns) as i64;
-            let name = format!("{}-gaps-{}", self.host, self.chain.next_index());
-            let batch = gaps_batch(&gaps, self.clock)?;
-            self.write("gaps", ts, &name, &batch)?;
-        }
-        self.opened = Instant::now();
-        Ok(())
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Writes one file: under a temporary name, chained, then renamed into
-    /// place, so a reader never sees a partial file.
-    fn write(
+    fn now_wall(&self) -> i64 {
+        self.clock.wall_ns(WallClock::boot_now_ns()) as i64
+    }
+
+    /// Reports a storage failure once, and starts the retry clock.
+    fn storage_failed(&mut self, err: &EvidenceError) {
+        let text = err.to_string();
+        if self.failing.as_deref() != Some(text.as_str()) {
+            eprintln!("agent-monitor: evidence storage failing: {text}");
+            self.failing = Some(text);
+        }
+        self.failed_at = Some(Instant::now());
+        // Free the reserved space so the gap rows themselves can be kept.
+        self.reserve.release();
+    }
+
+    fn storage_recovered(&mut self) {
+        if self.failing.take().is_some() {
+            eprintln!("agent-monitor: evidence storage writable again");
+        }
+        self.failed_at = None;
+    }
+
+    fn retry_due(&self) -> bool {
+        self.failed_at.is_none_or(|at| at.elapsed() >= RETRY_EVERY)
+    }
+
+    /// Journals one batch into the open segment, opening one if needed.
+    fn journal_batch(
         &mut self,
-        table: &str,
-        ts_ns: i64,
-        name: &str,
+        table: &'static str,
         batch: &RecordBatch,
     ) -> Result<(), EvidenceError> {
-        let stamp = rfc3339(i128::from(ts_ns));
-        let partition = format!("{table}/date={}/hour={}", &stamp[..10], &stamp[11..13]);
-        let dir = self.dir.join(&partition);
-        fs::create_dir_all(&dir)
-            .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
-        let relative = format!("{partition}/{name}.parquet");
-        let final_path = self.dir.join(&relative);
-        let tmp_path = dir.join(format!(".{name}.parquet.tmp"));
-
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_dictionary_enabled(true)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
-            .build();
-        let file = File::create(&tmp_path)
-            .map_err(|e| EvidenceError::io(format!("creating {}", tmp_path.display()), e))?;
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-        writer.write(batch)?;
-        writer.append_key_value_metadata(KeyValue::new(
-            META_INDEX.into(),
-            self.chain.next_index().to_string(),
-        ));
-        writer.append_key_value_metadata(KeyValue::new(META_PREV.into(), hex(&self.chain.head())));
-        let file = writer.into_inner()?;
-        file.sync_all()
-            .map_err(|e| EvidenceError::io(format!("syncing {}", tmp_path.display()), e))?;
-        let sha = file_sha256(&tmp_path)?;
-        self.chain.append(table, &relative, &sha)?;
-        // A hard link, not a rename: it fails rather than replace a file
-        // that is already there, so evidence is never overwritten.
-        fs::hard_link(&tmp_path, &final_path)
-            .map_err(|e| EvidenceError::io(format!("publishing {}", final_path.display()), e))?;
-        fs::remove_file(&tmp_path)
-            .map_err(|e| EvidenceError::io(format!("removing {}", tmp_path.display()), e))?;
-        if let Ok(dir) = File::open(&dir) {
-            let _ = dir.sync_all();
+        if self.segment.is_none() {
+            self.segment = Some(Segment::create(&self.dir, self.now_wall())?);
+            self.segment_opened = Instant::now();
+            self.segment_rows = 0;
         }
-        Ok(())
+        let segment = self.segment.as_mut().expect("opened above");
+        let result = segment.append(table, batch);
+        if result.is_err() {
+            // The stream was cut back to its last whole batch; seal the
+            // segment so it is never appended to again.
+            self.seal_segment();
+        }
+        result
     }
 
-    fn due(&self) -> bool {
-        self.events.len() >= self.options.max_rows
-            || self.opened.elapsed() >= self.options.rotate_every
+    /// Closes the open segment and queues it for publication.
+    fn seal_segment(&mut self) {
+        if let Some(segment) = self.segment.take() {
+            let path = segment.path().to_path_buf();
+            if let Err(err) = segment.close() {
+                eprintln!("agent-monitor: closing journal segment: {err}");
+            }
+            self.backlog.push(path);
+        }
+    }
+
+    /// Moves every buffered row into the journal and syncs it. Rows the
+    /// journal cannot take are counted into a `storage` gap.
+    pub fn journal_pending(&mut self) {
+        if !self.retry_due() {
+            return;
+        }
+        self.journaled_at = Instant::now();
+        // Gaps first: they are small, and the record of a loss matters most.
+        if !self.gaps.is_empty() {
+            match gaps_batch(&self.gaps).and_then(|b| self.journal_batch("gaps", &b)) {
+                Ok(()) => self.gaps.clear(),
+                Err(err) => {
+                    self.storage_failed(&err);
+                    return;
+                }
+            }
+        }
+        let mut failed = None;
+        if !self.events.is_empty() {
+            let rows = self.events.len();
+            match self.events.finish() {
+                Ok(batch) => match self.journal_batch("events", &batch) {
+                    Ok(()) => self.segment_rows += rows,
+                    Err(err) => {
+                        let now = self.now_wall();
+                        let (since, until) = wall_range(&batch, "ts").unwrap_or((now, now));
+                        self.lose("events", rows, since, until);
+                        failed = Some(err);
+                    }
+                },
+                Err(err) => failed = Some(err),
+            }
+        }
+        if !self.processes.is_empty() {
+            let rows = self.processes.len();
+            let batch = self.processes.finish();
+            if let Err(err) = batch.and_then(|b| self.journal_batch("processes", &b)) {
+                let now = self.now_wall();
+                self.lose("processes", rows, now, now);
+                failed.get_or_insert(err);
+            }
+        }
+        let synced = match self.segment.as_mut() {
+            Some(segment) => segment.sync(),
+            None => Ok(()),
+        };
+        match failed.map_or(synced, Err) {
+            Ok(()) => self.storage_recovered(),
+            Err(err) => self.storage_failed(&err),
+        }
+    }
+
+    /// Counts rows the journal could not take; consecutive losses of one
+    /// table merge into one gap row.
+    fn lose(&mut self, lost: &'static str, rows: usize, since_ns: i64, until_ns: i64) {
+        if let Some(gap) = self
+            .gaps
+            .iter_mut()
+            .find(|g| g.lost == lost && g.cause == "storage")
+        {
+            gap.count += rows as u64;
+            gap.since_ns = gap.since_ns.min(since_ns);
+            gap.until_ns = gap.until_ns.max(until_ns);
+            return;
+        }
+        self.gaps.push(Gap {
+            lost,
+            cause: "storage",
+            cpu: None,
+            count: rows as u64,
+            since_ns,
+            until_ns,
+        });
+    }
+
+    /// Journals what is buffered, closes the segment, and publishes every
+    /// closed segment into Parquet. Segments that cannot be published stay
+    /// in the journal for the next attempt.
+    pub fn rotate(&mut self) -> Result<(), EvidenceError> {
+        self.journal_pending();
+        self.seal_segment();
+        let mut publisher = Publisher {
+            dir: &self.dir,
+            host: &self.host,
+            chain: &mut self.chain,
+        };
+        let mut result = Ok(());
+        while let Some(segment) = self.backlog.first() {
+            match publisher.publish_segment(segment) {
+                Ok(published) => {
+                    if published.torn_tails > 0 {
+                        eprintln!(
+                            "agent-monitor: {}: a batch cut short by a failed write was dropped",
+                            segment.display()
+                        );
+                    }
+                    self.backlog.remove(0);
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
+        self.segment_opened = Instant::now();
+        match result {
+            Ok(()) => {
+                if self.failing.is_some() && self.gaps.is_empty() {
+                    self.storage_recovered();
+                }
+                self.reserve.restore();
+                Ok(())
+            }
+            Err(err) => {
+                self.storage_failed(&err);
+                Err(err)
+            }
+        }
+    }
+
+    fn rotation_due(&self) -> bool {
+        self.segment_rows >= self.options.max_rows
+            || (self.segment.is_some() || !self.backlog.is_empty())
+                && self.segment_opened.elapsed() >= self.options.rotate_every
+    }
+
+    /// Segments waiting in the journal because they could not be published.
+    pub fn backlog(&self) -> &[PathBuf] {
+        &self.backlog
     }
 }
 
@@ -177,17 +371,18 @@ fn to_io(err: EvidenceError) -> std::io::Error {
 
 impl Sink for EvidenceStore {
     fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> std::io::Result<()> {
-        self.first
-            .get_or_insert((event.seq, self.clock.wall_ns(event.ts_ns) as i64));
         self.events.append(event, process, agent, self.clock);
-        if self.events.len() >= self.options.max_rows {
-            self.close_files().map_err(to_io)?;
+        if self.events.len() >= JOURNAL_BATCH_ROWS {
+            self.journal_pending();
+            if self.segment_rows >= self.options.max_rows && self.retry_due() {
+                self.rotate().map_err(to_io)?;
+            }
         }
         Ok(())
     }
 
     fn loss(&mut self, loss: &LossReport) -> std::io::Result<()> {
-        self.gaps.push(*loss);
+        self.gaps.push(Gap::from_loss(loss, self.clock));
         Ok(())
     }
 
@@ -197,23 +392,47 @@ impl Sink for EvidenceStore {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.due() {
-            self.close_files().map_err(to_io)?;
+        if self.journaled_at.elapsed() >= self.options.journal_every {
+            self.journal_pending();
+        }
+        if self.rotation_due() && self.retry_due() {
+            self.rotate().map_err(to_io)?;
         }
         Ok(())
     }
 
     fn close(&mut self) -> std::io::Result<()> {
-        self.close_files().map_err(to_io)?;
+        // One last attempt even while failing: this is the last chance to
+        // record the gap.
+        self.failed_at = None;
         // Queries read every table; a table with no file at all is an error
         // to DuckDB ("no files found"), so an empty gaps table is written
         // once, the first time a store closes without losses.
-        if !self.dir.join("gaps").exists() {
-            let name = format!("{}-gaps-{}", self.host, self.chain.next_index());
-            let batch = gaps_batch(&[], self.clock).map_err(to_io)?;
-            let now = self.clock.wall_ns(WallClock::boot_now_ns()) as i64;
-            self.write("gaps", now, &name, &batch).map_err(to_io)?;
+        let no_gaps_yet = !self.dir.join("gaps").exists();
+        let result = self.rotate();
+        if result.is_ok() && no_gaps_yet && !self.dir.join("gaps").exists() {
+            let batch = gaps_batch(&[]).map_err(to_io)?;
+            self.journal_batch("gaps", &batch).map_err(to_io)?;
+            self.rotate().map_err(to_io)?;
         }
-        Ok(())
+        if !self.gaps.is_empty() {
+            let lost: u64 = self.gaps.iter().map(|g| g.count).sum();
+            eprintln!(
+                "agent-monitor: {lost} rows were lost to storage failures and the gap could not be recorded"
+            );
+        }
+        if !self.backlog.is_empty() {
+            eprintln!(
+                "agent-monitor: {} journal segment(s) kept in {}; `agent-monitor recover {}` publishes them",
+                self.backlog.len(),
+                self.dir.join(journal::JOURNAL_DIR).display(),
+                self.dir.display()
+            );
+        }
+        result.map_err(to_io)
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -19,7 +19,7 @@ fn store_with(dir: &Path, files: usize) -> Vec<String> {
             event.seq = seq;
             store.event(&event, &process, "agent").unwrap();
         }
-        store.close_files().unwrap();
+        store.rotate().unwrap();
     }
     read_log(&dir.join(CHAIN_LOG))
         .unwrap()

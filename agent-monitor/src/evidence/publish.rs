@@ -1,0 +1,259 @@
+//! Turning journal segments into chained Parquet files.
+//!
+//! The store publishes each segment it closes through [`Publisher`], and
+//! recovery after a crash publishes the segments left behind through the
+//! same code. Publication is idempotent: each chain entry records the
+//! segment and table it came from, so a segment whose files were already
+//! chained (the crash came between chaining and removing the segment) is
+//! never published twice.
+
+use std::{
+    fs::{self, File},
+    io,
+    path::{Path, PathBuf},
+};
+
+use arrow_array::{Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
+use parquet::{
+    arrow::ArrowWriter,
+    basic::{Compression, ZstdLevel},
+    file::{
+        metadata::KeyValue,
+        properties::{EnabledStatistics, WriterProperties},
+    },
+};
+
+use crate::{
+    evidence::{
+        EvidenceError,
+        chain::{Chain, META_INDEX, META_PREV, META_SEGMENT, file_sha256, hex},
+        journal::{self, sync_dir},
+    },
+    time::rfc3339,
+};
+
+/// Every table, in the order a segment's files are chained.
+pub const TABLES: [&str; 8] = [
+    "events",
+    "processes",
+    "sessions",
+    "messages",
+    "tool_calls",
+    "decisions",
+    "alerts",
+    "gaps",
+];
+
+/// The column whose first value places a table's file in time; tables
+/// without one are placed by the time their segment was opened.
+fn time_column(table: &str) -> Option<&'static str> {
+    match table {
+        "events" => Some("ts"),
+        "gaps" => Some("since"),
+        _ => None,
+    }
+}
+
+/// What publishing a segment did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Files written and chained, relative to the store.
+    pub files: Vec<String>,
+    pub rows: usize,
+    /// Tables already chained from this segment before (a crash after
+    /// chaining), skipped.
+    pub already_chained: usize,
+    /// Streams that ended inside a batch: that batch had not been synced.
+    pub torn_tails: usize,
+}
+
+pub struct Publisher<'a> {
+    pub dir: &'a Path,
+    pub host: &'a str,
+    pub chain: &'a mut Chain,
+}
+
+fn first_timestamp(batch: &RecordBatch, column: &str) -> Option<i64> {
+    let array = batch.column_by_name(column)?;
+    let array = array.as_any().downcast_ref::<TimestampNanosecondArray>()?;
+    (!array.is_empty() && array.is_valid(0)).then(|| array.value(0))
+}
+
+fn first_seq(batch: &RecordBatch) -> Option<u64> {
+    let array = batch.column_by_name("seq")?;
+    let array = array.as_any().downcast_ref::<UInt64Array>()?;
+    (!array.is_empty()).then(|| array.value(0))
+}
+
+impl Publisher<'_> {
+    /// Publishes every table of a segment, then removes the segment.
+    pub fn publish_segment(&mut self, segment: &Path) -> Result<Published, EvidenceError> {
+        let name = journal::segment_name(segment);
+        let opened_ns = journal::segment_opened_ns(segment).unwrap_or_default();
+        let mut published = Published::default();
+        for table in TABLES {
+            if let Some(file) = self.chain.published(&name, table) {
+                self.finish_publication(&file)?;
+                published.already_chained += 1;
+                continue;
+            }
+            let Some(read) = journal::read_table(segment, table)? else {
+                continue;
+            };
+            published.torn_tails += usize::from(read.torn_tail);
+            let rows: usize = read.batches.iter().map(RecordBatch::num_rows).sum();
+            // An empty table is still published: queries need the file.
+            let first = read.batches.iter().find(|b| b.num_rows() > 0);
+            let Some(first) = first.or(read.batches.first()) else {
+                continue;
+            };
+            let ts = time_column(table)
+                .and_then(|column| first_timestamp(first, column))
+                .unwrap_or(opened_ns);
+            let index = self.chain.next_index();
+            let file_name = match (table, first_seq(first)) {
+                ("events", Some(seq)) => format!("{}-{seq}-{index}", self.host),
+                _ => format!("{}-{table}-{index}", self.host),
+            };
+            let file = self.write(table, ts, &file_name, &name, &read.batches)?;
+            published.files.push(file);
+            published.rows += rows;
+        }
+        fs::remove_dir_all(segment)
+            .map_err(|e| EvidenceError::io(format!("removing {}", segment.display()), e))?;
+        sync_dir(&self.dir.join(journal::JOURNAL_DIR));
+        Ok(published)
+    }
+
+    /// Writes one file under a hidden temporary name, chains it, and only
+    /// then publishes it under its name: a reader never sees a partial file.
+    fn write(
+        &mut self,
+        table: &str,
+        ts_ns: i64,
+        name: &str,
+        segment: &str,
+        batches: &[RecordBatch],
+    ) -> Result<String, EvidenceError> {
+        let stamp = rfc3339(i128::from(ts_ns));
+        let partition = format!("{table}/date={}/hour={}", &stamp[..10], &stamp[11..13]);
+        let dir = self.dir.join(&partition);
+        fs::create_dir_all(&dir)
+            .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
+        let relative = format!("{partition}/{name}.parquet");
+        let tmp_path = temporary(&self.dir.join(&relative));
+
+        let written = self.write_parquet(&tmp_path, segment, batches);
+        let sha = match written.and_then(|()| file_sha256(&tmp_path)) {
+            Ok(sha) => sha,
+            Err(err) => {
+                // A full disk must not leave half a file behind.
+                let _ = fs::remove_file(&tmp_path);
+                return Err(err);
+            }
+        };
+        if let Err(err) = self.chain.append(table, &relative, &sha, Some(segment)) {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(err);
+        }
+        self.finish_publication(&relative)?;
+        sync_dir(&dir);
+        Ok(relative)
+    }
+
+    fn write_parquet(
+        &self,
+        path: &Path,
+        segment: &str,
+        batches: &[RecordBatch],
+    ) -> Result<(), EvidenceError> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        let file = File::create(path)
+            .map_err(|e| EvidenceError::io(format!("creating {}", path.display()), e))?;
+        let mut writer = ArrowWriter::try_new(file, batches[0].schema(), Some(props))?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        let meta = [
+            (META_INDEX, self.chain.next_index().to_string()),
+            (META_PREV, hex(&self.chain.head())),
+            (META_SEGMENT, segment.to_string()),
+        ];
+        for (key, value) in meta {
+            writer.append_key_value_metadata(KeyValue::new(key.into(), value));
+        }
+        let file = writer.into_inner()?;
+        file.sync_all()
+            .map_err(|e| EvidenceError::io(format!("syncing {}", path.display()), e))
+    }
+
+    /// Moves a chained file from its temporary name to its name. Called
+    /// again by recovery for a file chained just before a crash.
+    fn finish_publication(&self, relative: &str) -> Result<(), EvidenceError> {
+        let final_path = self.dir.join(relative);
+        let tmp_path = temporary(&final_path);
+        if !tmp_path.exists() {
+            // Published already, or removed by hand (verify names it).
+            return Ok(());
+        }
+        // A hard link, not a rename: it fails rather than replace a file
+        // that is already there, so evidence is never overwritten.
+        match fs::hard_link(&tmp_path, &final_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(EvidenceError::io(
+                    format!("publishing {}", final_path.display()),
+                    e,
+                ));
+            }
+        }
+        fs::remove_file(&tmp_path)
+            .map_err(|e| EvidenceError::io(format!("removing {}", tmp_path.display()), e))
+    }
+}
+
+/// The hidden name a file is written under before it is published.
+pub fn temporary(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Temporary files that no chain entry will ever claim: left by a crash
+/// before their file was chained. Removed once every segment is published,
+/// since the segment they came from has been published again by then.
+pub fn remove_orphans(dir: &Path) -> Result<usize, EvidenceError> {
+    let mut removed = 0;
+    for table in TABLES {
+        removed += remove_tmp_under(&dir.join(table))?;
+    }
+    Ok(removed)
+}
+
+fn remove_tmp_under(dir: &Path) -> Result<usize, EvidenceError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(EvidenceError::io(format!("reading {}", dir.display()), e)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += remove_tmp_under(&path)?;
+        } else if name.starts_with('.') && name.ends_with(".parquet.tmp") {
+            fs::remove_file(&path)
+                .map_err(|e| EvidenceError::io(format!("removing {}", path.display()), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
