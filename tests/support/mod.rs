@@ -173,3 +173,32 @@ pub fn real_python() -> String {
         .expect("python3 is installed");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Runs a DuckDB query through the `duckdb` Python package (installed by
+/// `cargo xtask setup`) and returns its rows as JSON.
+pub fn duckdb(sql: &str) -> Vec<serde_json::Value> {
+    duckdb_in(Path::new("."), &[], sql)
+}
+
+/// Runs `setup` statements then `sql` in `dir`, as a user would from the
+/// evidence directory.
+pub fn duckdb_in(dir: &Path, setup: &[&str], sql: &str) -> Vec<serde_json::Value> {
+    let setup: String = setup
+        .iter()
+        .map(|s| format!("duckdb.sql({s:?})\n"))
+        .collect();
+    let script = format!(
+        "import duckdb, json\n{setup}rows = duckdb.sql({sql:?}).fetchall()\nprint(json.dumps([list(r) for r in rows], default=str))"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "duckdb failed (is the duckdb package installed? `cargo xtask setup` installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON rows")
+}

@@ -76,8 +76,8 @@ pub struct EvidenceStore {
     /// Closed segments not yet published (storage failed), oldest first.
     backlog: Vec<PathBuf>,
     reserve: Reserve,
-    /// The storage error being reported, so each is reported once.
-    failing: Option<String>,
+    /// Storage is failing: reported once, when it starts and when it ends.
+    failing: bool,
     failed_at: Option<Instant>,
 }
 
@@ -165,7 +165,7 @@ impl EvidenceStore {
             journaled_at: now,
             backlog: Vec::new(),
             reserve: Reserve::create(&dir.join(journal::JOURNAL_DIR)),
-            failing: None,
+            failing: false,
             failed_at: None,
         })
     }
@@ -180,10 +180,11 @@ impl EvidenceStore {
 
     /// Reports a storage failure once, and starts the retry clock.
     fn storage_failed(&mut self, err: &EvidenceError) {
-        let text = err.to_string();
-        if self.failing.as_deref() != Some(text.as_str()) {
-            eprintln!("agent-monitor: evidence storage failing: {text}");
-            self.failing = Some(text);
+        if !self.failing {
+            eprintln!(
+                "agent-monitor: evidence storage failing, rows are counted as lost until it recovers: {err}"
+            );
+            self.failing = true;
         }
         self.failed_at = Some(Instant::now());
         // Free the reserved space so the gap rows themselves can be kept.
@@ -191,7 +192,7 @@ impl EvidenceStore {
     }
 
     fn storage_recovered(&mut self) {
-        if self.failing.take().is_some() {
+        if std::mem::take(&mut self.failing) {
             eprintln!("agent-monitor: evidence storage writable again");
         }
         self.failed_at = None;
@@ -240,16 +241,6 @@ impl EvidenceStore {
             return;
         }
         self.journaled_at = Instant::now();
-        // Gaps first: they are small, and the record of a loss matters most.
-        if !self.gaps.is_empty() {
-            match gaps_batch(&self.gaps).and_then(|b| self.journal_batch("gaps", &b)) {
-                Ok(()) => self.gaps.clear(),
-                Err(err) => {
-                    self.storage_failed(&err);
-                    return;
-                }
-            }
-        }
         let mut failed = None;
         if !self.events.is_empty() {
             let rows = self.events.len();
@@ -273,6 +264,17 @@ impl EvidenceStore {
                 let now = self.now_wall();
                 self.lose("processes", rows, now, now);
                 failed.get_or_insert(err);
+            }
+        }
+        // Gaps last, so that they include the rows just lost. They are
+        // small, and a failed write above was cut back, so they usually fit
+        // even when the rows did not; if not, they wait for the next try.
+        if !self.gaps.is_empty() {
+            match gaps_batch(&self.gaps).and_then(|b| self.journal_batch("gaps", &b)) {
+                Ok(()) => self.gaps.clear(),
+                Err(err) => {
+                    failed.get_or_insert(err);
+                }
             }
         }
         let synced = match self.segment.as_mut() {
@@ -340,7 +342,7 @@ impl EvidenceStore {
         self.segment_opened = Instant::now();
         match result {
             Ok(()) => {
-                if self.failing.is_some() && self.gaps.is_empty() {
+                if self.failing && self.gaps.is_empty() {
                     self.storage_recovered();
                 }
                 self.reserve.restore();
