@@ -11,6 +11,7 @@ use crate::{
     decode::DecodeError,
     dns_cache::DnsCache,
     event::{Detail, Event, Record},
+    identity::{self, ExeHasher, WorkloadIdentity},
     process_table::{ExecContext, ProcessInfo, ProcessTable},
     sink::Sink,
 };
@@ -81,6 +82,9 @@ pub struct Processor<S: Sink> {
     dns: DnsCache,
     /// Reads a process's working directory; replaceable in tests.
     cwd_of: fn(u32) -> Option<String>,
+    /// Learns a process's workload identity at exec; replaceable in tests.
+    identity_of: fn(&mut ExeHasher, u32, Option<&str>) -> WorkloadIdentity,
+    hasher: ExeHasher,
 }
 
 /// The working directory of a live process, from /proc.
@@ -101,7 +105,17 @@ impl<S: Sink> Processor<S> {
             stats: Stats::default(),
             dns: DnsCache::default(),
             cwd_of: proc_cwd,
+            identity_of: identity::observe,
+            hasher: ExeHasher::new(),
         }
+    }
+
+    pub fn with_identity_lookup(
+        mut self,
+        identity_of: fn(&mut ExeHasher, u32, Option<&str>) -> WorkloadIdentity,
+    ) -> Processor<S> {
+        self.identity_of = identity_of;
+        self
     }
 
     pub fn with_cwd_lookup(mut self, cwd_of: fn(u32) -> Option<String>) -> Processor<S> {
@@ -156,7 +170,15 @@ impl<S: Sink> Processor<S> {
         if matches!(event.detail, Detail::Exit(_)) && Some(event.pid) == self.root_pid {
             self.state.root_exited = true;
         }
-        let process = self.table.observe(event, &exec);
+        let mut process = self.table.observe(event, &exec);
+        if matches!(event.detail, Detail::Exec(_)) {
+            let identity = (self.identity_of)(&mut self.hasher, event.pid, process.exe.as_deref());
+            self.table.set_identity(event.pid, identity);
+            process = self
+                .table
+                .get(event.pid)
+                .expect("the exec's process is live");
+        }
         let agent = self.agents.name(event.agent_slot);
         let mut result = self.sink.event(event, process, agent);
         if matches!(event.detail, Detail::Exit(_)) {

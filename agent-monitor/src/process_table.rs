@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, fmt};
 
-use crate::event::{Detail, Event, ExitStatus};
+use crate::{
+    event::{Detail, Event, ExitStatus},
+    identity::WorkloadIdentity,
+};
 
 /// Identifies a process for its whole life and after: the pid with the
 /// process's start time (`CLOCK_BOOTTIME` ns). A pid can be reused; the
@@ -31,6 +34,9 @@ pub struct ProcessInfo {
     pub argv: Vec<String>,
     pub cwd: Option<String>,
     pub uid: u32,
+    /// Cgroup, container and executable hash, learned at exec and
+    /// inherited at fork.
+    pub identity: WorkloadIdentity,
     pub exit: Option<ExitStatus>,
     /// `CLOCK_BOOTTIME` ns of the exit.
     pub exit_ns: Option<u64>,
@@ -144,13 +150,13 @@ impl ProcessTable {
                 info.ppid = event.ppid;
             }
             _ => {
-                let parent = self
-                    .live
-                    .get(&event.ppid)
-                    .map(|p| (p.key, p.exe.clone(), p.argv.clone(), p.cwd.clone()));
-                let (parent_key, exe, argv, cwd) = match parent {
-                    Some((k, exe, argv, cwd)) => (Some(k), exe, argv, cwd),
-                    None => (None, None, Vec::new(), None),
+                let parent = self.live.get(&event.ppid).map(|p| {
+                    let inherited = (p.exe.clone(), p.argv.clone(), p.cwd.clone());
+                    (p.key, inherited, p.identity.clone())
+                });
+                let (parent_key, (exe, argv, cwd), identity) = match parent {
+                    Some((k, inherited, identity)) => (Some(k), inherited, identity),
+                    None => (None, (None, Vec::new(), None), WorkloadIdentity::default()),
                 };
                 self.replace_live(ProcessInfo {
                     key,
@@ -161,10 +167,18 @@ impl ProcessTable {
                     argv,
                     cwd,
                     uid: event.uid,
+                    identity,
                     exit: None,
                     exit_ns: None,
                 });
             }
+        }
+    }
+
+    /// Records what exec taught about a live process's workload.
+    pub fn set_identity(&mut self, pid: u32, identity: WorkloadIdentity) {
+        if let Some(info) = self.live.get_mut(&pid) {
+            info.identity = identity;
         }
     }
 

@@ -114,6 +114,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
             .map(|p| p.to_string_lossy().into_owned()),
         // SAFETY: getuid has no preconditions.
         uid: unsafe { libc::getuid() },
+        identity: Default::default(),
         exit: None,
         exit_ns: None,
     });

@@ -248,6 +248,7 @@ pub fn process_info(pid: u32, start_ns: u64) -> ProcessInfo {
         argv: Vec::new(),
         cwd: None,
         uid: 1000,
+        identity: Default::default(),
         exit: None,
         exit_ns: None,
     }

@@ -289,6 +289,9 @@ pub struct ProcessesBuilder {
     argv: ListBuilder<StringBuilder>,
     cwd: StringBuilder,
     uid: UInt32Builder,
+    cgroup: StringBuilder,
+    container_id: StringBuilder,
+    exe_sha256: StringBuilder,
     start: TimestampNanosecondBuilder,
     exit: TimestampNanosecondBuilder,
     exit_code: Int32Builder,
@@ -318,6 +321,12 @@ impl ProcessesBuilder {
         append_strings(&mut self.argv, Some(&process.argv));
         self.cwd.append_option(process.cwd.as_deref());
         self.uid.append_value(process.uid);
+        let identity = &process.identity;
+        self.cgroup.append_option(identity.cgroup.as_deref());
+        self.container_id
+            .append_option(identity.container_id.as_deref());
+        self.exe_sha256
+            .append_option(identity.exe_sha256.as_deref());
         self.start
             .append_value(clock.wall_ns(process.key.start_ns) as i64);
         self.exit
@@ -343,6 +352,9 @@ impl ProcessesBuilder {
             Arc::new(self.argv.finish()),
             Arc::new(self.cwd.finish()),
             Arc::new(self.uid.finish()),
+            Arc::new(self.cgroup.finish()),
+            Arc::new(self.container_id.finish()),
+            Arc::new(self.exe_sha256.finish()),
             utc(std::mem::take(&mut self.start)),
             utc(std::mem::take(&mut self.exit)),
             Arc::new(self.exit_code.finish()),

@@ -183,8 +183,24 @@ fn agents() -> Agents {
     agents
 }
 
+/// A workload identity made from the pid and exe, so tests see which
+/// lookup a process's identity came from.
+fn fake_identity(
+    _: &mut crate::identity::ExeHasher,
+    pid: u32,
+    exe: Option<&str>,
+) -> crate::identity::WorkloadIdentity {
+    crate::identity::WorkloadIdentity {
+        cgroup: Some(format!("/agents/{pid}")),
+        container_id: None,
+        exe_sha256: exe.map(|e| format!("sha-of-{e}")),
+    }
+}
+
 fn processor(sink: Capture) -> Processor<Capture> {
-    Processor::new(sink, agents()).with_cwd_lookup(fake_cwd)
+    Processor::new(sink, agents())
+        .with_cwd_lookup(fake_cwd)
+        .with_identity_lookup(fake_identity)
 }
 
 /// The command `run` launches, before its start time is known.

@@ -76,6 +76,11 @@ fn sink_gets_each_event_with_its_process_after_it_and_the_agent_name() {
         argv: vec!["agent".to_string(), "--go".to_string()],
         cwd: Some("/home/u/project".to_string()),
         uid: 1000,
+        identity: fake_identity(
+            &mut crate::identity::ExeHasher::new(),
+            100,
+            Some("/home/u/project/bin/agent"),
+        ),
         exit: None,
         exit_ns: None,
     };
@@ -143,6 +148,26 @@ fn the_cwd_is_looked_up_for_exec_only() {
         p.sink.events[2].process.exe.as_deref(),
         Some("/home/u/project/tool")
     );
+}
+
+#[test]
+fn workload_identity_is_learned_at_exec_and_inherited_at_fork() {
+    let mut p = processor(Capture::default());
+    let a = actor(100, 10, 1);
+    let b = actor(200, 20, 100);
+    p.handle(a.exec(1, "/usr/bin/agent", &["agent"]));
+    p.handle(a.fork(2, 200, 20));
+    p.handle(b.exec(3, "/bin/ls", &["ls"]));
+    let identity = |i: usize| p.sink.events[i].process.identity.clone();
+    assert_eq!(identity(0).cgroup.as_deref(), Some("/agents/100"));
+    assert_eq!(
+        identity(0).exe_sha256.as_deref(),
+        Some("sha-of-/usr/bin/agent")
+    );
+    // The child runs the parent's image until its own exec.
+    assert_eq!(identity(1), identity(0));
+    assert_eq!(identity(2).cgroup.as_deref(), Some("/agents/200"));
+    assert_eq!(identity(2).exe_sha256.as_deref(), Some("sha-of-/bin/ls"));
 }
 
 #[test]

@@ -45,6 +45,7 @@ fn registered_root_learns_its_key_from_its_first_event() {
         argv: strings(&["claude", "-p", "hi"]),
         cwd: Some("/home/u/project".to_string()),
         uid: 1000,
+        identity: Default::default(),
         exit: None,
         exit_ns: None,
     };
@@ -106,6 +107,7 @@ fn fork_creates_the_child_with_the_parents_key_and_inherited_facts() {
             argv: strings(&["bash", "-c", "make"]),
             cwd: Some("/src".to_string()),
             uid: 1234,
+            identity: Default::default(),
             exit: None,
             exit_ns: None,
         }
@@ -192,6 +194,7 @@ fn exit_moves_the_process_to_exited_with_status_and_time() {
         argv: strings(&["sleep", "1"]),
         cwd: Some("/".to_string()),
         uid: 1000,
+        identity: Default::default(),
         exit: Some(ExitStatus::Killed {
             signal: 9,
             core_dumped: false,

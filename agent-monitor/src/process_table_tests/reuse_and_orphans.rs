@@ -26,6 +26,7 @@ fn pid_reuse_retires_the_old_process_and_does_not_mix_data() {
             argv: strings(&["new"]),
             cwd: None,
             uid: 33,
+            identity: Default::default(),
             exit: None,
             exit_ns: None,
         }
@@ -41,6 +42,7 @@ fn pid_reuse_retires_the_old_process_and_does_not_mix_data() {
             argv: strings(&["old", "--secret"]),
             cwd: Some("/old".to_string()),
             uid: 1000,
+            identity: Default::default(),
             exit: None,
             exit_ns: None,
         }]
@@ -142,6 +144,7 @@ fn unknown_process_with_a_known_parent_inherits_from_it() {
             argv: strings(&["python3", "agent.py"]),
             cwd: Some("/srv".to_string()),
             uid: 7,
+            identity: Default::default(),
             exit: None,
             exit_ns: None,
         }
@@ -172,6 +175,7 @@ fn unknown_process_with_an_unknown_parent_starts_empty() {
             argv: Vec::new(),
             cwd: None,
             uid: 5,
+            identity: Default::default(),
             exit: None,
             exit_ns: None,
         }
