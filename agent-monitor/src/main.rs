@@ -1,7 +1,11 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
-    evidence::{store::recover, verify::verify},
+    evidence::{
+        signing::{self, LinkSigner, LinkVerifier},
+        store::{StoreOptions, recover},
+        verify::verify,
+    },
     kernel::LoadOptions,
     run::{RunOptions, run},
     summary,
@@ -25,12 +29,26 @@ enum Command {
     Verify {
         /// The evidence directory.
         dir: PathBuf,
+        /// Also check that every link is signed by this Ed25519 public key
+        /// (SPKI PEM, as `agent-monitor keygen` or `openssl pkey -pubout`
+        /// writes it).
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
     },
     /// Publish the journal segments a stopped monitor left in an evidence
     /// store (after a crash, a kill or a full disk) into Parquet.
     Recover {
         /// The evidence directory.
         dir: PathBuf,
+        /// The store's signing key, if its chain is signed.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+    },
+    /// Create an Ed25519 key pair for signing the chain: FILE (private,
+    /// mode 0600) and FILE.pub.
+    Keygen {
+        /// Where to write the private key; never overwritten.
+        file: PathBuf,
     },
 }
 
@@ -45,6 +63,10 @@ struct RunArgs {
     /// Write the evidence store (Parquet files in a hash chain) to DIR.
     #[arg(long, value_name = "DIR")]
     evidence: Option<PathBuf>,
+    /// Sign every link of the evidence chain with this Ed25519 private key
+    /// (PKCS#8 PEM, mode 0600).
+    #[arg(long, value_name = "FILE", requires = "evidence")]
+    signing_key: Option<PathBuf>,
     /// After CMD exits, keep recording its descendants for at most this
     /// many seconds (0: stop at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
@@ -64,8 +86,9 @@ struct RunArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run_command(args),
-        Command::Verify { dir } => verify_command(&dir),
-        Command::Recover { dir } => recover_command(&dir),
+        Command::Verify { dir, pubkey } => verify_command(&dir, pubkey.as_deref()),
+        Command::Recover { dir, signing_key } => recover_command(&dir, signing_key.as_deref()),
+        Command::Keygen { file } => keygen_command(&file),
     }
 }
 
@@ -119,10 +142,19 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             .file_name()
             .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
     });
+    let signer = args
+        .signing_key
+        .as_deref()
+        .map(LinkSigner::load)
+        .transpose()?;
     Ok(RunOptions {
         agent,
         events: args.events,
         evidence: args.evidence,
+        store: StoreOptions {
+            signer,
+            ..StoreOptions::default()
+        },
         command: args.command,
         linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {
@@ -134,8 +166,38 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
 
 /// Exit status 0: intact; 1: problems, each named on stdout; 2: the store
 /// could not be read.
-fn verify_command(dir: &std::path::Path) -> ExitCode {
-    match verify(dir) {
+fn verify_command(dir: &std::path::Path, pubkey: Option<&std::path::Path>) -> ExitCode {
+    let key = match pubkey.map(LinkVerifier::load).transpose() {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("agent-monitor: verify: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = verify(dir, key.as_ref());
+    if let Ok(report) = &report {
+        if report.pending_segments > 0 {
+            println!(
+                "note: {} journal segment(s) not yet published; `agent-monitor recover {}` publishes them",
+                report.pending_segments,
+                dir.display()
+            );
+        }
+        match &key {
+            Some(key) => println!(
+                "signatures checked with key {}: {} of {} entries signed",
+                key.key_id(),
+                report.signed,
+                report.files
+            ),
+            None if report.signed > 0 => println!(
+                "note: {} entries are signed; pass --pubkey to check the signatures",
+                report.signed
+            ),
+            None => {}
+        }
+    }
+    match report {
         Ok(report) if report.intact() => {
             println!("intact: {} files, chain head {}", report.files, report.head);
             ExitCode::SUCCESS
@@ -158,7 +220,7 @@ fn verify_command(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn recover_command(dir: &std::path::Path) -> ExitCode {
+fn recover_command(dir: &std::path::Path, signing_key: Option<&std::path::Path>) -> ExitCode {
     if !dir.is_dir() {
         eprintln!(
             "agent-monitor: recover: {} is not a directory",
@@ -166,7 +228,14 @@ fn recover_command(dir: &std::path::Path) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match recover(dir) {
+    let signer = match signing_key.map(LinkSigner::load).transpose() {
+        Ok(signer) => signer,
+        Err(err) => {
+            eprintln!("agent-monitor: recover: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match recover(dir, signer) {
         Ok(recovered) => {
             println!(
                 "recovered {} rows from {} journal segment(s) into {} file(s)",
@@ -187,6 +256,24 @@ fn recover_command(dir: &std::path::Path) -> ExitCode {
         }
         Err(err) => {
             eprintln!("agent-monitor: recover: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn keygen_command(file: &std::path::Path) -> ExitCode {
+    match signing::generate(file) {
+        Ok(signer) => {
+            println!(
+                "private key: {}\npublic key:  {}\nkey id:      {}",
+                file.display(),
+                signing::public_path(file).display(),
+                signer.key_id()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("agent-monitor: keygen: {err}");
             ExitCode::from(1)
         }
     }

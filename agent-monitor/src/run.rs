@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub events: Option<PathBuf>,
     /// The evidence directory (Parquet files and their hash chain).
     pub evidence: Option<PathBuf>,
+    /// How the evidence store is written (signing key, rotation).
+    pub store: StoreOptions,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -69,7 +71,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         return Err(Error::io("run", io::Error::other("no command given")));
     };
     let monitor = Monitor::load(&options.load)?;
-    let sink = open_sink(options.events.as_ref(), options.evidence.as_ref())?;
+    let sink = open_sink(
+        options.events.as_ref(),
+        options.evidence.as_ref(),
+        &options.store,
+    )?;
     let Monitor {
         ebpf,
         reader,
@@ -195,7 +201,11 @@ impl Sink for BoxedSink {
 }
 
 /// The outputs asked for: JSONL, the evidence store, both, or none.
-fn open_sink(events: Option<&PathBuf>, evidence: Option<&PathBuf>) -> Result<BoxedSink> {
+fn open_sink(
+    events: Option<&PathBuf>,
+    evidence: Option<&PathBuf>,
+    store: &StoreOptions,
+) -> Result<BoxedSink> {
     let clock = WallClock::sample();
     let mut sinks: Vec<BoxedSink> = Vec::new();
     if let Some(path) = events {
@@ -213,7 +223,7 @@ fn open_sink(events: Option<&PathBuf>, evidence: Option<&PathBuf>) -> Result<Box
         )));
     }
     if let Some(dir) = evidence {
-        let store = EvidenceStore::open(dir, clock, StoreOptions::default()).map_err(|e| {
+        let store = EvidenceStore::open(dir, clock, store.clone()).map_err(|e| {
             Error::io(
                 format!("opening the evidence store {}", dir.display()),
                 io::Error::other(e),

@@ -16,7 +16,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::evidence::EvidenceError;
+use crate::evidence::{EvidenceError, signing::LinkSigner};
 
 pub const CHAIN_LOG: &str = "chain.log";
 /// Key-value metadata keys written into every evidence file.
@@ -42,6 +42,13 @@ pub struct ChainEntry {
     /// knows a segment's file was already chained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
+    /// Ed25519 signature over the link (see [`crate::evidence::signing`]),
+    /// when the store is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+    /// Which key signed: the first 16 hex digits of its SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 pub fn link(prev: &Hash, file: &Hash) -> Hash {
@@ -115,6 +122,9 @@ pub struct Chain {
     next_index: u64,
     /// Chained files by (segment, table).
     from_segments: HashMap<(String, String), String>,
+    signer: Option<LinkSigner>,
+    /// The last entry was signed: continuing the chain needs the key.
+    signed: bool,
 }
 
 impl Chain {
@@ -151,7 +161,23 @@ impl Chain {
             head,
             next_index,
             from_segments,
+            signer: None,
+            signed: entries.last().is_some_and(|e| e.sig.is_some()),
         })
+    }
+
+    /// Opens the chain of `dir` to append to it. A signed chain is only
+    /// continued with a key: unsigned links after signed ones would read
+    /// as tampering.
+    pub fn open_for_append(dir: &Path, signer: Option<LinkSigner>) -> Result<Chain, EvidenceError> {
+        let mut chain = Chain::open(dir)?;
+        if chain.signed && signer.is_none() {
+            return Err(EvidenceError::SigningKeyNeeded {
+                dir: dir.display().to_string(),
+            });
+        }
+        chain.signer = signer;
+        Ok(chain)
     }
 
     /// The file already chained for this segment's table, if any.
@@ -187,6 +213,8 @@ impl Chain {
             prev: hex(&self.head),
             link: hex(&next),
             segment: segment.map(str::to_string),
+            sig: self.signer.as_ref().map(|s| s.sign(self.next_index, &next)),
+            key_id: self.signer.as_ref().map(LinkSigner::key_id),
         };
         let mut line = serde_json::to_vec(&entry).expect("plain struct");
         line.push(b'\n');

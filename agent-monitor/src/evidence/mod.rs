@@ -34,6 +34,10 @@ pub enum EvidenceError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
+    #[error("the chain in {dir} is signed: continue it only with its signing key (--signing-key)")]
+    SigningKeyNeeded { dir: String },
     #[error("chain log {path}: line {line}: {detail}")]
     ChainLog {
         path: String,

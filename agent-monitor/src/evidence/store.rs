@@ -25,6 +25,7 @@ use crate::{
         journal::{self, Segment},
         publish::{Published, Publisher, remove_orphans},
         reserve::Reserve,
+        signing::LinkSigner,
     },
     process_table::ProcessInfo,
     sink::Sink,
@@ -41,6 +42,8 @@ pub struct StoreOptions {
     /// right after, so with the processing stage's 100 ms tick a row is
     /// durable within 200 ms.
     pub journal_every: Duration,
+    /// Signs every chain link with this Ed25519 key.
+    pub signer: Option<LinkSigner>,
 }
 
 impl Default for StoreOptions {
@@ -49,6 +52,7 @@ impl Default for StoreOptions {
             rotate_every: Duration::from_secs(60),
             max_rows: 1 << 18,
             journal_every: Duration::from_millis(100),
+            signer: None,
         }
     }
 }
@@ -100,8 +104,8 @@ pub struct Recovered {
 
 /// Publishes every journal segment left in `dir` by a monitor that did not
 /// close it (a crash, a kill, a full disk), oldest first.
-pub fn recover(dir: &Path) -> Result<Recovered, EvidenceError> {
-    let mut chain = Chain::open(dir)?;
+pub fn recover(dir: &Path, signer: Option<LinkSigner>) -> Result<Recovered, EvidenceError> {
+    let mut chain = Chain::open_for_append(dir, signer)?;
     let host = host_name();
     let mut publisher = Publisher {
         dir,
@@ -140,7 +144,7 @@ impl EvidenceStore {
     ) -> Result<EvidenceStore, EvidenceError> {
         fs::create_dir_all(dir)
             .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
-        let recovered = recover(dir)?;
+        let recovered = recover(dir, options.signer.clone())?;
         if recovered.segments > 0 {
             eprintln!(
                 "agent-monitor: recovered {} rows from {} journal segment(s) into {} file(s)",
@@ -149,13 +153,14 @@ impl EvidenceStore {
                 recovered.published.files.len()
             );
         }
+        let chain = Chain::open_for_append(dir, options.signer.clone())?;
         let now = Instant::now();
         Ok(EvidenceStore {
             dir: dir.to_path_buf(),
             host: host_name(),
             clock,
             options,
-            chain: Chain::open(dir)?,
+            chain,
             events: EventsBuilder::default(),
             processes: ProcessesBuilder::default(),
             gaps: Vec::new(),

@@ -23,6 +23,7 @@ fn options() -> StoreOptions {
         rotate_every: Duration::from_secs(3600),
         max_rows: 1 << 20,
         journal_every: Duration::ZERO,
+        signer: None,
     }
 }
 
@@ -84,12 +85,12 @@ fn journaled_rows_survive_a_store_that_never_closed() {
     std::mem::forget(store);
     assert!(published_seqs(dir.path()).is_empty());
 
-    let recovered = recover(dir.path()).unwrap();
+    let recovered = recover(dir.path(), None).unwrap();
     assert_eq!(recovered.segments, 1);
     assert_eq!(recovered.published.rows, 15);
     assert_eq!(published_seqs(dir.path()), (0..15).collect::<Vec<_>>());
     assert!(journal::segments(dir.path()).unwrap().is_empty());
-    assert!(verify(dir.path()).unwrap().intact());
+    assert!(verify(dir.path(), None).unwrap().intact());
 }
 
 #[test]
@@ -104,7 +105,7 @@ fn opening_a_store_recovers_the_journal_first() {
     append(&mut store, 100..102);
     store.close().unwrap();
     assert_eq!(published_seqs(dir.path()), vec![0, 1, 2, 3, 100, 101]);
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(report.intact(), "{:?}", report.problems);
 }
 
@@ -122,12 +123,12 @@ fn a_segment_chained_before_a_crash_is_not_published_twice() {
     // The crash came after chaining, before the segment was removed.
     copy_dir(saved.path(), &segment);
 
-    let recovered = recover(dir.path()).unwrap();
+    let recovered = recover(dir.path(), None).unwrap();
     assert_eq!(recovered.published.rows, 0);
     assert_eq!(recovered.published.already_chained, 1);
     assert!(!segment.exists());
     assert_eq!(published_seqs(dir.path()), (0..5).collect::<Vec<_>>());
-    assert!(verify(dir.path()).unwrap().intact());
+    assert!(verify(dir.path(), None).unwrap().intact());
 }
 
 #[test]
@@ -148,13 +149,13 @@ fn a_file_chained_but_not_yet_published_is_published_by_recovery() {
     let published = dir.path().join(&file);
     fs::rename(&published, publish::temporary(&published)).unwrap();
     copy_dir(saved.path(), &segment);
-    assert!(!verify(dir.path()).unwrap().intact());
+    assert!(!verify(dir.path(), None).unwrap().intact());
 
-    recover(dir.path()).unwrap();
+    recover(dir.path(), None).unwrap();
     assert!(published.exists());
     assert!(!publish::temporary(&published).exists());
     assert_eq!(published_seqs(dir.path()), vec![0, 1, 2]);
-    assert!(verify(dir.path()).unwrap().intact());
+    assert!(verify(dir.path(), None).unwrap().intact());
 }
 
 #[test]
@@ -170,7 +171,7 @@ fn a_temporary_file_never_chained_is_removed() {
     let stray = partition.join(".host-0-0.parquet.tmp");
     fs::write(&stray, b"PAR1 half a file").unwrap();
 
-    let recovered = recover(dir.path()).unwrap();
+    let recovered = recover(dir.path(), None).unwrap();
     assert_eq!(recovered.orphans_removed, 1);
     assert!(!stray.exists());
     assert_eq!(published_seqs(dir.path()), vec![0, 1, 2]);

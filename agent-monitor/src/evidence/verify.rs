@@ -12,6 +12,8 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use crate::evidence::{
     EvidenceError,
     chain::{CHAIN_LOG, GENESIS, META_INDEX, META_PREV, file_sha256, hex, link, read_log, unhex},
+    journal,
+    signing::LinkVerifier,
 };
 
 /// Something wrong with the store, naming the file it concerns.
@@ -30,6 +32,15 @@ pub enum Problem {
     /// The file's own record of its place in the chain disagrees with the
     /// log: files were reordered or a log entry was forged.
     WrongPlace { file: String, detail: String },
+    /// Checked against a public key: the entry carries no signature.
+    Unsigned { index: u64, file: String },
+    /// Checked against a public key: the signature is not that key's over
+    /// this link.
+    BadSignature {
+        index: u64,
+        file: String,
+        detail: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -53,6 +64,14 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::WrongPlace { file, detail } => write!(f, "out of place: {file}: {detail}"),
+            Problem::Unsigned { index, file } => {
+                write!(f, "unsigned: entry {index} ({file}) carries no signature")
+            }
+            Problem::BadSignature {
+                index,
+                file,
+                detail,
+            } => write!(f, "bad signature: entry {index} ({file}): {detail}"),
         }
     }
 }
@@ -62,6 +81,11 @@ pub struct Report {
     pub files: usize,
     pub head: String,
     pub problems: Vec<Problem>,
+    /// Entries that carry a signature (checked only with a public key).
+    pub signed: usize,
+    /// Journal segments not yet published into Parquet: the store was not
+    /// closed (`agent-monitor recover` publishes them).
+    pub pending_segments: usize,
 }
 
 impl Report {
@@ -70,7 +94,9 @@ impl Report {
     }
 }
 
-pub fn verify(dir: &Path) -> Result<Report, EvidenceError> {
+/// Checks every file and every link; with `key`, also that every link is
+/// signed by it.
+pub fn verify(dir: &Path, key: Option<&LinkVerifier>) -> Result<Report, EvidenceError> {
     let entries = read_log(&dir.join(CHAIN_LOG))?;
     let mut problems = Vec::new();
     let by_hash: HashMap<&str, &str> = entries
@@ -92,6 +118,11 @@ pub fn verify(dir: &Path) -> Result<Report, EvidenceError> {
             });
         }
         prev = unhex(&entry.link).unwrap_or(GENESIS);
+        if let Some(key) = key
+            && let Some(problem) = signature_problem(key, entry)
+        {
+            problems.push(problem);
+        }
 
         let path = dir.join(&entry.file);
         if !path.exists() {
@@ -131,7 +162,44 @@ pub fn verify(dir: &Path) -> Result<Report, EvidenceError> {
         files: entries.len(),
         head: hex(&prev),
         problems,
+        signed: entries.iter().filter(|e| e.sig.is_some()).count(),
+        pending_segments: journal::segments(dir)?.len(),
     })
+}
+
+fn signature_problem(
+    key: &LinkVerifier,
+    entry: &crate::evidence::chain::ChainEntry,
+) -> Option<Problem> {
+    let Some(sig) = &entry.sig else {
+        return Some(Problem::Unsigned {
+            index: entry.index,
+            file: entry.file.clone(),
+        });
+    };
+    let bad = |detail: String| Problem::BadSignature {
+        index: entry.index,
+        file: entry.file.clone(),
+        detail,
+    };
+    let Some(link) = unhex(&entry.link) else {
+        return Some(bad("the link is not a SHA-256".into()));
+    };
+    match key.verify(entry.index, &link, sig) {
+        Ok(()) => None,
+        Err(problem) => {
+            let signer = entry.key_id.as_deref().unwrap_or("an unnamed key");
+            let detail = if signer == key.key_id() {
+                problem.to_string()
+            } else {
+                format!(
+                    "{problem} (signed by key {signer}, checked with {})",
+                    key.key_id()
+                )
+            };
+            Some(bad(detail))
+        }
+    }
 }
 
 /// What the file's metadata says of its place, if it disagrees.

@@ -2,7 +2,12 @@ use std::{fs, path::Path};
 
 use super::*;
 use crate::{
-    evidence::store::{EvidenceStore, StoreOptions},
+    evidence::{
+        EvidenceError,
+        chain::Chain,
+        signing::{LinkSigner, generate, public_path},
+        store::{EvidenceStore, StoreOptions},
+    },
     sink::Sink,
     test_support::{actor, process_info},
     time::WallClock,
@@ -10,8 +15,16 @@ use crate::{
 
 /// A store with `files` events files of two events each, closed in turn.
 fn store_with(dir: &Path, files: usize) -> Vec<String> {
+    signed_store_with(dir, files, None)
+}
+
+fn signed_store_with(dir: &Path, files: usize, signer: Option<LinkSigner>) -> Vec<String> {
     let clock = WallClock::with_offset(1_795_730_726_000_000_000);
-    let mut store = EvidenceStore::open(dir, clock, StoreOptions::default()).unwrap();
+    let options = StoreOptions {
+        signer,
+        ..StoreOptions::default()
+    };
+    let mut store = EvidenceStore::open(dir, clock, options).unwrap();
     let process = process_info(100, 1_000);
     for file in 0..files as u64 {
         for seq in [file * 2, file * 2 + 1] {
@@ -29,7 +42,7 @@ fn store_with(dir: &Path, files: usize) -> Vec<String> {
 }
 
 fn problems(dir: &Path) -> Vec<Problem> {
-    verify(dir).unwrap().problems
+    verify(dir, None).unwrap().problems
 }
 
 #[test]
@@ -37,7 +50,7 @@ fn a_clean_store_verifies_and_reports_its_head() {
     let dir = tempfile::tempdir().unwrap();
     let files = store_with(dir.path(), 3);
     assert_eq!(files.len(), 3);
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(report.intact(), "{:?}", report.problems);
     assert_eq!(report.files, 3);
     let log = read_log(&dir.path().join(CHAIN_LOG)).unwrap();
@@ -146,7 +159,101 @@ fn reopening_continues_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     store_with(dir.path(), 2);
     store_with(dir.path(), 2);
-    let report = verify(dir.path()).unwrap();
+    let report = verify(dir.path(), None).unwrap();
     assert!(report.intact(), "{:?}", report.problems);
     assert_eq!(report.files, 4);
+}
+
+/// A fresh key pair in `dir`: the signer and the public key's verifier.
+fn key_pair(dir: &Path, name: &str) -> (LinkSigner, LinkVerifier) {
+    let private = dir.join(name);
+    let signer = generate(&private).unwrap();
+    let verifier = LinkVerifier::load(&public_path(&private)).unwrap();
+    (signer, verifier)
+}
+
+#[test]
+fn a_signed_store_verifies_with_its_key_and_not_with_another() {
+    let keys = tempfile::tempdir().unwrap();
+    let (signer, verifier) = key_pair(keys.path(), "store.key");
+    let (_, stranger) = key_pair(keys.path(), "other.key");
+    let dir = tempfile::tempdir().unwrap();
+    let files = signed_store_with(dir.path(), 2, Some(signer));
+
+    let report = verify(dir.path(), Some(&verifier)).unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+    assert_eq!(report.signed, 2);
+    let report = verify(dir.path(), Some(&stranger)).unwrap();
+    assert_eq!(report.problems.len(), 2);
+    assert!(matches!(
+        &report.problems[0],
+        Problem::BadSignature { index: 0, file, detail } if *file == files[0] && detail.contains("signed by key")
+    ));
+}
+
+#[test]
+fn a_rewritten_chain_log_fails_the_signature_check() {
+    // Someone who can write the directory replaces a file and recomputes
+    // every hash and link: only the signatures give it away.
+    let keys = tempfile::tempdir().unwrap();
+    let (signer, verifier) = key_pair(keys.path(), "store.key");
+    let dir = tempfile::tempdir().unwrap();
+    let files = signed_store_with(dir.path(), 2, Some(signer));
+    let forged = dir.path().join(&files[1]);
+    fs::copy(dir.path().join(&files[0]), &forged).unwrap();
+    let log_path = dir.path().join(CHAIN_LOG);
+    let mut entries = read_log(&log_path).unwrap();
+    let sha = file_sha256(&forged).unwrap();
+    let prev = unhex(&entries[1].prev).unwrap();
+    entries[1].sha256 = hex(&sha);
+    entries[1].link = hex(&link(&prev, &sha));
+    let text: String = entries
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    fs::write(&log_path, text).unwrap();
+
+    let report = verify(dir.path(), None).unwrap();
+    // The metadata inside the copied file still names its old place.
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| matches!(p, Problem::WrongPlace { .. })),
+        "{:?}",
+        report.problems
+    );
+    let report = verify(dir.path(), Some(&verifier)).unwrap();
+    assert!(report.problems.contains(&Problem::BadSignature {
+        index: 1,
+        file: files[1].clone(),
+        detail: "signature does not match the link, its index and the public key".into()
+    }));
+}
+
+#[test]
+fn an_unsigned_store_checked_with_a_key_names_every_entry() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, verifier) = key_pair(keys.path(), "store.key");
+    let dir = tempfile::tempdir().unwrap();
+    let files = store_with(dir.path(), 1);
+    assert_eq!(
+        verify(dir.path(), Some(&verifier)).unwrap().problems,
+        vec![Problem::Unsigned {
+            index: 0,
+            file: files[0].clone()
+        }]
+    );
+}
+
+#[test]
+fn a_signed_chain_is_not_continued_without_its_key() {
+    let keys = tempfile::tempdir().unwrap();
+    let (signer, _) = key_pair(keys.path(), "store.key");
+    let dir = tempfile::tempdir().unwrap();
+    signed_store_with(dir.path(), 1, Some(signer));
+    assert!(matches!(
+        Chain::open_for_append(dir.path(), None),
+        Err(EvidenceError::SigningKeyNeeded { .. })
+    ));
 }
