@@ -17,6 +17,7 @@ pub mod identity;
 pub mod kernel;
 pub mod pipeline;
 pub mod process_table;
+pub mod random;
 pub mod run;
 pub mod sink;
 pub mod summary;

@@ -13,7 +13,7 @@ use crate::{
     event::{Detail, Event, Record},
     identity::{self, ExeHasher, WorkloadIdentity},
     process_table::{ExecContext, ProcessInfo, ProcessTable},
-    sink::Sink,
+    sink::{Attribution, Sink},
 };
 
 /// What the run loop needs to know of the tree to decide when it is done.
@@ -52,6 +52,8 @@ impl Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Agents {
     names: Vec<String>,
+    /// The session each agent's events belong to, when there is one.
+    sessions: Vec<Option<String>>,
 }
 
 impl Agents {
@@ -59,7 +61,24 @@ impl Agents {
     /// the kernel map.
     pub fn add(&mut self, name: impl Into<String>) -> u32 {
         self.names.push(name.into());
+        self.sessions.push(None);
         self.names.len() as u32
+    }
+
+    /// Attributes the agent's events to a session from now on.
+    pub fn set_session(&mut self, slot: u32, session_id: Option<String>) {
+        if let Some(session) = slot
+            .checked_sub(1)
+            .and_then(|i| self.sessions.get_mut(i as usize))
+        {
+            *session = session_id;
+        }
+    }
+
+    pub fn session(&self, slot: u32) -> Option<&str> {
+        slot.checked_sub(1)
+            .and_then(|i| self.sessions.get(i as usize))
+            .and_then(Option::as_deref)
     }
 
     pub fn name(&self, slot: u32) -> &str {
@@ -180,7 +199,11 @@ impl<S: Sink> Processor<S> {
                 .expect("the exec's process is live");
         }
         let agent = self.agents.name(event.agent_slot);
-        let mut result = self.sink.event(event, process, agent);
+        let who = Attribution {
+            session_id: self.agents.session(event.agent_slot),
+            ..Attribution::agent(agent)
+        };
+        let mut result = self.sink.event(event, process, &who);
         if matches!(event.detail, Detail::Exit(_)) {
             result = result.and(self.sink.process(process, agent));
         }

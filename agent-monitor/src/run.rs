@@ -19,10 +19,13 @@ use tokio::{
 use crate::{
     error::{Error, Result},
     event::ExitStatus,
-    evidence::store::{EvidenceStore, StoreOptions},
+    evidence::{
+        declared::{Declared, SessionRow},
+        store::{EvidenceStore, StoreOptions, host_name},
+    },
     kernel::{LoadOptions, Monitor, programs::Unattached, tracker::Tracker},
     pipeline::{Agents, Processor, Stats},
-    process_table::{ProcessInfo, ProcessKey},
+    process_table::{ProcessInfo, ProcessKey, ProcessTable},
     sink::{Discard, Sink, Tee, jsonl::JsonlSink},
     time::WallClock,
 };
@@ -56,6 +59,8 @@ pub struct Survivor {
 #[derive(Debug)]
 pub struct RunReport {
     pub agent: String,
+    /// The session the run's events belong to (`AGENT_MONITOR_SESSION`).
+    pub session_id: String,
     pub status: ExitStatus,
     pub stats: Stats,
     pub processes: usize,
@@ -86,6 +91,10 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
 
     let mut agents = Agents::default();
     let slot = agents.add(options.agent.clone());
+    let session_id = crate::random::uuid_v4().map_err(|e| Error::io("making a session id", e))?;
+    agents.set_session(slot, Some(session_id.clone()));
+    let clock = WallClock::sample();
+    let started = clock.wall_ns(WallClock::boot_now_ns()) as i64;
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -94,6 +103,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let mut child = spawn(
         program,
         &options.command[1..],
+        &session_id,
         tracker.self_registration(slot),
     )?;
     let root_pid = child
@@ -149,6 +159,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(stats);
 
     let (table, mut stats, mut sink) = processor.finish();
+    let session = session_row(&options, &session_id, started, &table, root_pid, clock);
+    if let Err(err) = sink.declared(&Declared::Session(session)) {
+        eprintln!("agent-monitor: recording the session failed: {err}");
+        stats.sink_errors += 1;
+    }
     if let Err(err) = sink.close() {
         eprintln!("agent-monitor: closing the outputs failed: {err}");
         stats.sink_errors += 1;
@@ -162,6 +177,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .collect();
     Ok(RunReport {
         agent: options.agent,
+        session_id,
         status,
         processes: table.seen_count(),
         stats,
@@ -178,9 +194,9 @@ impl Sink for BoxedSink {
         &mut self,
         event: &crate::event::Event,
         process: &ProcessInfo,
-        agent: &str,
+        who: &crate::sink::Attribution,
     ) -> io::Result<()> {
-        (**self).event(event, process, agent)
+        (**self).event(event, process, who)
     }
 
     fn loss(&mut self, loss: &crate::event::LossReport) -> io::Result<()> {
@@ -189,6 +205,10 @@ impl Sink for BoxedSink {
 
     fn process(&mut self, process: &ProcessInfo, agent: &str) -> io::Result<()> {
         (**self).process(process, agent)
+    }
+
+    fn declared(&mut self, record: &crate::evidence::declared::Declared) -> io::Result<()> {
+        (**self).declared(record)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -238,15 +258,61 @@ fn open_sink(
     })
 }
 
+/// The run's session: the command as its task, its root process and that
+/// process's workload identity.
+fn session_row(
+    options: &RunOptions,
+    session_id: &str,
+    started: i64,
+    table: &ProcessTable,
+    root_pid: u32,
+    clock: WallClock,
+) -> SessionRow {
+    let root = table
+        .exited()
+        .iter()
+        .chain(table.live())
+        .find(|p| p.key.pid == root_pid && p.parent.is_none());
+    let task: Vec<String> = options
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    SessionRow {
+        session_id: session_id.to_string(),
+        agent: options.agent.clone(),
+        task: Some(task.join(" ")),
+        user: std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .ok(),
+        source: "run".into(),
+        host: host_name(),
+        started,
+        ended: Some(clock.wall_ns(WallClock::boot_now_ns()) as i64),
+        root_process_key: root.map(|p| p.key.to_string()),
+        pid: Some(root_pid),
+        uid: root.map(|p| p.uid),
+        cgroup: root.and_then(|p| p.identity.cgroup.clone()),
+        container_id: root.and_then(|p| p.identity.container_id.clone()),
+        exe_sha256: root.and_then(|p| p.identity.exe_sha256.clone()),
+        spiffe_id: None,
+        ..SessionRow::default()
+    }
+}
+
 /// Starts the command. Between fork and exec the child puts itself in the
 /// tracked-process map, so its exec is the first thing recorded.
 fn spawn(
     program: &OsString,
     args: &[OsString],
+    session_id: &str,
     registration: crate::kernel::tracker::SelfRegistration,
 ) -> Result<Child> {
     let mut command = Command::new(program);
-    command.args(args).kill_on_drop(false);
+    command
+        .args(args)
+        .env("AGENT_MONITOR_SESSION", session_id)
+        .kill_on_drop(false);
     // SAFETY: the hook only makes one raw syscall (async-signal-safe).
     unsafe {
         command.pre_exec(move || registration.track_current_process());

@@ -17,6 +17,7 @@ use crate::{
     event::{Detail, Event, ExitStatus, LossReport},
     evidence::{EvidenceError, schema},
     process_table::ProcessInfo,
+    sink::Attribution,
     time::WallClock,
 };
 
@@ -151,12 +152,18 @@ impl EventsBuilder {
     }
 
     /// Appends one event as a row: a value or a null in every column.
-    pub fn append(&mut self, event: &Event, process: &ProcessInfo, agent: &str, clock: WallClock) {
+    pub fn append(
+        &mut self,
+        event: &Event,
+        process: &ProcessInfo,
+        who: &Attribution,
+        clock: WallClock,
+    ) {
         self.rows += 1;
         self.seq.append_value(event.seq);
         self.ts.append_value(clock.wall_ns(event.ts_ns) as i64);
         self.kind.append_value(event.kind_name());
-        self.agent.append_value(agent);
+        self.agent.append_value(who.agent);
         self.pid.append_value(event.pid);
         self.ppid.append_value(event.ppid);
         self.tid.append_value(event.tid);
@@ -269,11 +276,12 @@ impl EventsBuilder {
         self.prog_type.append_option(f.and_then(|f| f.prog_type));
         self.fstype
             .append_option(f.and_then(|f| f.fstype.as_deref()));
-        // Correlation fills these; until then they are null.
-        self.session_id.append_null();
-        self.tool_call_id.append_null();
-        self.verdict.append_null();
-        self.rule.append_null();
+        // Null until known: the session from `run` or a declaration, the
+        // rest from correlation with declared tool calls.
+        self.session_id.append_option(who.session_id);
+        self.tool_call_id.append_option(who.tool_call_id);
+        self.verdict.append_option(who.verdict);
+        self.rule.append_option(who.rule);
     }
 }
 

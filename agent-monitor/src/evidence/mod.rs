@@ -7,6 +7,7 @@
 //! closed file.
 
 pub mod chain;
+pub mod declared;
 pub mod events;
 pub mod journal;
 pub mod publish;

@@ -48,7 +48,8 @@ pub const TABLES: [&str; 8] = [
 /// without one are placed by the time their segment was opened.
 fn time_column(table: &str) -> Option<&'static str> {
     match table {
-        "events" => Some("ts"),
+        "events" | "messages" | "decisions" | "alerts" => Some("ts"),
+        "sessions" | "tool_calls" => Some("started"),
         "gaps" => Some("since"),
         _ => None,
     }

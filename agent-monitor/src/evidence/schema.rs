@@ -137,13 +137,117 @@ pub static GAPS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `sessions`: one row per agent session, written when it ends (or when
+/// the monitor stops while it is open, `ended` null).
+pub static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", Utf8, false),
+        text("parent_session_id"),
+        Field::new("agent", Utf8, false),
+        text("task"),
+        text("user"),
+        Field::new("source", Utf8, false),
+        Field::new("host", Utf8, false),
+        timestamp("started", false),
+        timestamp("ended", true),
+        text("root_process_key"),
+        Field::new("pid", UInt32, true),
+        Field::new("uid", UInt32, true),
+        text("cgroup"),
+        text("container_id"),
+        text("exe_sha256"),
+        text("spiffe_id"),
+    ]))
+});
+
+/// `messages`: prompts and model outputs, as the capture policy keeps them.
+pub static MESSAGES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", Utf8, false),
+        timestamp("ts", false),
+        Field::new("role", Utf8, false),
+        text("text"),
+        Field::new("capture", Utf8, false),
+        list_of("redacted", Utf8),
+        list_of("tool_call_ids", Utf8),
+    ]))
+});
+
+/// `tool_calls`: one row per declared tool call, written when it ends.
+pub static TOOL_CALLS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", Utf8, false),
+        Field::new("call_id", Utf8, false),
+        Field::new("tool", Utf8, false),
+        text("args"),
+        text("effects"),
+        timestamp("started", false),
+        timestamp("ended", true),
+        Field::new("status", Utf8, false),
+        text("result"),
+        text("decision"),
+        text("rule"),
+        text("reason"),
+        text("declared_by"),
+        Field::new("source", Utf8, false),
+        text("tool_use_id"),
+        text("mcp_request_id"),
+        text("otel_span_id"),
+    ]))
+});
+
+/// `decisions`: every policy decision on a declared tool call.
+pub static DECISIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        timestamp("ts", false),
+        Field::new("session_id", Utf8, false),
+        Field::new("call_id", Utf8, false),
+        Field::new("decision", Utf8, false),
+        text("rule"),
+        text("reason"),
+        text("policy_sha256"),
+    ]))
+});
+
+/// `alerts`: actions no declaration or baseline covers, refused
+/// declarations, and the monitor's own alarms.
+pub static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        timestamp("ts", false),
+        Field::new("alert_id", Utf8, false),
+        Field::new("kind", Utf8, false),
+        Field::new("severity", Utf8, false),
+        text("agent"),
+        text("session_id"),
+        text("tool_call_id"),
+        Field::new("event_seq", UInt64, true),
+        text("process_key"),
+        text("rule"),
+        Field::new("message", Utf8, false),
+    ]))
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn column_names_are_unique() {
-        for schema in [&*EVENTS, &*PROCESSES, &*GAPS] {
+        for schema in [
+            &*EVENTS,
+            &*PROCESSES,
+            &*GAPS,
+            &*SESSIONS,
+            &*MESSAGES,
+            &*TOOL_CALLS,
+            &*DECISIONS,
+            &*ALERTS,
+        ] {
             let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let count = names.len();
             names.sort_unstable();

@@ -232,21 +232,7 @@ fn write_new(path: &Path, mode: u32, contents: &[u8]) -> Result<(), SigningError
 }
 
 fn fill_random(buf: &mut [u8]) -> Result<(), SigningError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe `rest`, a live mutable slice.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(SigningError::Random(e));
-            }
-        } else {
-            filled += n as usize;
-        }
-    }
-    Ok(())
+    crate::random::fill(buf).map_err(SigningError::Random)
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> SigningError {

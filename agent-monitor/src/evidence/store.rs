@@ -21,6 +21,7 @@ use crate::{
     evidence::{
         EvidenceError,
         chain::Chain,
+        declared::{Declared, DeclaredBuffer},
         events::{EventsBuilder, Gap, ProcessesBuilder, gaps_batch},
         journal::{self, Segment},
         publish::{Published, Publisher, remove_orphans},
@@ -28,7 +29,7 @@ use crate::{
         signing::LinkSigner,
     },
     process_table::ProcessInfo,
-    sink::Sink,
+    sink::{Attribution, Sink},
     time::WallClock,
 };
 
@@ -71,6 +72,9 @@ pub struct EvidenceStore {
     chain: Chain,
     events: EventsBuilder,
     processes: ProcessesBuilder,
+    /// Agent-side rows. Unlike events they are never dropped when storage
+    /// fails: they wait in memory for the next try.
+    declared: DeclaredBuffer,
     gaps: Vec<Gap>,
     segment: Option<Segment>,
     /// Event rows journaled in the open segment.
@@ -86,7 +90,7 @@ pub struct EvidenceStore {
 }
 
 /// The host name, for file names: several hosts can share one directory.
-fn host_name() -> String {
+pub fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -163,6 +167,7 @@ impl EvidenceStore {
             chain,
             events: EventsBuilder::default(),
             processes: ProcessesBuilder::default(),
+            declared: DeclaredBuffer::default(),
             gaps: Vec::new(),
             segment: None,
             segment_rows: 0,
@@ -268,6 +273,21 @@ impl EvidenceStore {
             if let Err(err) = batch.and_then(|b| self.journal_batch("processes", &b)) {
                 let now = self.now_wall();
                 self.lose("processes", rows, now, now);
+                failed.get_or_insert(err);
+            }
+        }
+        match self.declared.batches() {
+            Ok(batches) => {
+                for (table, _, batch) in batches {
+                    match self.journal_batch(table, &batch) {
+                        Ok(()) => self.declared.clear(table),
+                        Err(err) => {
+                            failed.get_or_insert(err);
+                        }
+                    }
+                }
+            }
+            Err(err) => {
                 failed.get_or_insert(err);
             }
         }
@@ -377,8 +397,13 @@ fn to_io(err: EvidenceError) -> std::io::Error {
 }
 
 impl Sink for EvidenceStore {
-    fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> std::io::Result<()> {
-        self.events.append(event, process, agent, self.clock);
+    fn event(
+        &mut self,
+        event: &Event,
+        process: &ProcessInfo,
+        who: &Attribution,
+    ) -> std::io::Result<()> {
+        self.events.append(event, process, who, self.clock);
         if self.events.len() >= JOURNAL_BATCH_ROWS {
             self.journal_pending();
             if self.segment_rows >= self.options.max_rows && self.retry_due() {
@@ -395,6 +420,11 @@ impl Sink for EvidenceStore {
 
     fn process(&mut self, process: &ProcessInfo, agent: &str) -> std::io::Result<()> {
         self.processes.append(process, agent, self.clock);
+        Ok(())
+    }
+
+    fn declared(&mut self, record: &Declared) -> std::io::Result<()> {
+        self.declared.push(record.clone());
         Ok(())
     }
 

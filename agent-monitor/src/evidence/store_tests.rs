@@ -32,7 +32,9 @@ fn append(store: &mut EvidenceStore, seqs: std::ops::Range<u64>) {
     for seq in seqs {
         let mut event = actor(100, 1_000, 1).exec("/bin/true", &["true"]);
         event.seq = seq;
-        store.event(&event, &process, "agent").unwrap();
+        store
+            .event(&event, &process, &Attribution::agent("agent"))
+            .unwrap();
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{
         signing::{LinkSigner, generate, public_path},
         store::{EvidenceStore, StoreOptions},
     },
-    sink::Sink,
+    sink::{Attribution, Sink},
     test_support::{actor, process_info},
     time::WallClock,
 };
@@ -30,7 +30,9 @@ fn signed_store_with(dir: &Path, files: usize, signer: Option<LinkSigner>) -> Ve
         for seq in [file * 2, file * 2 + 1] {
             let mut event = actor(100, 1_000, 1).exec("/bin/true", &["true"]);
             event.seq = seq;
-            store.event(&event, &process, "agent").unwrap();
+            store
+                .event(&event, &process, &Attribution::agent("agent"))
+                .unwrap();
         }
         store.rotate().unwrap();
     }

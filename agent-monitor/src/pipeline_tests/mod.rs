@@ -122,7 +122,7 @@ impl Capture {
 }
 
 impl Sink for Capture {
-    fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+    fn event(&mut self, event: &Event, process: &ProcessInfo, who: &Attribution) -> io::Result<()> {
         if self.fail_events {
             return Err(io::Error::other("event sink broken"));
         }
@@ -130,7 +130,7 @@ impl Sink for Capture {
             seq: event.seq,
             kind: event.kind().name(),
             process: process.clone(),
-            agent: agent.to_string(),
+            agent: who.agent.to_string(),
         });
         Ok(())
     }

@@ -7,8 +7,9 @@ use serde::{Serializer, ser::SerializeMap};
 use crate::{
     actions::Action,
     event::{Detail, Event, LossReport},
+    evidence::declared::Declared,
     process_table::ProcessInfo,
-    sink::Sink,
+    sink::{Attribution, Sink},
     time::{WallClock, rfc3339},
 };
 
@@ -37,14 +38,25 @@ impl<W: Write> JsonlSink<W> {
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
-    fn event(&mut self, event: &Event, process: &ProcessInfo, agent: &str) -> io::Result<()> {
+    fn event(&mut self, event: &Event, process: &ProcessInfo, who: &Attribution) -> io::Result<()> {
         let ts = rfc3339(self.clock.wall_ns(event.ts_ns));
         self.line(|s| {
             let mut map = s.serialize_map(None)?;
             map.serialize_entry("seq", &event.seq)?;
             map.serialize_entry("ts", &ts)?;
             map.serialize_entry("kind", event.kind_name())?;
-            map.serialize_entry("agent", agent)?;
+            map.serialize_entry("agent", who.agent)?;
+            let correlation = [
+                ("session_id", who.session_id),
+                ("tool_call_id", who.tool_call_id),
+                ("verdict", who.verdict),
+                ("rule", who.rule),
+            ];
+            for (key, value) in correlation {
+                if let Some(value) = value {
+                    map.serialize_entry(key, value)?;
+                }
+            }
             map.serialize_entry("pid", &event.pid)?;
             map.serialize_entry("ppid", &event.ppid)?;
             map.serialize_entry("tid", &event.tid)?;
@@ -104,6 +116,34 @@ impl<W: Write> Sink for JsonlSink<W> {
             map.serialize_entry("count", &loss.count)?;
             map.serialize_entry("since", &since)?;
             map.serialize_entry("until", &until)?;
+            map.end()
+        })
+    }
+
+    /// One line per record, `kind` naming its table (`session`,
+    /// `message`, `tool_call`, `decision`, `alert`), times in RFC 3339.
+    fn declared(&mut self, record: &Declared) -> io::Result<()> {
+        let (kind, row) = match record {
+            Declared::Session(row) => ("session", serde_json::to_value(row)),
+            Declared::Message(row) => ("message", serde_json::to_value(row)),
+            Declared::ToolCall(row) => ("tool_call", serde_json::to_value(row)),
+            Declared::Decision(row) => ("decision", serde_json::to_value(row)),
+            Declared::Alert(row) => ("alert", serde_json::to_value(row)),
+        };
+        let serde_json::Value::Object(fields) = row.map_err(io::Error::from)? else {
+            return Err(io::Error::other("a row serializes to an object"));
+        };
+        self.line(|s| {
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("kind", kind)?;
+            for (key, value) in &fields {
+                match (key.as_str(), value.as_i64()) {
+                    ("ts" | "started" | "ended", Some(ns)) => {
+                        map.serialize_entry(key, &rfc3339(i128::from(ns)))?
+                    }
+                    _ => map.serialize_entry(key, value)?,
+                }
+            }
             map.end()
         })
     }

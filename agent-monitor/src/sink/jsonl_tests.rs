@@ -58,7 +58,8 @@ fn process(exe: Option<&str>, cwd: Option<&str>) -> ProcessInfo {
 /// The one line `event` writes, checked for framing, as raw text.
 fn raw_line(event: &Event, process: &ProcessInfo, agent: &str) -> String {
     let mut sink = JsonlSink::new(Vec::new(), clock());
-    sink.event(event, process, agent).expect("writes");
+    sink.event(event, process, &Attribution::agent(agent))
+        .expect("writes");
     let text = String::from_utf8(sink.into_inner()).expect("UTF-8 output");
     assert!(text.ends_with('\n'), "line ends in a newline: {text:?}");
     assert_eq!(text.matches('\n').count(), 1, "exactly one line: {text:?}");
@@ -277,9 +278,14 @@ fn replaced_bytes_are_written_as_the_replacement_character() {
 fn one_line_per_event_in_order() {
     let mut sink = JsonlSink::new(Vec::new(), clock());
     let p = process(None, None);
-    sink.event(&fork_event(1, 10), &p, "a").expect("writes");
-    sink.event(&exec_event(2, b"/bin/a", b"a\0", 0), &p, "a")
+    sink.event(&fork_event(1, 10), &p, &Attribution::agent("a"))
         .expect("writes");
+    sink.event(
+        &exec_event(2, b"/bin/a", b"a\0", 0),
+        &p,
+        &Attribution::agent("a"),
+    )
+    .expect("writes");
     sink.loss(&LossReport {
         counter: Counter::RingbufFull,
         cpu: 0,
@@ -288,7 +294,8 @@ fn one_line_per_event_in_order() {
         until_ns: 0,
     })
     .expect("writes");
-    sink.event(&exit_event(3, 0), &p, "a").expect("writes");
+    sink.event(&exit_event(3, 0), &p, &Attribution::agent("a"))
+        .expect("writes");
     let text = String::from_utf8(sink.into_inner()).expect("UTF-8");
     assert!(text.ends_with('\n'));
     let kinds: Vec<(Value, Value)> = text
@@ -332,8 +339,12 @@ fn ts_is_rfc3339_with_nanoseconds_from_the_clock_offset() {
     ];
     for (offset, expected) in cases {
         let mut sink = JsonlSink::new(Vec::new(), WallClock::with_offset(offset));
-        sink.event(&fork_event(1, 2), &process(None, None), "a")
-            .expect("writes");
+        sink.event(
+            &fork_event(1, 2),
+            &process(None, None),
+            &Attribution::agent("a"),
+        )
+        .expect("writes");
         let value: Value = serde_json::from_slice(&sink.into_inner()).expect("valid JSON");
         assert_eq!(value["ts"], json!(expected), "offset {offset}");
     }
@@ -417,8 +428,12 @@ impl Write for Probe {
 #[test]
 fn flush_passes_through_to_the_writer() {
     let mut sink = JsonlSink::new(Probe::default(), clock());
-    sink.event(&fork_event(1, 2), &process(None, None), "a")
-        .expect("writes");
+    sink.event(
+        &fork_event(1, 2),
+        &process(None, None),
+        &Attribution::agent("a"),
+    )
+    .expect("writes");
     assert_eq!(sink.out.flushes, 0, "events alone do not flush");
     sink.flush().expect("flushes");
     sink.flush().expect("flushes");
@@ -451,7 +466,11 @@ fn write_errors_are_returned() {
         clock(),
     );
     let err = sink
-        .event(&fork_event(1, 2), &process(None, None), "a")
+        .event(
+            &fork_event(1, 2),
+            &process(None, None),
+            &Attribution::agent("a"),
+        )
         .expect_err("the writer fails");
     assert!(err.to_string().contains("disk full"), "{err}");
     let err = sink
