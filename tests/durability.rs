@@ -214,7 +214,7 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
     let store = disk.path.join("evidence");
     let marker = dir.path().join("burst.pid");
     let events = dir.path().join("events.jsonl");
-    let out = Command::new(BIN)
+    let mut monitor = Command::new(BIN)
         .args(["run", "--agent", "burst", "--events"])
         .arg(&events)
         .arg("--evidence")
@@ -222,20 +222,46 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
         .args(["--", &real_python(), &burst_script(), "300000"])
         .arg(&marker)
         .arg("2")
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The monitor did not crash: the agent's own status comes back, and
-    // the failure is reported.
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("evidence storage failing") && stderr.contains("No space left on device"),
-        "{stderr}"
-    );
-    assert!(
-        !journal::segments(&store).unwrap().is_empty(),
-        "the journal is kept: {stderr}"
-    );
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stderr_pipe = monitor.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr_pipe).lines() {
+            let line = line.unwrap();
+            let _ = lines_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // The moment the disk is full, what was journaled is still there.
+    let failing = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the monitor reports the full disk");
+        if line.contains("evidence storage failing") {
+            break line;
+        }
+    };
+    assert!(failing.contains("No space left on device"), "{failing}");
+    let kept = journal::segments(&store).unwrap();
+    assert!(!kept.is_empty(), "the journal is kept");
+    let journaled: usize = kept
+        .iter()
+        .filter_map(|s| journal::read_table(s, "events").unwrap())
+        .flat_map(|read| read.batches)
+        .map(|b| b.num_rows())
+        .sum();
+    assert!(journaled > 0, "journaled rows are kept when the disk fills");
+
+    // The monitor does not crash: the agent's own status comes back.
+    let status = monitor.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     every_file_reads(&store);
 
     // With space again, recovery publishes everything that was journaled.

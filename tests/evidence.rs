@@ -66,8 +66,8 @@ fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {
     let (code, out) = verify(&store);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("intact: 3 files"),
-        "events, processes and an empty gaps table: {out}"
+        out.starts_with("intact: 4 files"),
+        "events, processes, the session and an empty gaps table: {out}"
     );
 
     // One row per process, the shell with its argv and exit status, and

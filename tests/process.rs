@@ -96,6 +96,14 @@ fn whole_tree_with_argv_parents_and_exit_codes() {
         .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(lost_in_summary(&run.stderr), 0, "{}", run.stderr);
+
+    // One session for the run, and every event is attributed to it.
+    assert_eq!(run.sessions.len(), 1, "{:?}", run.sessions);
+    let session = &run.sessions[0];
+    assert_eq!(session["source"], "run");
+    assert_eq!(session["pid"].as_u64(), Some(root_pid));
+    let id = session["session_id"].as_str().unwrap();
+    assert!(run.events.iter().all(|e| e["session_id"] == id));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
+    capture::{Capture, CaptureKey, Policy},
     evidence::{
         signing::{self, LinkSigner, LinkVerifier},
         store::{StoreOptions, recover},
@@ -11,6 +12,10 @@ use agent_monitor::{
     summary,
 };
 use clap::{Args, Parser, Subcommand};
+
+/// Where the capture key lives unless `--capture-key` says otherwise: with
+/// the monitor's state, not with the evidence it protects.
+const DEFAULT_CAPTURE_KEY: &str = "/var/lib/agent-monitor/capture.key";
 
 /// Watches AI agents from the kernel and keeps the evidence of what they did.
 #[derive(Parser)]
@@ -67,6 +72,14 @@ struct RunArgs {
     /// (PKCS#8 PEM, mode 0600).
     #[arg(long, value_name = "FILE", requires = "evidence")]
     signing_key: Option<PathBuf>,
+    /// What to keep of argv and other text: full, redact (secrets replaced
+    /// by keyed tags), hash (a keyed commitment) or none.
+    #[arg(long, value_name = "POLICY", default_value = "redact")]
+    capture: Policy,
+    /// The key of the capture tags (64 hex digits, mode 0600), created if
+    /// missing. Keep it apart from the evidence.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CAPTURE_KEY)]
+    capture_key: PathBuf,
     /// After CMD exits, keep recording its descendants for at most this
     /// many seconds (0: stop at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
@@ -147,6 +160,12 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         .as_deref()
         .map(LinkSigner::load)
         .transpose()?;
+    // Only the tagging policies need the key: `full` and `none` never
+    // create one.
+    let key = match args.capture {
+        Policy::Redact | Policy::Hash => CaptureKey::load_or_create(&args.capture_key)?,
+        Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
+    };
     Ok(RunOptions {
         agent,
         events: args.events,
@@ -155,6 +174,7 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             signer,
             ..StoreOptions::default()
         },
+        capture: Capture::new(args.capture, key),
         command: args.command,
         linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     actions::ActionKind,
+    capture::Capture,
     decode::DecodeError,
     dns_cache::DnsCache,
     event::{Detail, Event, Record},
@@ -104,6 +105,8 @@ pub struct Processor<S: Sink> {
     /// Learns a process's workload identity at exec; replaceable in tests.
     identity_of: fn(&mut ExeHasher, u32, Option<&str>) -> WorkloadIdentity,
     hasher: ExeHasher,
+    /// The capture policy for argv; none: kept as the kernel sent it.
+    capture: Option<Capture>,
 }
 
 /// The working directory of a live process, from /proc.
@@ -126,6 +129,7 @@ impl<S: Sink> Processor<S> {
             cwd_of: proc_cwd,
             identity_of: identity::observe,
             hasher: ExeHasher::new(),
+            capture: None,
         }
     }
 
@@ -134,6 +138,12 @@ impl<S: Sink> Processor<S> {
         identity_of: fn(&mut ExeHasher, u32, Option<&str>) -> WorkloadIdentity,
     ) -> Processor<S> {
         self.identity_of = identity_of;
+        self
+    }
+
+    /// Applies the capture policy to every argv before anything sees it.
+    pub fn with_capture(mut self, capture: Capture) -> Processor<S> {
+        self.capture = Some(capture);
         self
     }
 
@@ -213,6 +223,11 @@ impl<S: Sink> Processor<S> {
 
     /// Adds what the stream taught earlier: the DNS name of an address.
     fn enrich(&mut self, event: &mut Event) {
+        if let (Detail::Exec(exec), Some(capture)) = (&mut event.detail, &self.capture) {
+            // Under `none` the arguments are not kept at all.
+            exec.argv = capture.apply_all(&exec.argv).unwrap_or_default();
+            return;
+        }
         let Detail::Action(action) = &mut event.detail else {
             return;
         };

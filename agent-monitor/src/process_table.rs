@@ -175,10 +175,18 @@ impl ProcessTable {
         }
     }
 
-    /// Records what exec taught about a live process's workload.
+    /// Records what exec taught about a live process's workload. A process
+    /// gone before it could be looked at keeps the cgroup and container it
+    /// inherited at fork (exec does not change them); its executable hash
+    /// is the new image's or none, never the parent's.
     pub fn set_identity(&mut self, pid: u32, identity: WorkloadIdentity) {
         if let Some(info) = self.live.get_mut(&pid) {
-            info.identity = identity;
+            let inherited = std::mem::take(&mut info.identity);
+            info.identity = WorkloadIdentity {
+                cgroup: identity.cgroup.or(inherited.cgroup),
+                container_id: identity.container_id.or(inherited.container_id),
+                exe_sha256: identity.exe_sha256,
+            };
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use crate::{
+    capture::Capture,
     error::{Error, Result},
     event::ExitStatus,
     evidence::{
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub evidence: Option<PathBuf>,
     /// How the evidence store is written (signing key, rotation).
     pub store: StoreOptions,
+    /// What is kept of argv and other text.
+    pub capture: Capture,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -110,7 +113,13 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .id()
         .expect("a child that has not been waited for has a pid");
 
-    let mut processor = Processor::new(sink, agents);
+    let argv: Vec<String> = options
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv = options.capture.apply_all(&argv).unwrap_or_default();
+    let mut processor = Processor::new(sink, agents).with_capture(options.capture.clone());
     processor.set_root(ProcessInfo {
         key: ProcessKey {
             pid: root_pid,
@@ -120,17 +129,22 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         ppid: std::process::id(),
         agent_slot: slot,
         exe: None,
-        argv: options
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        argv,
         cwd: std::env::current_dir()
             .ok()
             .map(|p| p.to_string_lossy().into_owned()),
         // SAFETY: getuid has no preconditions.
         uid: unsafe { libc::getuid() },
-        identity: Default::default(),
+        // Read now, while the child is sure to exist: its children inherit
+        // it even when they are gone before they can be looked at.
+        identity: {
+            let cgroup = crate::identity::read_cgroup(root_pid);
+            crate::identity::WorkloadIdentity {
+                container_id: cgroup.as_deref().and_then(crate::identity::container_id),
+                cgroup,
+                exe_sha256: None,
+            }
+        },
         exit: None,
         exit_ns: None,
     });
@@ -273,15 +287,16 @@ fn session_row(
         .iter()
         .chain(table.live())
         .find(|p| p.key.pid == root_pid && p.parent.is_none());
-    let task: Vec<String> = options
+    let command: Vec<String> = options
         .command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let task = options.capture.apply_all(&command);
     SessionRow {
         session_id: session_id.to_string(),
         agent: options.agent.clone(),
-        task: Some(task.join(" ")),
+        task: task.map(|t| t.join(" ")),
         user: std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
             .ok(),

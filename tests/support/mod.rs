@@ -19,7 +19,10 @@ pub struct Run {
     /// Pid of the `agent-monitor` process, the parent of the command.
     pub monitor_pid: u32,
     pub status: i32,
+    /// Every JSONL line but the session's: events and loss reports.
     pub events: Vec<Value>,
+    /// The `session` lines (one per run).
+    pub sessions: Vec<Value>,
     pub stderr: String,
 }
 
@@ -131,16 +134,18 @@ pub fn finish(monitor_pid: u32, output: Output, events: &Path) -> Run {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let status = output.status.code().unwrap_or(-1);
     let text = std::fs::read_to_string(events).unwrap_or_default();
-    let events = text
+    let (sessions, events): (Vec<Value>, Vec<Value>) = text
         .lines()
         .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("line is not JSON ({e}): {line}"))
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("line is not JSON ({e}): {line}"))
         })
-        .collect();
+        .partition(|v| v["kind"] == "session");
     let run = Run {
         monitor_pid,
         status,
         events,
+        sessions,
         stderr,
     };
     assert!(

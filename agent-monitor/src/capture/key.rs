@@ -5,7 +5,7 @@ use std::{
     fmt,
     fs::{File, OpenOptions},
     io::{ErrorKind, Read, Write},
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     path::Path,
 };
 
@@ -40,6 +40,16 @@ impl CaptureKey {
         match CaptureKey::load(path) {
             Err(CaptureError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
             loaded => return loaded,
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            // The state directory is the monitor's own: nobody else reads it.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io_error("creating the directory of", path, e))?;
         }
         let mut bytes = [0u8; 32];
         fill_random(&mut bytes)?;

@@ -171,6 +171,24 @@ fn workload_identity_is_learned_at_exec_and_inherited_at_fork() {
 }
 
 #[test]
+fn a_process_gone_before_its_lookup_keeps_its_inherited_cgroup() {
+    fn gone(_: &mut crate::identity::ExeHasher, _: u32, _: Option<&str>) -> WorkloadIdentity {
+        WorkloadIdentity::default()
+    }
+    let mut p = processor(Capture::default());
+    let a = actor(100, 10, 1);
+    let b = actor(200, 20, 100);
+    p.handle(a.exec(1, "/usr/bin/agent", &["agent"]));
+    p = p.with_identity_lookup(gone);
+    p.handle(a.fork(2, 200, 20));
+    p.handle(b.exec(3, "/bin/true", &["true"]));
+    let identity = &p.sink.events[2].process.identity;
+    assert_eq!(identity.cgroup.as_deref(), Some("/agents/100"));
+    // Not the parent's image.
+    assert_eq!(identity.exe_sha256, None);
+}
+
+#[test]
 fn invalid_records_are_counted_by_reason_and_not_sent() {
     let mut p = processor(Capture::default());
     let fork = actor(1, 1, 0).numbered(1).fork_record(2, 2);
