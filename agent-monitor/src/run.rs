@@ -103,6 +103,9 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let reader = tokio::spawn(reader.run(records_tx, stop_rx));
 
+    // Installed before the command starts: a signal that arrives while it
+    // starts must be forwarded, not kill the monitor and orphan the command.
+    let signals = Signals::install()?;
     let mut child = spawn(
         program,
         &options.command[1..],
@@ -151,7 +154,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let (state_tx, _state_rx) = watch::channel(processor.state());
     let processor = tokio::spawn(processor.run(records_rx, state_tx));
 
-    let status = wait_forwarding_signals(&mut child, root_pid).await?;
+    let status = wait_forwarding_signals(&mut child, root_pid, signals).await?;
     let survivors = wait_for_tree(&tracker, options.linger).await;
 
     let _ = stop_tx.send(true);
@@ -340,14 +343,35 @@ fn spawn(
     })
 }
 
+/// SIGINT and SIGTERM, caught instead of ending the monitor.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())
+                .map_err(|e| Error::io("handling SIGINT", e))?,
+            terminate: signal(SignalKind::terminate())
+                .map_err(|e| Error::io("handling SIGTERM", e))?,
+        })
+    }
+}
+
 /// Waits for the command, passing SIGINT and SIGTERM on to it. The monitor
 /// itself does not stop on them: it stops when the command has exited, so
 /// that what the command did while shutting down is recorded too.
-async fn wait_forwarding_signals(child: &mut Child, pid: u32) -> Result<ExitStatus> {
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| Error::io("handling SIGINT", e))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("handling SIGTERM", e))?;
+async fn wait_forwarding_signals(
+    child: &mut Child,
+    pid: u32,
+    signals: Signals,
+) -> Result<ExitStatus> {
+    let Signals {
+        mut interrupt,
+        mut terminate,
+    } = signals;
     loop {
         let forwarded = tokio::select! {
             status = child.wait() => {
