@@ -30,6 +30,9 @@ pub enum Error {
     )]
     NoPrograms,
 
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
+
     #[error("loading the kernel programs failed: {0}")]
     Load(#[source] Box<aya::EbpfError>),
 

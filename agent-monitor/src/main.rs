@@ -1,7 +1,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
-    capture::{Capture, CaptureKey, Policy},
+    capture::Policy,
     evidence::{
         signing::{self, LinkSigner, LinkVerifier},
         store::{StoreOptions, recover},
@@ -160,12 +160,6 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         .as_deref()
         .map(LinkSigner::load)
         .transpose()?;
-    // Only the tagging policies need the key: `full` and `none` never
-    // create one.
-    let key = match args.capture {
-        Policy::Redact | Policy::Hash => CaptureKey::load_or_create(&args.capture_key)?,
-        Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
-    };
     Ok(RunOptions {
         agent,
         events: args.events,
@@ -174,7 +168,8 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             signer,
             ..StoreOptions::default()
         },
-        capture: Capture::new(args.capture, key),
+        capture: args.capture,
+        capture_key: args.capture_key,
         command: args.command,
         linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {

@@ -17,7 +17,7 @@ use tokio::{
 };
 
 use crate::{
-    capture::Capture,
+    capture::{Capture, CaptureKey, Policy},
     error::{Error, Result},
     event::ExitStatus,
     evidence::{
@@ -45,7 +45,9 @@ pub struct RunOptions {
     /// How the evidence store is written (signing key, rotation).
     pub store: StoreOptions,
     /// What is kept of argv and other text.
-    pub capture: Capture,
+    pub capture: Policy,
+    /// The key of the capture tags, created if missing.
+    pub capture_key: PathBuf,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -79,6 +81,13 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         return Err(Error::io("run", io::Error::other("no command given")));
     };
     let monitor = Monitor::load(&options.load)?;
+    // After the privilege checks, which say best what is missing. Only the
+    // tagging policies need the key: `full` and `none` never create one.
+    let key = match options.capture {
+        Policy::Redact | Policy::Hash => CaptureKey::load_or_create(&options.capture_key)?,
+        Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
+    };
+    let capture = Capture::new(options.capture, key);
     let sink = open_sink(
         options.events.as_ref(),
         options.evidence.as_ref(),
@@ -121,8 +130,8 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let argv = options.capture.apply_all(&argv).unwrap_or_default();
-    let mut processor = Processor::new(sink, agents).with_capture(options.capture.clone());
+    let argv = capture.apply_all(&argv).unwrap_or_default();
+    let mut processor = Processor::new(sink, agents).with_capture(capture.clone());
     processor.set_root(ProcessInfo {
         key: ProcessKey {
             pid: root_pid,
@@ -176,7 +185,15 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(stats);
 
     let (table, mut stats, mut sink) = processor.finish();
-    let session = session_row(&options, &session_id, started, &table, root_pid, clock);
+    let session = session_row(
+        &options,
+        &capture,
+        &session_id,
+        started,
+        &table,
+        root_pid,
+        clock,
+    );
     if let Err(err) = sink.declared(&Declared::Session(session)) {
         eprintln!("agent-monitor: recording the session failed: {err}");
         stats.sink_errors += 1;
@@ -279,6 +296,7 @@ fn open_sink(
 /// process's workload identity.
 fn session_row(
     options: &RunOptions,
+    capture: &Capture,
     session_id: &str,
     started: i64,
     table: &ProcessTable,
@@ -295,7 +313,7 @@ fn session_row(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let task = options.capture.apply_all(&command);
+    let task = capture.apply_all(&command);
     SessionRow {
         session_id: session_id.to_string(),
         agent: options.agent.clone(),
