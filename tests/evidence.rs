@@ -66,8 +66,8 @@ fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {
     let (code, out) = verify(&store);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("intact: 4 files"),
-        "events, processes, the session and an empty gaps table: {out}"
+        out.starts_with("intact: 8 files"),
+        "events, processes, the session, and an empty file for each other table: {out}"
     );
 
     // One row per process, the shell with its argv and exit status, and
@@ -200,5 +200,65 @@ fn the_shipped_queries_return_the_expected_rows() {
         timeline.iter().any(|r| r[2] == "net.connect"
             && r[3] == "agent-monitor.test:".to_string() + &connect[3].to_string()),
         "{timeline:#?}"
+    );
+
+    // The run is one session: its timeline holds every action of the run,
+    // in order, and nothing declared (no declarations were made).
+    let session = run.sessions[0]["session_id"].as_str().unwrap();
+    let session_timeline = duckdb_in(
+        &store,
+        &[&format!("SET VARIABLE session = '{session}'")],
+        &query("session_timeline.sql"),
+    );
+    assert_eq!(session_timeline.len(), run.events.len());
+    assert!(session_timeline.iter().all(|r| r[1] == "action"));
+    let kinds: Vec<&str> = session_timeline
+        .iter()
+        .map(|r| r[2].as_str().unwrap())
+        .collect();
+    let run_kinds: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "process.exec");
+    let mut sorted = kinds.clone();
+    let mut run_sorted = run_kinds.clone();
+    sorted.sort_unstable();
+    run_sorted.sort_unstable();
+    assert_eq!(sorted, run_sorted);
+
+    // Without declarations there is no tool call and no verdict yet.
+    assert_eq!(
+        duckdb_in(
+            &store,
+            &["SET VARIABLE tool_call = 'none'"],
+            &query("tool_call_actions.sql")
+        ),
+        Vec::<serde_json::Value>::new()
+    );
+    assert_eq!(
+        duckdb_in(&store, &[], &query("undeclared_actions.sql")),
+        Vec::<serde_json::Value>::new()
+    );
+
+    // Every shipped query is exercised above.
+    let mut shipped: Vec<String> =
+        std::fs::read_dir(format!("{}/../queries", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    shipped.sort();
+    assert_eq!(
+        shipped,
+        [
+            "agent_timeline.sql",
+            "files_written.sql",
+            "gaps.sql",
+            "network_destinations.sql",
+            "session_timeline.sql",
+            "tool_call_actions.sql",
+            "undeclared_actions.sql"
+        ]
     );
 }

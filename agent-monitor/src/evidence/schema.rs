@@ -232,9 +232,32 @@ pub static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// The schema of a table, by its name.
+pub fn of_table(table: &str) -> Option<SchemaRef> {
+    let schema = match table {
+        "events" => &EVENTS,
+        "processes" => &PROCESSES,
+        "gaps" => &GAPS,
+        "sessions" => &SESSIONS,
+        "messages" => &MESSAGES,
+        "tool_calls" => &TOOL_CALLS,
+        "decisions" => &DECISIONS,
+        "alerts" => &ALERTS,
+        _ => return None,
+    };
+    Some(LazyLock::force(schema).clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_published_table_has_a_schema() {
+        for table in crate::evidence::publish::TABLES {
+            assert!(of_table(table).is_some(), "{table}");
+        }
+    }
 
     #[test]
     fn column_names_are_unique() {

@@ -24,8 +24,9 @@ use crate::{
         declared::{Declared, DeclaredBuffer},
         events::{EventsBuilder, Gap, ProcessesBuilder, gaps_batch},
         journal::{self, Segment},
-        publish::{Published, Publisher, remove_orphans},
+        publish::{Published, Publisher, TABLES, remove_orphans},
         reserve::Reserve,
+        schema,
         signing::LinkSigner,
     },
     process_table::ProcessInfo,
@@ -386,6 +387,24 @@ impl EvidenceStore {
                 && self.segment_opened.elapsed() >= self.options.rotate_every
     }
 
+    /// Queries read every table, and a table with no file at all is an
+    /// error to DuckDB ("no files found"): the first time a store closes,
+    /// each table it has no file for gets an empty one.
+    fn publish_missing_tables(&mut self) -> Result<(), EvidenceError> {
+        let missing: Vec<&'static str> = TABLES
+            .into_iter()
+            .filter(|table| !self.dir.join(table).exists())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for table in missing {
+            let schema = schema::of_table(table).expect("every published table has a schema");
+            self.journal_batch(table, &RecordBatch::new_empty(schema))?;
+        }
+        self.rotate()
+    }
+
     /// Segments waiting in the journal because they could not be published.
     pub fn backlog(&self) -> &[PathBuf] {
         &self.backlog
@@ -442,15 +461,9 @@ impl Sink for EvidenceStore {
         // One last attempt even while failing: this is the last chance to
         // record the gap.
         self.failed_at = None;
-        // Queries read every table; a table with no file at all is an error
-        // to DuckDB ("no files found"), so an empty gaps table is written
-        // once, the first time a store closes without losses.
-        let no_gaps_yet = !self.dir.join("gaps").exists();
         let result = self.rotate();
-        if result.is_ok() && no_gaps_yet && !self.dir.join("gaps").exists() {
-            let batch = gaps_batch(&[]).map_err(to_io)?;
-            self.journal_batch("gaps", &batch).map_err(to_io)?;
-            self.rotate().map_err(to_io)?;
+        if result.is_ok() {
+            self.publish_missing_tables().map_err(to_io)?;
         }
         if !self.gaps.is_empty() {
             let lost: u64 = self.gaps.iter().map(|g| g.count).sum();
