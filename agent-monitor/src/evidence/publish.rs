@@ -103,20 +103,12 @@ impl Publisher<'_> {
             };
             published.torn_tails += usize::from(read.torn_tail);
             let rows: usize = read.batches.iter().map(RecordBatch::num_rows).sum();
-            // An empty table is still published: queries need the file.
-            let first = read.batches.iter().find(|b| b.num_rows() > 0);
-            let Some(first) = first.or(read.batches.first()) else {
+            // An empty table is still published (queries need the file),
+            // but a stream cut inside its schema has nothing to publish.
+            if read.batches.is_empty() {
                 continue;
-            };
-            let ts = time_column(table)
-                .and_then(|column| first_timestamp(first, column))
-                .unwrap_or(opened_ns);
-            let index = self.chain.next_index();
-            let file_name = match (table, first_seq(first)) {
-                ("events", Some(seq)) => format!("{}-{seq}-{index}", self.host),
-                _ => format!("{}-{table}-{index}", self.host),
-            };
-            let file = self.write(table, ts, &file_name, &name, &read.batches)?;
+            }
+            let file = self.write(table, opened_ns, &name, &read.batches)?;
             published.files.push(file);
             published.rows += rows;
         }
@@ -126,70 +118,65 @@ impl Publisher<'_> {
         Ok(published)
     }
 
-    /// Writes one file under a hidden temporary name, chains it, and only
-    /// then publishes it under its name: a reader never sees a partial file.
+    /// Writes one table's batches into a file and publishes it.
     fn write(
         &mut self,
-        table: &str,
+        table: &'static str,
         ts_ns: i64,
-        name: &str,
         segment: &str,
         batches: &[RecordBatch],
     ) -> Result<String, EvidenceError> {
-        let stamp = rfc3339(i128::from(ts_ns));
-        let partition = format!("{table}/date={}/hour={}", &stamp[..10], &stamp[11..13]);
-        let dir = self.dir.join(&partition);
-        fs::create_dir_all(&dir)
-            .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
-        let relative = format!("{partition}/{name}.parquet");
-        let tmp_path = temporary(&self.dir.join(&relative));
+        let first = batches.iter().find(|b| b.num_rows() > 0);
+        let first = first.unwrap_or(&batches[0]);
+        let mut file = TableFile::create(self.dir, table, segment, ts_ns, first)?;
+        for batch in batches {
+            if let Err(err) = file.write(batch) {
+                file.discard();
+                return Err(err);
+            }
+        }
+        self.publish_file(file, segment)
+    }
 
-        let written = self.write_parquet(&tmp_path, segment, batches);
-        let sha = match written.and_then(|()| file_sha256(&tmp_path)) {
+    /// Closes a table's file, chains it, and only then publishes it under
+    /// its name: a reader never sees a partial file.
+    pub fn publish_file(
+        &mut self,
+        file: TableFile,
+        segment: &str,
+    ) -> Result<String, EvidenceError> {
+        let index = self.chain.next_index();
+        let name = match (file.table, file.first_seq) {
+            ("events", Some(seq)) => format!("{}-{seq}-{index}", self.host),
+            (table, _) => format!("{}-{table}-{index}", self.host),
+        };
+        let relative = format!("{}/{name}.parquet", file.partition);
+        let final_path = self.dir.join(&relative);
+        let staged = temporary(&final_path);
+        let table = file.table;
+        let meta = [
+            (META_INDEX, index.to_string()),
+            (META_PREV, hex(&self.chain.head())),
+            (META_SEGMENT, segment.to_string()),
+        ];
+        let closed = file.close(&meta, &staged);
+        let sha = match closed.and_then(|()| file_sha256(&staged)) {
             Ok(sha) => sha,
             Err(err) => {
                 // A full disk must not leave half a file behind.
-                let _ = fs::remove_file(&tmp_path);
+                let _ = fs::remove_file(&staged);
                 return Err(err);
             }
         };
         if let Err(err) = self.chain.append(table, &relative, &sha, Some(segment)) {
-            let _ = fs::remove_file(&tmp_path);
+            let _ = fs::remove_file(&staged);
             return Err(err);
         }
         self.finish_publication(&relative)?;
-        sync_dir(&dir);
+        if let Some(dir) = final_path.parent() {
+            sync_dir(dir);
+        }
         Ok(relative)
-    }
-
-    fn write_parquet(
-        &self,
-        path: &Path,
-        segment: &str,
-        batches: &[RecordBatch],
-    ) -> Result<(), EvidenceError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_dictionary_enabled(true)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .build();
-        let file = File::create(path)
-            .map_err(|e| EvidenceError::io(format!("creating {}", path.display()), e))?;
-        let mut writer = ArrowWriter::try_new(file, batches[0].schema(), Some(props))?;
-        for batch in batches {
-            writer.write(batch)?;
-        }
-        let meta = [
-            (META_INDEX, self.chain.next_index().to_string()),
-            (META_PREV, hex(&self.chain.head())),
-            (META_SEGMENT, segment.to_string()),
-        ];
-        for (key, value) in meta {
-            writer.append_key_value_metadata(KeyValue::new(key.into(), value));
-        }
-        let file = writer.into_inner()?;
-        file.sync_all()
-            .map_err(|e| EvidenceError::io(format!("syncing {}", path.display()), e))
     }
 
     /// Moves a chained file from its temporary name to its name. Called
@@ -215,6 +202,107 @@ impl Publisher<'_> {
         }
         fs::remove_file(&tmp_path)
             .map_err(|e| EvidenceError::io(format!("removing {}", tmp_path.display()), e))
+    }
+}
+
+/// One table's Parquet file of a journal segment, written batch by batch
+/// under a hidden name in its partition while the segment is open, so that
+/// closing the segment does not have to read the journal back.
+pub struct TableFile {
+    table: &'static str,
+    writer: ArrowWriter<File>,
+    /// `.<segment>-<table>.parquet.tmp`, in the partition directory.
+    path: PathBuf,
+    /// `<table>/date=…/hour=…`, from the first row (or `fallback_ns`).
+    partition: String,
+    first_seq: Option<u64>,
+}
+
+fn writer_properties() -> Result<WriterProperties, EvidenceError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build())
+}
+
+impl TableFile {
+    /// Starts the file of `table` for `segment`, placed in time by the
+    /// first batch's first row, or at `fallback_ns` for tables without a
+    /// time column or without rows.
+    pub fn create(
+        dir: &Path,
+        table: &'static str,
+        segment: &str,
+        fallback_ns: i64,
+        first: &RecordBatch,
+    ) -> Result<TableFile, EvidenceError> {
+        let ts = time_column(table)
+            .and_then(|column| first_timestamp(first, column))
+            .unwrap_or(fallback_ns);
+        let stamp = rfc3339(i128::from(ts));
+        let partition = format!("{table}/date={}/hour={}", &stamp[..10], &stamp[11..13]);
+        let partition_dir = dir.join(&partition);
+        fs::create_dir_all(&partition_dir)
+            .map_err(|e| EvidenceError::io(format!("creating {}", partition_dir.display()), e))?;
+        let path = partition_dir.join(format!(".{segment}-{table}.parquet.tmp"));
+        let file = File::create(&path)
+            .map_err(|e| EvidenceError::io(format!("creating {}", path.display()), e))?;
+        let writer = match ArrowWriter::try_new(file, first.schema(), Some(writer_properties()?)) {
+            Ok(writer) => writer,
+            Err(err) => {
+                let _ = fs::remove_file(&path);
+                return Err(err.into());
+            }
+        };
+        Ok(TableFile {
+            table,
+            writer,
+            path,
+            partition,
+            first_seq: first_seq(first),
+        })
+    }
+
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), EvidenceError> {
+        if self.first_seq.is_none() {
+            self.first_seq = first_seq(batch);
+        }
+        Ok(self.writer.write(batch)?)
+    }
+
+    /// Finishes the file with its chain metadata, syncs it, and moves it to
+    /// `staged`.
+    fn close(mut self, meta: &[(&str, String)], staged: &Path) -> Result<(), EvidenceError> {
+        for (key, value) in meta {
+            self.writer
+                .append_key_value_metadata(KeyValue::new(key.to_string(), value.clone()));
+        }
+        let path = self.path;
+        let file = match self.writer.into_inner() {
+            Ok(file) => file,
+            Err(err) => {
+                let _ = fs::remove_file(&path);
+                return Err(err.into());
+            }
+        };
+        let synced = file
+            .sync_all()
+            .and_then(|()| fs::rename(&path, staged))
+            .map_err(|e| EvidenceError::io(format!("closing {}", path.display()), e));
+        if synced.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        synced
+    }
+
+    /// Drops the file: its rows are still in the journal.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{
         declared::{Declared, DeclaredBuffer},
         events::{EventsBuilder, Gap, ProcessesBuilder, gaps_batch},
         journal::{self, Segment},
-        publish::{Published, Publisher, TABLES, remove_orphans},
+        publish::{Published, Publisher, TABLES, TableFile, remove_orphans},
         reserve::Reserve,
         schema,
         signing::LinkSigner,
@@ -78,6 +78,8 @@ pub struct EvidenceStore {
     declared: DeclaredBuffer,
     gaps: Vec<Gap>,
     segment: Option<Segment>,
+    /// The open segment's Parquet files; `None` once one failed to write.
+    files: Option<Vec<TableFile>>,
     /// Event rows journaled in the open segment.
     segment_rows: usize,
     segment_opened: Instant,
@@ -171,6 +173,7 @@ impl EvidenceStore {
             declared: DeclaredBuffer::default(),
             gaps: Vec::new(),
             segment: None,
+            files: Some(Vec::new()),
             segment_rows: 0,
             segment_opened: now,
             journaled_at: now,
@@ -225,24 +228,97 @@ impl EvidenceStore {
             self.segment_rows = 0;
         }
         let segment = self.segment.as_mut().expect("opened above");
-        let result = segment.append(table, batch);
-        if result.is_err() {
+        if let Err(err) = segment.append(table, batch) {
             // The stream was cut back to its last whole batch; seal the
-            // segment so it is never appended to again.
-            self.seal_segment();
+            // segment so it is never appended to again, and publish it from
+            // the journal later.
+            if let Some((segment, files)) = self.seal_segment() {
+                for file in files {
+                    file.discard();
+                }
+                self.backlog.push(segment);
+            }
+            return Err(err);
         }
-        result
+        self.write_file(table, batch);
+        Ok(())
     }
 
-    /// Closes the open segment and queues it for publication.
-    fn seal_segment(&mut self) {
-        if let Some(segment) = self.segment.take() {
-            let path = segment.path().to_path_buf();
-            if let Err(err) = segment.close() {
-                eprintln!("agent-monitor: closing journal segment: {err}");
+    /// Writes a journaled batch into its table's Parquet file too. If that
+    /// fails the segment's files are dropped: the segment is published from
+    /// the journal instead.
+    fn write_file(&mut self, table: &'static str, batch: &RecordBatch) {
+        let Some(files) = self.files.as_mut() else {
+            return;
+        };
+        let written = match files.iter_mut().find(|f| f.table() == table) {
+            Some(file) => file.write(batch),
+            None => {
+                let segment = self.segment.as_ref().expect("a segment is open");
+                let name = journal::segment_name(segment.path());
+                let opened = journal::segment_opened_ns(segment.path()).unwrap_or_default();
+                TableFile::create(&self.dir, table, &name, opened, batch).and_then(|mut file| {
+                    let written = file.write(batch);
+                    files.push(file);
+                    written
+                })
             }
-            self.backlog.push(path);
+        };
+        if written.is_err() {
+            for file in self.files.take().into_iter().flatten() {
+                file.discard();
+            }
         }
+    }
+
+    /// Closes the open segment. Returns it with its Parquet files when they
+    /// are whole; otherwise queues it to be published from the journal.
+    fn seal_segment(&mut self) -> Option<(PathBuf, Vec<TableFile>)> {
+        let segment = self.segment.take()?;
+        let path = segment.path().to_path_buf();
+        let files = self.files.replace(Vec::new());
+        if let Err(err) = segment.close() {
+            eprintln!("agent-monitor: closing journal segment: {err}");
+        }
+        match files {
+            Some(files) => Some((path, files)),
+            None => {
+                self.backlog.push(path);
+                None
+            }
+        }
+    }
+
+    /// Publishes the files written alongside a segment, then removes it. A
+    /// failure leaves the segment to be published from the journal (the
+    /// files already chained are not published twice).
+    fn publish_streamed(
+        &mut self,
+        segment: PathBuf,
+        files: Vec<TableFile>,
+    ) -> Result<(), EvidenceError> {
+        let name = journal::segment_name(&segment);
+        let mut publisher = Publisher {
+            dir: &self.dir,
+            host: &self.host,
+            chain: &mut self.chain,
+        };
+        let mut files = files;
+        files.sort_by_key(|f| TABLES.iter().position(|t| *t == f.table()));
+        let mut files = files.into_iter();
+        for file in files.by_ref() {
+            if let Err(err) = publisher.publish_file(file, &name) {
+                for rest in files {
+                    rest.discard();
+                }
+                self.backlog.push(segment);
+                return Err(err);
+            }
+        }
+        fs::remove_dir_all(&segment)
+            .map_err(|e| EvidenceError::io(format!("removing {}", segment.display()), e))?;
+        journal::sync_dir(&self.dir.join(journal::JOURNAL_DIR));
+        Ok(())
     }
 
     /// Moves every buffered row into the journal and syncs it. Rows the
@@ -341,7 +417,37 @@ impl EvidenceStore {
     /// in the journal for the next attempt.
     pub fn rotate(&mut self) -> Result<(), EvidenceError> {
         self.journal_pending();
-        self.seal_segment();
+        let current = self.seal_segment();
+        let mut result = self.publish_backlog();
+        if let Some((segment, files)) = current {
+            if result.is_ok() {
+                result = self.publish_streamed(segment, files);
+            } else {
+                // Older segments go first, to keep the chain in time order.
+                for file in files {
+                    file.discard();
+                }
+                self.backlog.push(segment);
+            }
+        }
+        self.segment_opened = Instant::now();
+        match result {
+            Ok(()) => {
+                if self.failing && self.gaps.is_empty() {
+                    self.storage_recovered();
+                }
+                self.reserve.restore();
+                Ok(())
+            }
+            Err(err) => {
+                self.storage_failed(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Publishes the segments queued after a failure, oldest first.
+    fn publish_backlog(&mut self) -> Result<(), EvidenceError> {
         let mut publisher = Publisher {
             dir: &self.dir,
             host: &self.host,
@@ -365,20 +471,7 @@ impl EvidenceStore {
                 }
             }
         }
-        self.segment_opened = Instant::now();
-        match result {
-            Ok(()) => {
-                if self.failing && self.gaps.is_empty() {
-                    self.storage_recovered();
-                }
-                self.reserve.restore();
-                Ok(())
-            }
-            Err(err) => {
-                self.storage_failed(&err);
-                Err(err)
-            }
-        }
+        result
     }
 
     fn rotation_due(&self) -> bool {

@@ -221,4 +221,6 @@ fn rotation_by_row_count_publishes_without_waiting_for_time() {
     store.flush().unwrap();
     assert_eq!(published_seqs(dir.path()), (0..10).collect::<Vec<_>>());
     assert!(journal::segments(dir.path()).unwrap().is_empty());
+    // The files written alongside the journal were published, not left.
+    assert_eq!(publish::remove_orphans(dir.path()).unwrap(), 0);
 }
