@@ -15,6 +15,7 @@ pub mod event;
 pub mod evidence;
 pub mod identity;
 pub mod kernel;
+pub mod keyfile;
 pub mod pipeline;
 pub mod process_table;
 pub mod random;

@@ -1,15 +1,10 @@
 //! The capture key: 32 bytes for HMAC-SHA256, kept in a file of its own as
 //! 64 hex characters.
 
-use std::{
-    fmt,
-    fs::{File, OpenOptions},
-    io::{ErrorKind, Read, Write},
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
-    path::Path,
-};
+use std::{fmt, io::ErrorKind, os::unix::fs::DirBuilderExt, path::Path};
 
 use super::{CaptureError, hex, unhex};
+use crate::keyfile::{self, KeyFileError};
 
 /// The key of the redaction tags and hash commitments. Its `Debug` output
 /// never shows the bytes.
@@ -49,40 +44,37 @@ impl CaptureKey {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| io_error("creating the directory of", path, e))?;
+                .map_err(|source| CaptureError::Io {
+                    action: "creating the directory of",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         }
         let mut bytes = [0u8; 32];
         fill_random(&mut bytes)?;
-        match write_new(path, format!("{}\n", hex(&bytes)).as_bytes()) {
+        match keyfile::write_new(path, 0o600, format!("{}\n", hex(&bytes)).as_bytes()) {
             Ok(()) => Ok(CaptureKey(bytes)),
             // Another process made the key between our read and our write.
-            Err(CaptureError::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
-                CaptureKey::load(path)
-            }
-            Err(e) => Err(e),
+            Err(e) if e.source.kind() == ErrorKind::AlreadyExists => CaptureKey::load(path),
+            Err(e) => Err(io_error(path)(e)),
         }
     }
 
     /// The key in `path`, which must exist; see [`CaptureKey::load_or_create`].
     pub fn load(path: &Path) -> Result<CaptureKey, CaptureError> {
-        let file = File::open(path).map_err(|e| io_error("opening", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error("reading metadata of", path, e))?;
-        if !meta.is_file() {
+        let file = keyfile::read(path, MAX_FILE_LEN).map_err(io_error(path))?;
+        if !file.regular {
             return Err(bad_key(path, "not a regular file"));
         }
-        if meta.mode() & 0o077 != 0 {
+        if keyfile::shared(file.mode) {
             return Err(CaptureError::Permissions {
                 path: path.to_path_buf(),
-                mode: meta.mode() & 0o7777,
+                mode: file.mode,
             });
         }
-        let mut text = Vec::new();
-        file.take(MAX_FILE_LEN + 1)
-            .read_to_end(&mut text)
-            .map_err(|e| io_error("reading", path, e))?;
-        parse(&text).map(CaptureKey).map_err(|d| bad_key(path, d))
+        parse(&file.contents)
+            .map(CaptureKey)
+            .map_err(|d| bad_key(path, d))
     }
 
     /// The raw key bytes.
@@ -120,35 +112,15 @@ fn parse(text: &[u8]) -> Result<[u8; 32], String> {
         .ok_or_else(|| "found a character that is not a hex digit".to_string())
 }
 
-fn write_new(path: &Path, contents: &[u8]) -> Result<(), CaptureError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| io_error("creating", path, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("writing", path, e))?;
-    // The new name must survive a crash too.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("syncing the directory of", path, e))
-}
-
 fn fill_random(buf: &mut [u8]) -> Result<(), CaptureError> {
     crate::random::fill(buf).map_err(CaptureError::Random)
 }
 
-fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> CaptureError {
-    CaptureError::Io {
-        action,
+fn io_error(path: &Path) -> impl FnOnce(KeyFileError) -> CaptureError + '_ {
+    move |e| CaptureError::Io {
+        action: e.action,
         path: path.to_path_buf(),
-        source,
+        source: e.source,
     }
 }
 

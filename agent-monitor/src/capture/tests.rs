@@ -347,20 +347,17 @@ fn a_malformed_key_file_is_refused_and_kept() {
 }
 
 #[test]
-fn a_missing_directory_or_a_directory_is_an_error() {
+fn a_missing_directory_is_made_private_and_a_directory_is_not_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let err = CaptureKey::load_or_create(&dir.path().join("no/such/capture.key")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CaptureError::Io {
-                action: "creating",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.path().join("state/capture.key");
+    let made = CaptureKey::load_or_create(&path).unwrap();
+    let mode = fs::metadata(dir.path().join("state"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(CaptureKey::load(&path).unwrap(), made);
     let err = CaptureKey::load(dir.path()).unwrap_err();
     assert!(matches!(err, CaptureError::BadKey { .. }), "{err}");
 }

@@ -19,12 +19,7 @@
 //! are not supported. A key is named by its [`LinkSigner::key_id`]: the first
 //! 16 hex characters of SHA-256 of the raw 32-byte public key.
 
-use std::{
-    fs::{File, OpenOptions},
-    io::{Read, Write},
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{
     Signature, Signer, SigningKey, VerifyingKey,
@@ -35,7 +30,13 @@ use ed25519_dalek::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::evidence::chain::{Hash, hex};
+use crate::{
+    evidence::chain::{Hash, hex},
+    keyfile::{self, KeyFileError},
+};
+
+/// Far more than any PEM Ed25519 key needs.
+const MAX_KEY_FILE: u64 = 16 << 10;
 
 /// Prefix of every signed message; changing the format means a new version.
 pub const DOMAIN: &[u8] = b"agent-monitor chain link v1\0";
@@ -91,10 +92,10 @@ impl LinkSigner {
     /// may access.
     pub fn load(path: &Path) -> Result<LinkSigner, SigningError> {
         let (pem, mode) = read_key_file(path)?;
-        if mode & 0o077 != 0 {
+        if keyfile::shared(mode) {
             return Err(SigningError::Permissions {
                 path: path.to_path_buf(),
-                mode: mode & 0o7777,
+                mode,
             });
         }
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(path, e))?;
@@ -185,11 +186,6 @@ pub fn generate(private: &Path) -> Result<LinkSigner, SigningError> {
         let _ = std::fs::remove_file(private);
         return Err(e);
     }
-    let dir = private.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("syncing directory", dir, e))?;
     Ok(LinkSigner { key })
 }
 
@@ -204,42 +200,35 @@ fn message(index: u64, link: &Hash) -> Vec<u8> {
     [DOMAIN, &index.to_be_bytes(), link].concat()
 }
 
-/// The file's text and mode, both from the same open file.
-fn read_key_file(path: &Path) -> Result<(String, u32), SigningError> {
-    let mut file = File::open(path).map_err(|e| io_error("opening", path, e))?;
-    let meta = file.metadata().map_err(|e| io_error("reading", path, e))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| io_error("reading", path, e))?;
-    Ok((text, meta.mode()))
-}
-
-fn write_new(path: &Path, mode: u32, contents: &[u8]) -> Result<(), SigningError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => SigningError::Exists {
-                path: path.to_path_buf(),
-            },
-            _ => io_error("creating", path, e),
-        })?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("writing", path, e))
-}
-
 fn fill_random(buf: &mut [u8]) -> Result<(), SigningError> {
     crate::random::fill(buf).map_err(SigningError::Random)
 }
 
-fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> SigningError {
+/// The file's text and mode, both from the same open file.
+fn read_key_file(path: &Path) -> Result<(String, u32), SigningError> {
+    let file = keyfile::read(path, MAX_KEY_FILE).map_err(|e| io_error(path, e))?;
+    if file.contents.len() as u64 > MAX_KEY_FILE {
+        return Err(key_error(path, "the file is too long for an Ed25519 key"));
+    }
+    let text = String::from_utf8(file.contents).map_err(|e| key_error(path, e))?;
+    Ok((text, file.mode))
+}
+
+/// Creates a key file; an existing one is an error of its own.
+fn write_new(path: &Path, mode: u32, contents: &[u8]) -> Result<(), SigningError> {
+    keyfile::write_new(path, mode, contents).map_err(|e| match e.source.kind() {
+        std::io::ErrorKind::AlreadyExists => SigningError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => io_error(path, e),
+    })
+}
+
+fn io_error(path: &Path, e: KeyFileError) -> SigningError {
     SigningError::Io {
-        action,
+        action: e.action,
         path: path.to_path_buf(),
-        source,
+        source: e.source,
     }
 }
 
