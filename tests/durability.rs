@@ -14,7 +14,7 @@ use std::{
 
 use agent_monitor::evidence::journal;
 use arrow_array::{Array, StringArray, UInt64Array};
-use support::{BIN, duckdb, monitor, real_python};
+use support::{BIN, duckdb, monitor, real_python, verify};
 
 fn burst_script() -> String {
     format!("{}/../tests/agents/burst.py", env!("CARGO_MANIFEST_DIR"))
@@ -155,16 +155,8 @@ fn kill_9_during_a_burst_loses_nothing_that_was_journaled() {
     .map(|r| r[0].as_u64().unwrap())
     .collect();
     assert_eq!(seqs, journaled.into_iter().collect::<BTreeSet<_>>());
-    let verify = Command::new(BIN)
-        .arg("verify")
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    let (code, out) = verify(&store);
+    assert_eq!(code, 0, "{out}");
 }
 
 fn monitor_in(store: &Path) -> support::Run {
@@ -301,14 +293,6 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
         seen,
         "{stored} stored + {lost} counted lost, {seen} seen:\n{stderr}"
     );
-    let verify = Command::new(BIN)
-        .arg("verify")
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    let (code, out) = verify(&store);
+    assert_eq!(code, 0, "{out}");
 }

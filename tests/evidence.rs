@@ -5,17 +5,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::{collections::BTreeMap, path::Path, process::Command};
+use std::collections::BTreeMap;
 
-use support::{BIN, duckdb, duckdb_in, monitor};
-
-fn verify(dir: &Path) -> (i32, String) {
-    let out = Command::new(BIN).arg("verify").arg(dir).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use support::{duckdb, duckdb_in, monitor, verify};
 
 #[test]
 fn duckdb_reads_what_jsonl_says_and_verify_names_a_flipped_byte() {

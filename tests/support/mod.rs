@@ -207,3 +207,12 @@ pub fn duckdb_in(dir: &Path, setup: &[&str], sql: &str) -> Vec<serde_json::Value
     );
     serde_json::from_slice(&out.stdout).expect("JSON rows")
 }
+
+/// `agent-monitor verify DIR`: its exit status and what it printed.
+pub fn verify(dir: &Path) -> (i32, String) {
+    let out = Command::new(BIN).arg("verify").arg(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
