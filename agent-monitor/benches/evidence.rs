@@ -4,13 +4,18 @@
 //!
 //! `cargo bench -p agent-monitor --bench evidence` (run by `cargo xtask bench`).
 
-use std::hint::black_box;
+use std::{hint::black_box, io};
 
 use agent_monitor::{
     decode::decode,
-    event::Record,
-    evidence::store::{EvidenceStore, StoreOptions},
+    event::{Event, LossReport, Record},
+    evidence::{
+        events::EventsBuilder,
+        store::{EvidenceStore, StoreOptions},
+    },
     pipeline::{Agents, Processor},
+    process_table::ProcessInfo,
+    sink::{Attribution, Discard, Sink},
     time::WallClock,
 };
 use agent_monitor_common::{
@@ -84,6 +89,36 @@ fn pipeline(c: &mut Criterion) {
         })
     });
 
+    group.bench_function("decode+process", |b| {
+        b.iter(|| {
+            let mut agents = Agents::default();
+            agents.add("bench");
+            let mut processor = Processor::new(Discard, agents).with_cwd_lookup(|_| None);
+            for (seq, bytes) in records.iter().enumerate() {
+                processor.handle(Record::Event(
+                    decode(bytes, seq as u64).expect("valid record"),
+                ));
+            }
+            black_box(processor.into_parts());
+        })
+    });
+
+    group.bench_function("decode+process+arrow", |b| {
+        b.iter(|| {
+            let mut agents = Agents::default();
+            agents.add("bench");
+            let sink = ArrowOnly(EventsBuilder::default());
+            let mut processor = Processor::new(sink, agents).with_cwd_lookup(|_| None);
+            for (seq, bytes) in records.iter().enumerate() {
+                processor.handle(Record::Event(
+                    decode(bytes, seq as u64).expect("valid record"),
+                ));
+            }
+            let (_, _, mut sink) = processor.into_parts();
+            black_box(sink.0.finish().expect("batch"));
+        })
+    });
+
     group.bench_function("decode+process+parquet", |b| {
         b.iter(|| {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -103,6 +138,28 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Appends to the Arrow builders and stops there: the cost of the store
+/// without its journal and Parquet files.
+struct ArrowOnly(EventsBuilder);
+
+impl Sink for ArrowOnly {
+    fn event(&mut self, event: &Event, process: &ProcessInfo, who: &Attribution) -> io::Result<()> {
+        self.0.append(event, process, who, WallClock::with_offset(0));
+        if self.0.len() >= 1 << 16 {
+            black_box(self.0.finish().map_err(io::Error::other)?);
+        }
+        Ok(())
+    }
+
+    fn loss(&mut self, _: &LossReport) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 criterion_group!(benches, pipeline);

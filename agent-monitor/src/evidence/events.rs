@@ -15,7 +15,7 @@ use arrow_array::{
 use crate::{
     actions::ActionFields,
     event::{Detail, Event, ExitStatus, LossReport},
-    evidence::{EvidenceError, schema},
+    evidence::{EvidenceError, columns::Lazy, schema},
     process_table::ProcessInfo,
     sink::Attribution,
     time::WallClock,
@@ -90,56 +90,56 @@ events_builder! {
     tid: UInt32Builder,
     uid: UInt32Builder,
     comm: StringBuilder,
-    exe: StringBuilder,
+    exe: Lazy<StringBuilder>,
     process_key: StringBuilder,
-    syscall: StringBuilder,
-    result: Int64Builder,
-    error: StringBuilder,
-    filename: StringBuilder,
-    argv: ListBuilder<StringBuilder>,
-    argv_truncated: BooleanBuilder,
-    cwd: StringBuilder,
-    child_pid: UInt32Builder,
-    child_process_key: StringBuilder,
-    exit_code: Int32Builder,
-    signal: Int64Builder,
-    core_dumped: BooleanBuilder,
-    path: StringBuilder,
-    raw_path: StringBuilder,
-    new_path: StringBuilder,
-    new_raw_path: StringBuilder,
-    flags: UInt64Builder,
-    mode: UInt32Builder,
-    access: StringBuilder,
-    created: BooleanBuilder,
-    truncated: BooleanBuilder,
-    path_incomplete: BooleanBuilder,
-    symlink: BooleanBuilder,
-    owner_uid: Int64Builder,
-    owner_gid: Int64Builder,
-    length: Int64Builder,
-    family: StringBuilder,
-    protocol: StringBuilder,
-    addr: StringBuilder,
-    port: UInt16Builder,
-    unix_path: StringBuilder,
-    local_addr: StringBuilder,
-    local_port: UInt16Builder,
-    dns_name: StringBuilder,
-    name: StringBuilder,
-    qtype: StringBuilder,
-    answers: ListBuilder<StringBuilder>,
-    ids: ListBuilder<Int64Builder>,
-    caps: ListBuilder<StringBuilder>,
-    target_pid: Int64Builder,
-    request: Int64Builder,
-    bpf_cmd: StringBuilder,
-    prog_type: UInt32Builder,
-    fstype: StringBuilder,
-    session_id: StringBuilder,
-    tool_call_id: StringBuilder,
-    verdict: StringBuilder,
-    rule: StringBuilder,
+    syscall: Lazy<StringBuilder>,
+    result: Lazy<Int64Builder>,
+    error: Lazy<StringBuilder>,
+    filename: Lazy<StringBuilder>,
+    argv: Lazy<ListBuilder<StringBuilder>>,
+    argv_truncated: Lazy<BooleanBuilder>,
+    cwd: Lazy<StringBuilder>,
+    child_pid: Lazy<UInt32Builder>,
+    child_process_key: Lazy<StringBuilder>,
+    exit_code: Lazy<Int32Builder>,
+    signal: Lazy<Int64Builder>,
+    core_dumped: Lazy<BooleanBuilder>,
+    path: Lazy<StringBuilder>,
+    raw_path: Lazy<StringBuilder>,
+    new_path: Lazy<StringBuilder>,
+    new_raw_path: Lazy<StringBuilder>,
+    flags: Lazy<UInt64Builder>,
+    mode: Lazy<UInt32Builder>,
+    access: Lazy<StringBuilder>,
+    created: Lazy<BooleanBuilder>,
+    truncated: Lazy<BooleanBuilder>,
+    path_incomplete: Lazy<BooleanBuilder>,
+    symlink: Lazy<BooleanBuilder>,
+    owner_uid: Lazy<Int64Builder>,
+    owner_gid: Lazy<Int64Builder>,
+    length: Lazy<Int64Builder>,
+    family: Lazy<StringBuilder>,
+    protocol: Lazy<StringBuilder>,
+    addr: Lazy<StringBuilder>,
+    port: Lazy<UInt16Builder>,
+    unix_path: Lazy<StringBuilder>,
+    local_addr: Lazy<StringBuilder>,
+    local_port: Lazy<UInt16Builder>,
+    dns_name: Lazy<StringBuilder>,
+    name: Lazy<StringBuilder>,
+    qtype: Lazy<StringBuilder>,
+    answers: Lazy<ListBuilder<StringBuilder>>,
+    ids: Lazy<ListBuilder<Int64Builder>>,
+    caps: Lazy<ListBuilder<StringBuilder>>,
+    target_pid: Lazy<Int64Builder>,
+    request: Lazy<Int64Builder>,
+    bpf_cmd: Lazy<StringBuilder>,
+    prog_type: Lazy<UInt32Builder>,
+    fstype: Lazy<StringBuilder>,
+    session_id: Lazy<StringBuilder>,
+    tool_call_id: Lazy<StringBuilder>,
+    verdict: Lazy<StringBuilder>,
+    rule: Lazy<StringBuilder>,
 }
 
 impl EventsBuilder {
@@ -188,7 +188,7 @@ impl EventsBuilder {
         };
         self.filename
             .append_option(exec.map(|e| e.filename.as_str()));
-        append_strings(&mut self.argv, exec.map(|e| e.argv.as_slice()));
+        self.argv.append_strings(exec.map(|e| e.argv.as_slice()));
         self.argv_truncated
             .append_option(exec.map(|e| e.argv_truncated));
         self.cwd.append_option(exec.and(process.cwd.as_deref()));
@@ -199,8 +199,9 @@ impl EventsBuilder {
                 child_start_ns,
             } => {
                 self.child_pid.append_value(*child_pid);
-                let _ = write!(self.child_process_key, "{child_pid}@{child_start_ns}");
-                self.child_process_key.append_value("");
+                let key = self.child_process_key.get();
+                let _ = write!(key, "{child_pid}@{child_start_ns}");
+                key.append_value("");
             }
             _ => {
                 self.child_pid.append_null();
@@ -261,15 +262,17 @@ impl EventsBuilder {
             .append_option(f.and_then(|f| f.dns_name.as_deref()));
         self.name.append_option(f.and_then(|f| f.name.as_deref()));
         self.qtype.append_option(f.and_then(|f| f.qtype.as_deref()));
-        append_strings(&mut self.answers, f.and_then(|f| f.answers.as_deref()));
+        self.answers
+            .append_strings(f.and_then(|f| f.answers.as_deref()));
         match f.and_then(|f| f.ids.as_deref()) {
             Some(ids) => {
-                self.ids.values().append_slice(ids);
-                self.ids.append(true);
+                let builder = self.ids.get();
+                builder.values().append_slice(ids);
+                builder.append(true);
             }
-            None => self.ids.append(false),
+            None => self.ids.append_null(),
         }
-        append_strings(&mut self.caps, f.and_then(|f| f.caps.as_deref()));
+        self.caps.append_strings(f.and_then(|f| f.caps.as_deref()));
         self.target_pid.append_option(f.and_then(|f| f.target_pid));
         self.request.append_option(f.and_then(|f| f.request));
         self.bpf_cmd.append_option(f.and_then(|f| f.bpf_cmd));

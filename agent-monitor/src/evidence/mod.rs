@@ -7,6 +7,7 @@
 //! closed file.
 
 pub mod chain;
+pub mod columns;
 pub mod declared;
 pub mod events;
 pub mod journal;
