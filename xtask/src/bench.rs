@@ -302,6 +302,8 @@ fn pipeline_report(quick: bool) -> Result<String> {
         Ok(value * scale)
     };
     let decode = rate("decode ")?;
+    let process = rate("decode+process ")?;
+    let arrow = rate("decode+process+arrow")?;
     let full = rate("decode+process+parquet")?;
     let mut out = String::new();
     writeln!(out, "## Userspace pipeline (criterion)\n")?;
@@ -312,11 +314,17 @@ fn pipeline_report(quick: bool) -> Result<String> {
     writeln!(out, "| stage | events/s | ratio to decoding alone |")?;
     writeln!(out, "| --- | --- | --- |")?;
     writeln!(out, "| decode (baseline) | {decode:.0} | 1.00 |")?;
-    writeln!(
-        out,
-        "| decode, process, Arrow, zstd Parquet, chain | {full:.0} | {:.2} |",
-        full / decode
-    )?;
+    let stages = [
+        ("decode, process (no output)", process),
+        ("decode, process, Arrow builders", arrow),
+        (
+            "decode, process, Arrow, journal (LZ4 Arrow IPC), zstd Parquet, chain",
+            full,
+        ),
+    ];
+    for (stage, rate) in stages {
+        writeln!(out, "| {stage} | {rate:.0} | {:.2} |", rate / decode)?;
+    }
     writeln!(
         out,
         "\nTarget: at least 1,000,000 events/s through the whole pipeline."
