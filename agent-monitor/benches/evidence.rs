@@ -146,7 +146,8 @@ struct ArrowOnly(EventsBuilder);
 
 impl Sink for ArrowOnly {
     fn event(&mut self, event: &Event, process: &ProcessInfo, who: &Attribution) -> io::Result<()> {
-        self.0.append(event, process, who, WallClock::with_offset(0));
+        self.0
+            .append(event, process, who, WallClock::with_offset(0));
         if self.0.len() >= 1 << 16 {
             black_box(self.0.finish().map_err(io::Error::other)?);
         }
