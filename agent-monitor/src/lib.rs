@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod capture;
+pub mod declare;
 pub mod decode;
 pub mod dns_cache;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod kernel;
 pub mod keyfile;
 pub mod pipeline;
+pub mod policy;
 pub mod process_table;
 pub mod random;
 pub mod run;

@@ -1,0 +1,1 @@
+//! The declaration protocol (being written).
