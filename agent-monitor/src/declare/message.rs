@@ -1,0 +1,217 @@
+//! What an agent declares: one [`Envelope`] per request line.
+//!
+//! The types serialise to the wire form (clients and tests use that), but
+//! they are decoded only by [`super::decode`], which checks every field and
+//! names the one at fault; a derived `Deserialize` would accept less clearly.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Longest identifier (`call_id`, `tool`, `session_id`, `agent`, a string
+/// `id`), in bytes. Identifiers land in every evidence row that refers to
+/// them, so they are kept short.
+pub const MAX_IDENT: usize = 256;
+
+/// Most patterns in one `effects` envelope, all kinds together.
+pub const MAX_PATTERNS: usize = 1024;
+
+/// Longest effect pattern, in bytes (`PATH_MAX`).
+pub const MAX_PATTERN_LEN: usize = 4096;
+
+/// One request line: the message and what surrounds it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Envelope {
+    /// Chosen by the client and echoed in the reply: a string or a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// The agent declared for. Only root may name one; the server checks
+    /// that, since only it knows the peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+impl Envelope {
+    /// A request with neither `id` nor `agent`.
+    pub fn bare(request: Request) -> Envelope {
+        Envelope {
+            id: None,
+            agent: None,
+            request,
+        }
+    }
+}
+
+/// The messages. The names are the protocol's and do not change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Request {
+    #[serde(rename = "session.start")]
+    SessionStart(SessionStart),
+    #[serde(rename = "prompt")]
+    Prompt { text: String },
+    #[serde(rename = "model.output")]
+    ModelOutput(ModelOutput),
+    #[serde(rename = "tool.start")]
+    ToolStart(ToolStart),
+    #[serde(rename = "tool.end")]
+    ToolEnd(ToolEnd),
+    #[serde(rename = "session.end")]
+    SessionEnd,
+}
+
+impl Request {
+    /// Every message type, as it is spelt on the wire.
+    pub const TYPES: [&'static str; 6] = [
+        "session.start",
+        "prompt",
+        "model.output",
+        "tool.start",
+        "tool.end",
+        "session.end",
+    ];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Request::SessionStart(_) => "session.start",
+            Request::Prompt { .. } => "prompt",
+            Request::ModelOutput(_) => "model.output",
+            Request::ToolStart(_) => "tool.start",
+            Request::ToolEnd(_) => "tool.end",
+            Request::SessionEnd => "session.end",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionStart {
+    /// The agent's own id for the session; the server picks one when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The session that delegated this one (multi-agent work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelOutput {
+    pub text: String,
+    /// The tool calls the model asked for, in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<PlannedCall>,
+}
+
+/// A tool call as the model asked for it; the call itself is declared
+/// later with `tool.start` under the same `call_id`. On the wire either an
+/// object or, as a shorthand, just the `call_id` string.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedCall {
+    pub call_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Map<String, Value>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ToolStart {
+    pub call_id: String,
+    pub tool: String,
+    pub args: Map<String, Value>,
+    /// What the call says it will do; the policy matches it and the
+    /// kernel's actions against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effects: Option<Effects>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ToolEnd {
+    pub call_id: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// The effects envelope: for each kind, the patterns the call may touch.
+/// The patterns are kept as written; matching them is the policy's job.
+pub type Effects = BTreeMap<EffectKind, Vec<String>>;
+
+/// A kind of effect a tool call may declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum EffectKind {
+    #[serde(rename = "file.read")]
+    FileRead,
+    #[serde(rename = "file.write")]
+    FileWrite,
+    #[serde(rename = "file.create")]
+    FileCreate,
+    #[serde(rename = "file.delete")]
+    FileDelete,
+    #[serde(rename = "exec")]
+    Exec,
+    #[serde(rename = "net.connect")]
+    NetConnect,
+    #[serde(rename = "net.bind")]
+    NetBind,
+    #[serde(rename = "dns")]
+    Dns,
+}
+
+impl EffectKind {
+    pub const ALL: [EffectKind; 8] = [
+        EffectKind::FileRead,
+        EffectKind::FileWrite,
+        EffectKind::FileCreate,
+        EffectKind::FileDelete,
+        EffectKind::Exec,
+        EffectKind::NetConnect,
+        EffectKind::NetBind,
+        EffectKind::Dns,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectKind::FileRead => "file.read",
+            EffectKind::FileWrite => "file.write",
+            EffectKind::FileCreate => "file.create",
+            EffectKind::FileDelete => "file.delete",
+            EffectKind::Exec => "exec",
+            EffectKind::NetConnect => "net.connect",
+            EffectKind::NetBind => "net.bind",
+            EffectKind::Dns => "dns",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EffectKind> {
+        EffectKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+impl fmt::Display for EffectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
