@@ -16,7 +16,7 @@ use std::{
 use arrow_array::{Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use parquet::{
     arrow::ArrowWriter,
-    basic::{Compression, ZstdLevel},
+    basic::{Compression, Encoding, ZstdLevel},
     file::{
         metadata::KeyValue,
         properties::{EnabledStatistics, WriterProperties},
@@ -218,12 +218,23 @@ pub struct TableFile {
     first_seq: Option<u64>,
 }
 
+/// Columns whose every value is new (the stream position and the clock):
+/// a dictionary would only cost a hash per row before Parquet gives up on
+/// it, and delta encoding suits them better.
+const UNIQUE_COLUMNS: [&str; 2] = ["seq", "ts"];
+
 fn writer_properties() -> Result<WriterProperties, EvidenceError> {
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build())
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for column in UNIQUE_COLUMNS {
+        let column = parquet::schema::types::ColumnPath::from(column);
+        builder = builder
+            .set_column_dictionary_enabled(column.clone(), false)
+            .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+    }
+    Ok(builder.build())
 }
 
 impl TableFile {
