@@ -4,7 +4,7 @@
 //! they are decoded only by [`super::decode`], which checks every field and
 //! names the one at fault; a derived `Deserialize` would accept less clearly.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -159,59 +159,6 @@ impl Status {
 /// The patterns are kept as written; matching them is the policy's job.
 pub type Effects = BTreeMap<EffectKind, Vec<String>>;
 
-/// A kind of effect a tool call may declare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum EffectKind {
-    #[serde(rename = "file.read")]
-    FileRead,
-    #[serde(rename = "file.write")]
-    FileWrite,
-    #[serde(rename = "file.create")]
-    FileCreate,
-    #[serde(rename = "file.delete")]
-    FileDelete,
-    #[serde(rename = "exec")]
-    Exec,
-    #[serde(rename = "net.connect")]
-    NetConnect,
-    #[serde(rename = "net.bind")]
-    NetBind,
-    #[serde(rename = "dns")]
-    Dns,
-}
-
-impl EffectKind {
-    pub const ALL: [EffectKind; 8] = [
-        EffectKind::FileRead,
-        EffectKind::FileWrite,
-        EffectKind::FileCreate,
-        EffectKind::FileDelete,
-        EffectKind::Exec,
-        EffectKind::NetConnect,
-        EffectKind::NetBind,
-        EffectKind::Dns,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            EffectKind::FileRead => "file.read",
-            EffectKind::FileWrite => "file.write",
-            EffectKind::FileCreate => "file.create",
-            EffectKind::FileDelete => "file.delete",
-            EffectKind::Exec => "exec",
-            EffectKind::NetConnect => "net.connect",
-            EffectKind::NetBind => "net.bind",
-            EffectKind::Dns => "dns",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<EffectKind> {
-        EffectKind::ALL.into_iter().find(|kind| kind.name() == name)
-    }
-}
-
-impl fmt::Display for EffectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The kinds of effect a call may declare: the policy's, so that a
+/// declared envelope and the policy's speak of the same things.
+pub use crate::policy::EffectKind;
