@@ -324,10 +324,20 @@ impl EvidenceStore {
     /// Moves every buffered row into the journal and syncs it. Rows the
     /// journal cannot take are counted into a `storage` gap.
     pub fn journal_pending(&mut self) {
+        self.journal(true);
+    }
+
+    /// Moves every buffered row into the journal; with `sync`, makes the
+    /// journal durable too. A batch cut by size is not synced on its own:
+    /// the timed flush, at most 100 ms later, syncs it with whatever came
+    /// since, so a burst costs one sync per interval, not one per batch.
+    fn journal(&mut self, sync: bool) {
         if !self.retry_due() {
             return;
         }
-        self.journaled_at = Instant::now();
+        if sync {
+            self.journaled_at = Instant::now();
+        }
         let mut failed = None;
         if !self.events.is_empty() {
             let rows = self.events.len();
@@ -380,8 +390,8 @@ impl EvidenceStore {
             }
         }
         let synced = match self.segment.as_mut() {
-            Some(segment) => segment.sync(),
-            None => Ok(()),
+            Some(segment) if sync => segment.sync(),
+            _ => Ok(()),
         };
         match failed.map_or(synced, Err) {
             Ok(()) => self.storage_recovered(),
@@ -517,7 +527,7 @@ impl Sink for EvidenceStore {
     ) -> std::io::Result<()> {
         self.events.append(event, process, who, self.clock);
         if self.events.len() >= JOURNAL_BATCH_ROWS {
-            self.journal_pending();
+            self.journal(false);
             if self.segment_rows >= self.options.max_rows && self.retry_due() {
                 self.rotate().map_err(to_io)?;
             }
