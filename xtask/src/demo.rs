@@ -23,11 +23,16 @@ pub fn run() -> Result<()> {
 
     let text =
         fs::read_to_string(&events).with_context(|| format!("reading {}", events.display()))?;
-    let events: Vec<Value> = text
+    let lines: Vec<Value> = text
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("the events file is not JSONL")?;
+    // The run's session line is not an event.
+    let events: Vec<Value> = lines
+        .into_iter()
+        .filter(|line| line["kind"] != "session")
+        .collect();
     println!();
     println!(
         "What the monitor saw ({} events, all in target/demo/events.jsonl):",
