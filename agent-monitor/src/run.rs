@@ -88,10 +88,13 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
     };
     let capture = Capture::new(options.capture, key);
+    // One clock for the outputs and the session, so their times agree.
+    let clock = WallClock::sample();
     let sink = open_sink(
         options.events.as_ref(),
         options.evidence.as_ref(),
         &options.store,
+        clock,
     )?;
     let Monitor {
         ebpf,
@@ -105,7 +108,6 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let slot = agents.add(options.agent.clone());
     let session_id = crate::random::uuid_v4().map_err(|e| Error::io("making a session id", e))?;
     agents.set_session(slot, Some(session_id.clone()));
-    let clock = WallClock::sample();
     let started = clock.wall_ns(WallClock::boot_now_ns()) as i64;
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
@@ -259,8 +261,8 @@ fn open_sink(
     events: Option<&PathBuf>,
     evidence: Option<&PathBuf>,
     store: &StoreOptions,
+    clock: WallClock,
 ) -> Result<BoxedSink> {
-    let clock = WallClock::sample();
     let mut sinks: Vec<BoxedSink> = Vec::new();
     if let Some(path) = events {
         let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {

@@ -275,34 +275,24 @@ impl DeclaredBuffer {
         }
     }
 
-    /// Each non-empty table's batch, with its row count. The buffer keeps
+    /// Each non-empty table's batch. The buffer keeps
     /// its rows until [`DeclaredBuffer::clear`] says they were journaled.
-    pub fn batches(&self) -> Result<Vec<(&'static str, usize, RecordBatch)>, EvidenceError> {
+    pub fn batches(&self) -> Result<Vec<(&'static str, RecordBatch)>, EvidenceError> {
         let mut out = Vec::new();
         if !self.sessions.is_empty() {
-            out.push((
-                "sessions",
-                self.sessions.len(),
-                sessions_batch(&self.sessions)?,
-            ));
+            out.push(("sessions", sessions_batch(&self.sessions)?));
         }
         if !self.messages.is_empty() {
-            out.push((
-                "messages",
-                self.messages.len(),
-                messages_batch(&self.messages)?,
-            ));
+            out.push(("messages", messages_batch(&self.messages)?));
         }
         if !self.tool_calls.is_empty() {
-            let batch = tool_calls_batch(&self.tool_calls)?;
-            out.push(("tool_calls", self.tool_calls.len(), batch));
+            out.push(("tool_calls", tool_calls_batch(&self.tool_calls)?));
         }
         if !self.decisions.is_empty() {
-            let batch = decisions_batch(&self.decisions)?;
-            out.push(("decisions", self.decisions.len(), batch));
+            out.push(("decisions", decisions_batch(&self.decisions)?));
         }
         if !self.alerts.is_empty() {
-            out.push(("alerts", self.alerts.len(), alerts_batch(&self.alerts)?));
+            out.push(("alerts", alerts_batch(&self.alerts)?));
         }
         Ok(out)
     }
@@ -365,13 +355,12 @@ mod tests {
             ..AlertRow::default()
         }));
         let batches = buffer.batches().unwrap();
-        let tables: Vec<&str> = batches.iter().map(|(t, _, _)| *t).collect();
+        let tables: Vec<&str> = batches.iter().map(|(t, _)| *t).collect();
         assert_eq!(
             tables,
             ["sessions", "messages", "tool_calls", "decisions", "alerts"]
         );
-        for (table, rows, batch) in &batches {
-            assert_eq!(*rows, 1, "{table}");
+        for (table, batch) in &batches {
             assert_eq!(batch.num_rows(), 1, "{table}");
         }
         for table in tables {

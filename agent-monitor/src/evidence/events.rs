@@ -25,18 +25,6 @@ fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
-fn append_strings(builder: &mut ListBuilder<StringBuilder>, items: Option<&[String]>) {
-    match items {
-        Some(items) => {
-            for item in items {
-                builder.values().append_value(item);
-            }
-            builder.append(true);
-        }
-        None => builder.append(false),
-    }
-}
-
 /// Declares the builder of the `events` table: one Arrow builder per
 /// column, in [`schema::EVENTS`] order, so `finish` cannot reorder them.
 macro_rules! events_builder {
@@ -297,7 +285,7 @@ pub struct ProcessesBuilder {
     ppid: UInt32Builder,
     agent: StringBuilder,
     exe: StringBuilder,
-    argv: ListBuilder<StringBuilder>,
+    argv: Lazy<ListBuilder<StringBuilder>>,
     cwd: StringBuilder,
     uid: UInt32Builder,
     cgroup: StringBuilder,
@@ -329,7 +317,7 @@ impl ProcessesBuilder {
         self.ppid.append_value(process.ppid);
         self.agent.append_value(agent);
         self.exe.append_option(process.exe.as_deref());
-        append_strings(&mut self.argv, Some(&process.argv));
+        self.argv.append_strings(Some(&process.argv));
         self.cwd.append_option(process.cwd.as_deref());
         self.uid.append_value(process.uid);
         let identity = &process.identity;

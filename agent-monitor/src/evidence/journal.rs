@@ -196,6 +196,14 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
+/// Removes a segment once everything in it is published.
+pub fn remove_segment(store_dir: &Path, segment: &Path) -> Result<(), EvidenceError> {
+    fs::remove_dir_all(segment)
+        .map_err(|e| EvidenceError::io(format!("removing {}", segment.display()), e))?;
+    sync_dir(&store_dir.join(JOURNAL_DIR));
+    Ok(())
+}
+
 /// The segments of a store, oldest first.
 pub fn segments(store_dir: &Path) -> Result<Vec<PathBuf>, EvidenceError> {
     let journal = store_dir.join(JOURNAL_DIR);

@@ -86,6 +86,16 @@ fn first_seq(batch: &RecordBatch) -> Option<u64> {
     (!array.is_empty()).then(|| array.value(0))
 }
 
+impl Published {
+    /// Adds what publishing another segment did.
+    pub fn absorb(&mut self, other: Published) {
+        self.files.extend(other.files);
+        self.rows += other.rows;
+        self.already_chained += other.already_chained;
+        self.torn_tails += other.torn_tails;
+    }
+}
+
 impl Publisher<'_> {
     /// Publishes every table of a segment, then removes the segment.
     pub fn publish_segment(&mut self, segment: &Path) -> Result<Published, EvidenceError> {
@@ -112,9 +122,7 @@ impl Publisher<'_> {
             published.files.push(file);
             published.rows += rows;
         }
-        fs::remove_dir_all(segment)
-            .map_err(|e| EvidenceError::io(format!("removing {}", segment.display()), e))?;
-        sync_dir(&self.dir.join(journal::JOURNAL_DIR));
+        journal::remove_segment(self.dir, segment)?;
         Ok(published)
     }
 

@@ -113,20 +113,17 @@ pub struct Recovered {
 /// close it (a crash, a kill, a full disk), oldest first.
 pub fn recover(dir: &Path, signer: Option<LinkSigner>) -> Result<Recovered, EvidenceError> {
     let mut chain = Chain::open_for_append(dir, signer)?;
-    let host = host_name();
-    let mut publisher = Publisher {
-        dir,
-        host: &host,
-        chain: &mut chain,
-    };
+    recover_into(dir, &host_name(), &mut chain)
+}
+
+fn recover_into(dir: &Path, host: &str, chain: &mut Chain) -> Result<Recovered, EvidenceError> {
+    let mut publisher = Publisher { dir, host, chain };
     let mut recovered = Recovered::default();
     for segment in journal::segments(dir)? {
-        let published = publisher.publish_segment(&segment)?;
+        recovered
+            .published
+            .absorb(publisher.publish_segment(&segment)?);
         recovered.segments += 1;
-        recovered.published.files.extend(published.files);
-        recovered.published.rows += published.rows;
-        recovered.published.already_chained += published.already_chained;
-        recovered.published.torn_tails += published.torn_tails;
     }
     recovered.orphans_removed = remove_orphans(dir)?;
     Ok(recovered)
@@ -151,7 +148,9 @@ impl EvidenceStore {
     ) -> Result<EvidenceStore, EvidenceError> {
         fs::create_dir_all(dir)
             .map_err(|e| EvidenceError::io(format!("creating {}", dir.display()), e))?;
-        let recovered = recover(dir, options.signer.clone())?;
+        let host = host_name();
+        let mut chain = Chain::open_for_append(dir, options.signer.clone())?;
+        let recovered = recover_into(dir, &host, &mut chain)?;
         if recovered.segments > 0 {
             eprintln!(
                 "agent-monitor: recovered {} rows from {} journal segment(s) into {} file(s)",
@@ -160,11 +159,10 @@ impl EvidenceStore {
                 recovered.published.files.len()
             );
         }
-        let chain = Chain::open_for_append(dir, options.signer.clone())?;
         let now = Instant::now();
         Ok(EvidenceStore {
             dir: dir.to_path_buf(),
-            host: host_name(),
+            host,
             clock,
             options,
             chain,
@@ -182,10 +180,6 @@ impl EvidenceStore {
             failing: false,
             failed_at: None,
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn now_wall(&self) -> i64 {
@@ -233,10 +227,7 @@ impl EvidenceStore {
             // segment so it is never appended to again, and publish it from
             // the journal later.
             if let Some((segment, files)) = self.seal_segment() {
-                for file in files {
-                    file.discard();
-                }
-                self.backlog.push(segment);
+                self.defer(segment, files);
             }
             return Err(err);
         }
@@ -289,6 +280,15 @@ impl EvidenceStore {
         }
     }
 
+    /// Leaves a segment to be published from its journal: its Parquet files
+    /// are dropped, its rows are all in the journal.
+    fn defer(&mut self, segment: PathBuf, files: impl IntoIterator<Item = TableFile>) {
+        for file in files {
+            file.discard();
+        }
+        self.backlog.push(segment);
+    }
+
     /// Publishes the files written alongside a segment, then removes it. A
     /// failure leaves the segment to be published from the journal (the
     /// files already chained are not published twice).
@@ -308,17 +308,11 @@ impl EvidenceStore {
         let mut files = files.into_iter();
         for file in files.by_ref() {
             if let Err(err) = publisher.publish_file(file, &name) {
-                for rest in files {
-                    rest.discard();
-                }
-                self.backlog.push(segment);
+                self.defer(segment, files);
                 return Err(err);
             }
         }
-        fs::remove_dir_all(&segment)
-            .map_err(|e| EvidenceError::io(format!("removing {}", segment.display()), e))?;
-        journal::sync_dir(&self.dir.join(journal::JOURNAL_DIR));
-        Ok(())
+        journal::remove_segment(&self.dir, &segment)
     }
 
     /// Moves every buffered row into the journal and syncs it. Rows the
@@ -365,7 +359,7 @@ impl EvidenceStore {
         }
         match self.declared.batches() {
             Ok(batches) => {
-                for (table, _, batch) in batches {
+                for (table, batch) in batches {
                     match self.journal_batch(table, &batch) {
                         Ok(()) => self.declared.clear(table),
                         Err(err) => {
@@ -434,10 +428,7 @@ impl EvidenceStore {
                 result = self.publish_streamed(segment, files);
             } else {
                 // Older segments go first, to keep the chain in time order.
-                for file in files {
-                    file.discard();
-                }
-                self.backlog.push(segment);
+                self.defer(segment, files);
             }
         }
         self.segment_opened = Instant::now();
@@ -506,11 +497,6 @@ impl EvidenceStore {
             self.journal_batch(table, &RecordBatch::new_empty(schema))?;
         }
         self.rotate()
-    }
-
-    /// Segments waiting in the journal because they could not be published.
-    pub fn backlog(&self) -> &[PathBuf] {
-        &self.backlog
     }
 }
 
