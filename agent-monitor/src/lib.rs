@@ -7,7 +7,10 @@
 //! works on plain values and is tested without the kernel.
 
 pub mod actions;
+pub mod alerts;
+pub mod api;
 pub mod capture;
+pub mod correlate;
 pub mod declare;
 pub mod decode;
 pub mod dns_cache;

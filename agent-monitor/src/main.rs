@@ -1,6 +1,7 @@
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use agent_monitor::{
+    alerts::{AlertConfig, WebhookConfig},
     capture::Policy,
     evidence::{
         signing::{self, LinkSigner, LinkVerifier},
@@ -17,6 +18,10 @@ use clap::{Args, Parser, Subcommand};
 /// the monitor's state, not with the evidence it protects.
 const DEFAULT_CAPTURE_KEY: &str = "/var/lib/agent-monitor/capture.key";
 
+/// `run --fail-on-undeclared`'s status when an action was undeclared: far
+/// from the statuses commands and shells usually use.
+const UNDECLARED_EXIT: u8 = 86;
+
 /// Watches AI agents from the kernel and keeps the evidence of what they did.
 #[derive(Parser)]
 #[command(version, about)]
@@ -28,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run CMD as an agent and record its whole process tree.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check every file and every link of an evidence store; exits 0 only
     /// when it is intact.
     Verify {
@@ -84,6 +89,30 @@ struct RunArgs {
     /// many seconds (0: stop at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     linger: f64,
+    /// Judge tool calls and actions by this policy (TOML, see
+    /// docs/policy.md) [default: the embedded policy].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Exit with status 86 when any action was undeclared or unverifiable,
+    /// whatever CMD's own status (for CI pipelines that run agents).
+    #[arg(long)]
+    fail_on_undeclared: bool,
+    /// Append every alert as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
+    /// POST every alert as JSON to URL (retried with backoff).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// A header for the webhook requests, `Name: value` (repeatable).
+    #[arg(long, value_name = "HEADER", requires = "webhook")]
+    webhook_header: Vec<String>,
+    /// Do not print alerts on stderr.
+    #[arg(long)]
+    quiet_alerts: bool,
+    /// Where the run's private declaration socket is created
+    /// [default: the temporary directory].
+    #[arg(long, value_name = "DIR")]
+    socket_dir: Option<PathBuf>,
     /// Size of the kernel event ring in MiB (a power of two).
     #[arg(long, value_name = "MIB")]
     ring_mib: Option<u32>,
@@ -98,7 +127,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(*args),
         Command::Verify { dir, pubkey } => verify_command(&dir, pubkey.as_deref()),
         Command::Recover { dir, signing_key } => recover_command(&dir, signing_key.as_deref()),
         Command::Keygen { file } => keygen_command(&file),
@@ -106,6 +135,7 @@ fn main() -> ExitCode {
 }
 
 fn run_command(args: RunArgs) -> ExitCode {
+    let fail_on_undeclared = args.fail_on_undeclared;
     let options = match run_options(args) {
         Ok(options) => options,
         Err(err) => {
@@ -126,6 +156,14 @@ fn run_command(args: RunArgs) -> ExitCode {
     match runtime.block_on(run(options)) {
         Ok(report) => {
             eprintln!("{}", summary::render(&report));
+            let correlation = &report.stats.correlation;
+            if fail_on_undeclared && correlation.undeclared + correlation.unverifiable > 0 {
+                eprintln!(
+                    "agent-monitor: failing the run: {} undeclared and {} unverifiable actions (--fail-on-undeclared)",
+                    correlation.undeclared, correlation.unverifiable
+                );
+                return ExitCode::from(UNDECLARED_EXIT);
+            }
             ExitCode::from(report.status.shell_status().clamp(0, 255) as u8)
         }
         Err(err) => {
@@ -170,6 +208,30 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         },
         capture: args.capture,
         capture_key: args.capture_key,
+        policy: args.policy,
+        alerts: AlertConfig {
+            stderr: !args.quiet_alerts,
+            jsonl: args.alerts,
+            webhook: args
+                .webhook
+                .map(|url| -> anyhow::Result<WebhookConfig> {
+                    let mut webhook = WebhookConfig::new(url);
+                    for header in &args.webhook_header {
+                        let (name, value) = header.split_once(':').ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--webhook-header must be `Name: value`, not {header:?}"
+                            )
+                        })?;
+                        webhook
+                            .headers
+                            .push((name.trim().to_string(), value.trim().to_string()));
+                    }
+                    Ok(webhook)
+                })
+                .transpose()?,
+            ..AlertConfig::default()
+        },
+        socket_parent: args.socket_dir.unwrap_or_else(std::env::temp_dir),
         command: args.command,
         linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {

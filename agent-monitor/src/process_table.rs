@@ -67,6 +67,15 @@ impl ProcessTable {
         self.live.get(&pid)
     }
 
+    /// The process with this key, live or exited (the latest to exit is
+    /// found first).
+    pub fn by_key(&self, key: ProcessKey) -> Option<&ProcessInfo> {
+        match self.live.get(&key.pid) {
+            Some(p) if p.key == key => Some(p),
+            _ => self.exited.iter().rev().find(|p| p.key == key),
+        }
+    }
+
     pub fn live(&self) -> impl Iterator<Item = &ProcessInfo> {
         self.live.values()
     }

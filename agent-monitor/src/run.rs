@@ -17,16 +17,20 @@ use tokio::{
 };
 
 use crate::{
+    alerts::{AlertConfig, Alerter},
+    api::PrivateSocket,
     capture::{Capture, CaptureKey, Policy},
+    correlate::{Correlator, SessionSpec},
     error::{Error, Result},
     event::ExitStatus,
     evidence::{
-        declared::{Declared, SessionRow},
+        declared::SessionRow,
         store::{EvidenceStore, StoreOptions, host_name},
     },
     kernel::{LoadOptions, Monitor, programs::Unattached, tracker::Tracker},
     pipeline::{Agents, Processor, Stats},
-    process_table::{ProcessInfo, ProcessKey, ProcessTable},
+    policy::{EffectKind, Policy as PolicyFile},
+    process_table::{ProcessInfo, ProcessKey},
     sink::{Discard, Sink, Tee, jsonl::JsonlSink},
     time::WallClock,
 };
@@ -48,6 +52,13 @@ pub struct RunOptions {
     pub capture: Policy,
     /// The key of the capture tags, created if missing.
     pub capture_key: PathBuf,
+    /// The policy declarations and events are judged by; none: the
+    /// embedded default.
+    pub policy: Option<PathBuf>,
+    /// Where alerts go, and how they are held back.
+    pub alerts: AlertConfig,
+    /// Where the run's private declaration socket is made.
+    pub socket_parent: PathBuf,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -88,6 +99,9 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
     };
     let capture = Capture::new(options.capture, key);
+    let policy = load_policy(&options)?;
+    let alerter = Alerter::from_config(options.alerts.clone())
+        .map_err(|e| Error::io("setting up the alert sinks", io::Error::other(e)))?;
     // One clock for the outputs and the session, so their times agree.
     let clock = WallClock::sample();
     let sink = open_sink(
@@ -107,8 +121,26 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let mut agents = Agents::default();
     let slot = agents.add(options.agent.clone());
     let session_id = crate::random::uuid_v4().map_err(|e| Error::io("making a session id", e))?;
-    agents.set_session(slot, Some(session_id.clone()));
     let started = clock.wall_ns(WallClock::boot_now_ns()) as i64;
+
+    let (socket, listener) =
+        PrivateSocket::bind(&options.socket_parent, &session_id).map_err(|e| {
+            Error::io(
+                format!(
+                    "creating the declaration socket in {}",
+                    options.socket_parent.display()
+                ),
+                e,
+            )
+        })?;
+    let mut policy = policy;
+    policy
+        .extend_baseline(
+            "monitor.api",
+            EffectKind::NetConnect,
+            &globset::escape(&socket.path().to_string_lossy()),
+        )
+        .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -117,10 +149,22 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     // Installed before the command starts: a signal that arrives while it
     // starts must be forwarded, not kill the monitor and orphan the command.
     let signals = Signals::install()?;
+    let slots = tracker
+        .slots()
+        .map_err(|e| Error::io("sharing the tracked-process map", e))?;
+    let (api_tx, api_rx) = mpsc::channel(QUEUE);
+    let server = tokio::spawn(crate::api::serve(
+        listener,
+        slots,
+        api_tx,
+        clock,
+        stop_tx.subscribe(),
+    ));
     let mut child = spawn(
         program,
         &options.command[1..],
         &session_id,
+        socket.path(),
         tracker.self_registration(slot),
     )?;
     let root_pid = child
@@ -133,7 +177,21 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let argv = capture.apply_all(&argv).unwrap_or_default();
-    let mut processor = Processor::new(sink, agents).with_capture(capture.clone());
+    let cwd = std::env::current_dir()
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut correlator =
+        Correlator::new(std::sync::Arc::new(policy), agents).with_capture(capture.clone());
+    correlator.open_session(SessionSpec {
+        row: session_row(&options, &capture, &session_id, started, root_pid),
+        agent_slot: slot,
+        cwd: cwd.clone(),
+    });
+    let mut processor = Processor::new(sink, Agents::default())
+        .with_correlator(correlator)
+        .with_alerter(alerter)
+        .with_clock(clock)
+        .with_capture(capture.clone());
     processor.set_root(ProcessInfo {
         key: ProcessKey {
             pid: root_pid,
@@ -144,9 +202,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         agent_slot: slot,
         exe: None,
         argv,
-        cwd: std::env::current_dir()
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
+        cwd,
         // SAFETY: getuid has no preconditions.
         uid: unsafe { libc::getuid() },
         // Read now, while the child is sure to exist: its children inherit
@@ -163,12 +219,14 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         exit_ns: None,
     });
     let (state_tx, _state_rx) = watch::channel(processor.state());
-    let processor = tokio::spawn(processor.run(records_rx, state_tx));
+    let processor = tokio::spawn(processor.serve(records_rx, Some(api_rx), state_tx));
 
     let status = wait_forwarding_signals(&mut child, root_pid, signals).await?;
     let survivors = wait_for_tree(&tracker, options.linger).await;
 
     let _ = stop_tx.send(true);
+    let _ = server.await;
+    drop(socket);
     match reader.await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => return Err(err),
@@ -187,19 +245,6 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     drop(stats);
 
     let (table, mut stats, mut sink) = processor.finish();
-    let session = session_row(
-        &options,
-        &capture,
-        &session_id,
-        started,
-        &table,
-        root_pid,
-        clock,
-    );
-    if let Err(err) = sink.declared(&Declared::Session(session)) {
-        eprintln!("agent-monitor: recording the session failed: {err}");
-        stats.sink_errors += 1;
-    }
     if let Err(err) = sink.close() {
         eprintln!("agent-monitor: closing the outputs failed: {err}");
         stats.sink_errors += 1;
@@ -294,48 +339,56 @@ fn open_sink(
     })
 }
 
-/// The run's session: the command as its task, its root process and that
-/// process's workload identity.
+/// The run's session as it opens: the command as its task, the root
+/// process. Its identity and end are filled in when it is written.
 fn session_row(
     options: &RunOptions,
     capture: &Capture,
     session_id: &str,
     started: i64,
-    table: &ProcessTable,
     root_pid: u32,
-    clock: WallClock,
 ) -> SessionRow {
-    let root = table
-        .exited()
-        .iter()
-        .chain(table.live())
-        .find(|p| p.key.pid == root_pid && p.parent.is_none());
     let command: Vec<String> = options
         .command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let task = capture.apply_all(&command);
     SessionRow {
         session_id: session_id.to_string(),
         agent: options.agent.clone(),
-        task: task.map(|t| t.join(" ")),
+        task: capture.apply_all(&command).map(|t| t.join(" ")),
         user: std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
             .ok(),
         source: "run".into(),
         host: host_name(),
         started,
-        ended: Some(clock.wall_ns(WallClock::boot_now_ns()) as i64),
-        root_process_key: root.map(|p| p.key.to_string()),
         pid: Some(root_pid),
-        uid: root.map(|p| p.uid),
-        cgroup: root.and_then(|p| p.identity.cgroup.clone()),
-        container_id: root.and_then(|p| p.identity.container_id.clone()),
-        exe_sha256: root.and_then(|p| p.identity.exe_sha256.clone()),
-        spiffe_id: None,
         ..SessionRow::default()
     }
+}
+
+/// The policy file, or the embedded default, with the monitor's own files
+/// made sensitive: the evidence and the keys.
+fn load_policy(options: &RunOptions) -> Result<PolicyFile> {
+    let mut policy = match &options.policy {
+        Some(path) => PolicyFile::load(path).map_err(|e| {
+            Error::io(
+                format!("loading the policy {}", path.display()),
+                io::Error::other(e),
+            )
+        })?,
+        None => PolicyFile::default_policy(),
+    };
+    let mut protected: Vec<PathBuf> = vec![options.capture_key.clone()];
+    protected.extend(options.evidence.iter().cloned());
+    for path in protected {
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        policy
+            .protect(&absolute.to_string_lossy())
+            .map_err(|e| Error::io("protecting the monitor's files", io::Error::other(e)))?;
+    }
+    Ok(policy)
 }
 
 /// Starts the command. Between fork and exec the child puts itself in the
@@ -344,12 +397,14 @@ fn spawn(
     program: &OsString,
     args: &[OsString],
     session_id: &str,
+    socket: &std::path::Path,
     registration: crate::kernel::tracker::SelfRegistration,
 ) -> Result<Child> {
     let mut command = Command::new(program);
     command
         .args(args)
         .env("AGENT_MONITOR_SESSION", session_id)
+        .env("AGENT_MONITOR_SOCKET", socket)
         .kill_on_drop(false);
     // SAFETY: the hook only makes one raw syscall (async-signal-safe).
     unsafe {

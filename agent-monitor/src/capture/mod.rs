@@ -176,6 +176,18 @@ impl Capture {
         }
     }
 
+    /// The detector kinds that find something in `text`, each once, in
+    /// order of first appearance: what redaction replaces.
+    pub fn detected_kinds(&self, text: &str) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        for span in scan::find(text) {
+            if !kinds.contains(&span.kind) {
+                kinds.push(span.kind);
+            }
+        }
+        kinds
+    }
+
     /// `text` with every detected secret replaced by its tag; borrowed when
     /// nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array,
+    UInt64Array,
     builder::{ListBuilder, StringBuilder},
 };
 use arrow_schema::SchemaRef;
@@ -77,6 +78,22 @@ pub struct ToolCallRow {
     pub tool_use_id: Option<String>,
     pub mcp_request_id: Option<String>,
     pub otel_span_id: Option<String>,
+    /// The summary, once the call is over: events attributed to it.
+    pub events: u64,
+    /// Distinct effects seen (`kind resource`), at most 256.
+    pub effects_seen: Vec<String>,
+    /// Concrete resources the envelope named (`kind pattern`, no
+    /// wildcard) that no effect touched.
+    pub declared_unseen: Vec<String>,
+    /// Distinct effects nothing covered.
+    pub undeclared_effects: Vec<String>,
+    pub undeclared_events: u64,
+    /// Distinct effects left out of the lists, past their bound.
+    pub summary_cut: u64,
+    /// Events were lost while the call ran: the summary may be incomplete.
+    pub events_lost: bool,
+    /// The call was denied, and actions were seen under it anyway.
+    pub ran_despite_deny: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -216,6 +233,22 @@ pub fn tool_calls_batch(rows: &[ToolCallRow]) -> Result<RecordBatch, EvidenceErr
             text(rows.iter().map(|r| r.tool_use_id.as_deref())),
             text(rows.iter().map(|r| r.mcp_request_id.as_deref())),
             text(rows.iter().map(|r| r.otel_span_id.as_deref())),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.events))),
+            lists(rows.iter().map(|r| r.effects_seen.as_slice())),
+            lists(rows.iter().map(|r| r.declared_unseen.as_slice())),
+            lists(rows.iter().map(|r| r.undeclared_effects.as_slice())),
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|r| r.undeclared_events),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|r| r.summary_cut),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|r| Some(r.events_lost)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|r| Some(r.ran_despite_deny)),
+            )),
         ],
     )
 }

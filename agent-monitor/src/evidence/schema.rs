@@ -196,6 +196,14 @@ pub static TOOL_CALLS: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("tool_use_id"),
         text("mcp_request_id"),
         text("otel_span_id"),
+        Field::new("events", UInt64, false),
+        list_of("effects_seen", Utf8),
+        list_of("declared_unseen", Utf8),
+        list_of("undeclared_effects", Utf8),
+        Field::new("undeclared_events", UInt64, false),
+        Field::new("summary_cut", UInt64, false),
+        Field::new("events_lost", Boolean, false),
+        Field::new("ran_despite_deny", Boolean, false),
     ]))
 });
 

@@ -40,6 +40,80 @@ impl Tracker {
     }
 }
 
+impl Tracker {
+    /// A handle on the map for the declaration server, which runs on other
+    /// tasks: it looks peers up and sets their tool-call slot.
+    pub fn slots(&self) -> io::Result<Slots> {
+        Ok(Slots {
+            map: std::sync::Arc::new(self.map.map().fd().as_fd().try_clone_to_owned()?),
+        })
+    }
+}
+
+/// The tracked-process map through its own file descriptor: lookups and
+/// slot updates by raw `bpf()` calls, safe from any thread.
+#[derive(Clone, Debug)]
+pub struct Slots {
+    map: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+/// Update only an entry that exists: a process that exited meanwhile is
+/// not put back.
+const BPF_EXIST: u64 = 2;
+
+impl Slots {
+    /// The process's entry, when it is tracked.
+    pub fn lookup(&self, pid: u32) -> Option<TrackedProcess> {
+        let mut value = TrackedProcess::default();
+        let attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: &mut value as *mut TrackedProcess as u64,
+            flags: 0,
+        };
+        bpf(BPF_MAP_LOOKUP_ELEM, &attr).ok().map(|()| value)
+    }
+
+    /// Sets the tool-call slot of a tracked process: its threads' events,
+    /// and the children it forks from now on, carry `slot`.
+    pub fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
+        let mut entry = self
+            .lookup(pid)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        // The kernel only adds `start_ns` to an entry; writing back the
+        // copy just read cannot lose anything else.
+        entry.tool_call = slot;
+        let attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: &entry as *const TrackedProcess as u64,
+            flags: BPF_EXIST,
+        };
+        bpf(BPF_MAP_UPDATE_ELEM, &attr)
+    }
+}
+
+fn bpf(cmd: libc::c_long, attr: &MapElemAttr) -> io::Result<()> {
+    // SAFETY: `attr` points at a key and a value of the map's sizes, live
+    // for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *const MapElemAttr,
+            std::mem::size_of::<MapElemAttr>() as u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// What a child needs, between fork and exec, to put itself in the map.
 /// Copyable and allocation-free, because it runs in a `pre_exec` hook.
 #[derive(Clone, Copy)]

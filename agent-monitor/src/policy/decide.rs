@@ -135,7 +135,9 @@ impl Policy {
                     }
                     notes.push(format!("declared {kind} `{raw}` extends the envelope"));
                 }
-                declared_entries.push(entry("declared", *kind, &text, None, pattern));
+                let mut e = entry("declared", *kind, &text, None, pattern);
+                e.rule.named = true;
+                declared_entries.push(e);
             }
         }
         let entries: Vec<Entry> = derived
@@ -162,18 +164,28 @@ impl Policy {
     ) -> (Envelope, Vec<String>) {
         let mut entries = Vec::new();
         let mut notes = Vec::new();
-        let mut add = |name: &str, kind: EffectKind, text: &str, notes: &mut Vec<String>| {
-            match Pattern::compile(kind, text, &self.settings.homes) {
-                Ok(p) => entries.push(entry(name, kind, text, None, p)),
-                Err(m) => notes.push(format!("{name}: {kind} skipped: {m}")),
-            }
-        };
+        let mut add =
+            |name: &str, kind: EffectKind, text: &str, named: bool, notes: &mut Vec<String>| {
+                match Pattern::compile(kind, text, &self.settings.homes) {
+                    Ok(p) => {
+                        let mut e = entry(name, kind, text, None, p);
+                        e.rule.named = named;
+                        entries.push(e);
+                    }
+                    Err(m) => notes.push(format!("{name}: {kind} skipped: {m}")),
+                }
+            };
         let infer_mode = match spec {
             Some(s) => {
                 let name = format!("tools.{}", s.name);
                 for (kind, template) in &s.templates {
                     match template.expand(*kind, args, ctx) {
-                        Ok(texts) => texts.iter().for_each(|t| add(&name, *kind, t, &mut notes)),
+                        Ok(texts) => {
+                            let named = template.uses_args();
+                            texts
+                                .iter()
+                                .for_each(|t| add(&name, *kind, t, named, &mut notes))
+                        }
                         Err(m) => notes.push(format!("{name}: {kind} skipped: {m}")),
                     }
                 }
@@ -185,7 +197,7 @@ impl Policy {
         if infer_mode != Infer::None {
             let name = spec.map_or("infer".to_string(), |s| format!("tools.{}.infer", s.name));
             for (kind, text) in infer(args, infer_mode == Infer::Words) {
-                add(&name, kind, &text, &mut notes);
+                add(&name, kind, &text, true, &mut notes);
             }
         }
         (Envelope::from_entries(entries), notes)

@@ -186,6 +186,7 @@ pub(crate) fn entry(
             kind,
             pattern: text.to_string(),
             severity,
+            named: false,
         },
         pattern,
     }

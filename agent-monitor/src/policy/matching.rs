@@ -23,6 +23,10 @@ pub struct Rule {
     pub pattern: String,
     /// Set on sensitive rules only.
     pub severity: Option<Severity>,
+    /// The pattern came from the call itself (its arguments, or what it
+    /// declared), not from the policy's fixed text: a resource the call
+    /// named, which a summary can report as never touched.
+    pub named: bool,
 }
 
 impl fmt::Display for Rule {

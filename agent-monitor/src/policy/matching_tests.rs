@@ -180,6 +180,7 @@ fn envelope(rules: &[(&str, EffectKind, &str)]) -> Envelope {
                     kind: *kind,
                     pattern: text.to_string(),
                     severity: None,
+                    named: false,
                 },
                 pattern: pattern(*kind, text),
             })

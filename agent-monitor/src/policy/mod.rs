@@ -201,6 +201,31 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Adds one baseline pattern under rule `name`. The monitor calls it
+    /// for what it hands the agent itself (the declaration socket), which
+    /// no policy file can know. Like [`Policy::protect`], it leaves the
+    /// policy's hash alone.
+    pub fn extend_baseline(
+        &mut self,
+        name: &str,
+        kind: EffectKind,
+        text: &str,
+    ) -> Result<(), PolicyError> {
+        let pattern =
+            matching::Pattern::compile(kind, text, &self.settings.homes).map_err(|message| {
+                PolicyError::Protect {
+                    path: text.to_string(),
+                    message,
+                }
+            })?;
+        let mut entries = std::mem::take(&mut self.baseline).into_entries();
+        entries.push(load::entry(name, kind, text, None, pattern));
+        self.baseline = Envelope::from_entries(entries);
+        Ok(())
+    }
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes)

@@ -91,6 +91,15 @@ impl Template {
         })
     }
 
+    /// Whether the template takes anything from the call's arguments: what
+    /// it yields is then a resource the call named.
+    pub fn uses_args(&self) -> bool {
+        self.segments.iter().any(|s| match s {
+            Segment::Slot(sources) => sources.iter().any(|s| matches!(s, Source::Arg(_))),
+            Segment::Lit(_) => false,
+        })
+    }
+
     pub fn has_slots(&self) -> bool {
         self.segments.iter().any(|s| matches!(s, Segment::Slot(_)))
     }

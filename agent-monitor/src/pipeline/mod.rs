@@ -1,20 +1,31 @@
-//! The processing stage: decoded records in, process table updated, events
-//! out to the sink, counts kept for the summary.
+//! The processing stage: decoded records and declarations in, process
+//! table updated, every event judged by the correlator, events, declared
+//! records and alerts out to the sink, counts kept for the summary.
 
-use std::{collections::BTreeMap, fs, io};
+mod agents;
+mod declarations;
+
+use std::{collections::BTreeMap, fs, io, sync::Arc};
 
 use agent_monitor_common::maps::Counter;
 use tokio::sync::{mpsc, watch};
 
+pub use agents::Agents;
+
 use crate::{
     actions::ActionKind,
+    alerts::Alerter,
+    api::ApiMessage,
     capture::Capture,
+    correlate::{CorrelationStats, Correlator},
     decode::DecodeError,
     dns_cache::DnsCache,
     event::{Detail, Event, Record},
     identity::{self, ExeHasher, WorkloadIdentity},
+    policy::Policy,
     process_table::{ExecContext, ProcessInfo, ProcessTable},
     sink::{Attribution, Sink},
+    time::WallClock,
 };
 
 /// What the run loop needs to know of the tree to decide when it is done.
@@ -37,6 +48,12 @@ pub struct Stats {
     /// Records that did not decode, by reason.
     pub invalid: BTreeMap<String, u64>,
     pub sink_errors: u64,
+    /// Verdicts and declarations, from the correlator.
+    pub correlation: CorrelationStats,
+    /// Alerts recorded, by kind (after de-duplication and rate limits).
+    pub alerts_by_kind: BTreeMap<String, u64>,
+    /// Alerts held back as duplicates or over the rate limit.
+    pub alerts_suppressed: u64,
 }
 
 impl Stats {
@@ -49,53 +66,17 @@ impl Stats {
     }
 }
 
-/// Agent names by slot.
-#[derive(Clone, Debug, Default)]
-pub struct Agents {
-    names: Vec<String>,
-    /// The session each agent's events belong to, when there is one.
-    sessions: Vec<Option<String>>,
-}
-
-impl Agents {
-    /// Adds an agent and returns its slot. Slots start at 1: 0 is "none" in
-    /// the kernel map.
-    pub fn add(&mut self, name: impl Into<String>) -> u32 {
-        self.names.push(name.into());
-        self.sessions.push(None);
-        self.names.len() as u32
-    }
-
-    /// Attributes the agent's events to a session from now on.
-    pub fn set_session(&mut self, slot: u32, session_id: Option<String>) {
-        if let Some(session) = slot
-            .checked_sub(1)
-            .and_then(|i| self.sessions.get_mut(i as usize))
-        {
-            *session = session_id;
-        }
-    }
-
-    pub fn session(&self, slot: u32) -> Option<&str> {
-        slot.checked_sub(1)
-            .and_then(|i| self.sessions.get(i as usize))
-            .and_then(Option::as_deref)
-    }
-
-    pub fn name(&self, slot: u32) -> &str {
-        slot.checked_sub(1)
-            .and_then(|i| self.names.get(i as usize))
-            .map_or("unknown", String::as_str)
-    }
-}
-
 /// How often sinks are flushed when no input arrives.
 const FLUSH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Processor<S: Sink> {
     table: ProcessTable,
     sink: S,
-    agents: Agents,
+    correlator: Correlator,
+    /// De-duplicates alerts and notifies; none: every alert is recorded.
+    alerter: Option<Alerter>,
+    /// Turns event times into wall-clock times for alerts.
+    clock: WallClock,
     root_pid: Option<u32>,
     state: TreeState,
     stats: Stats,
@@ -121,7 +102,9 @@ impl<S: Sink> Processor<S> {
         Processor {
             table: ProcessTable::new(),
             sink,
-            agents,
+            correlator: Correlator::new(Arc::new(Policy::default_policy()), agents),
+            alerter: None,
+            clock: WallClock::with_offset(0),
             root_pid: None,
             state: TreeState::default(),
             stats: Stats::default(),
@@ -139,6 +122,28 @@ impl<S: Sink> Processor<S> {
     ) -> Processor<S> {
         self.identity_of = identity_of;
         self
+    }
+
+    /// Judges events against this correlator (its policy, its sessions)
+    /// instead of the default policy's.
+    pub fn with_correlator(mut self, correlator: Correlator) -> Processor<S> {
+        self.correlator = correlator;
+        self
+    }
+
+    pub fn with_alerter(mut self, alerter: Alerter) -> Processor<S> {
+        self.alerter = Some(alerter);
+        self
+    }
+
+    /// The clock that turns event times into wall-clock times.
+    pub fn with_clock(mut self, clock: WallClock) -> Processor<S> {
+        self.clock = clock;
+        self
+    }
+
+    pub fn correlator_mut(&mut self) -> &mut Correlator {
+        &mut self.correlator
     }
 
     /// Applies the capture policy to every argv before anything sees it.
@@ -172,7 +177,16 @@ impl<S: Sink> Processor<S> {
             Record::Loss(loss) => {
                 match loss.counter {
                     Counter::RingbufFull => {
-                        *self.stats.lost_events.entry(loss.cpu).or_default() += loss.count
+                        *self.stats.lost_events.entry(loss.cpu).or_default() += loss.count;
+                        let wall = self.clock.wall_ns(loss.until_ns) as i64;
+                        let alert = self.correlator.lost(
+                            loss.count,
+                            loss.cpu,
+                            loss.since_ns,
+                            loss.until_ns,
+                            wall,
+                        );
+                        self.raise(alert);
                     }
                     Counter::TrackFull => self.stats.untracked_children += loss.count,
                 }
@@ -199,25 +213,34 @@ impl<S: Sink> Processor<S> {
         if matches!(event.detail, Detail::Exit(_)) && Some(event.pid) == self.root_pid {
             self.state.root_exited = true;
         }
-        let mut process = self.table.observe(event, &exec);
+        let key = self.table.observe(event, &exec).key;
         if matches!(event.detail, Detail::Exec(_)) {
-            let identity = (self.identity_of)(&mut self.hasher, event.pid, process.exe.as_deref());
+            let exe = self.table.get(event.pid).and_then(|p| p.exe.clone());
+            let identity = (self.identity_of)(&mut self.hasher, event.pid, exe.as_deref());
             self.table.set_identity(event.pid, identity);
-            process = self
-                .table
-                .get(event.pid)
-                .expect("the exec's process is live");
         }
-        let agent = self.agents.name(event.agent_slot);
+        let process = self
+            .table
+            .by_key(key)
+            .expect("the table holds the process it just observed");
+        let wall_ns = self.clock.wall_ns(event.ts_ns) as i64;
+        let judgement = self.correlator.judge(event, process, &self.table, wall_ns);
+        let agent = self.correlator.agents().name(event.agent_slot);
         let who = Attribution {
-            session_id: self.agents.session(event.agent_slot),
-            ..Attribution::agent(agent)
+            agent,
+            session_id: judgement.session_id.as_deref(),
+            tool_call_id: judgement.tool_call_id.as_deref(),
+            verdict: Some(judgement.verdict.name()),
+            rule: judgement.rule.as_deref(),
         };
         let mut result = self.sink.event(event, process, &who);
         if matches!(event.detail, Detail::Exit(_)) {
             result = result.and(self.sink.process(process, agent));
         }
         self.state.live = self.table.live_count();
+        for alert in judgement.alerts {
+            self.raise(alert);
+        }
         result
     }
 
@@ -275,8 +298,18 @@ impl<S: Sink> Processor<S> {
     /// Consumes batches until the channel closes, publishing the tree state
     /// after each one, then flushes and returns the stage.
     pub async fn run(
+        self,
+        input: mpsc::Receiver<Vec<Record>>,
+        state: watch::Sender<TreeState>,
+    ) -> Processor<S> {
+        self.serve(input, None, state).await
+    }
+
+    /// [`Processor::run`], answering declarations from `api` as well.
+    pub async fn serve(
         mut self,
         mut input: mpsc::Receiver<Vec<Record>>,
+        mut api: Option<mpsc::Receiver<ApiMessage>>,
         state: watch::Sender<TreeState>,
     ) -> Processor<S> {
         // Sinks flush on a tick too, not only after input: a journal must
@@ -292,7 +325,11 @@ impl<S: Sink> Processor<S> {
                     }
                     state.send_replace(self.state);
                 }
-                _ = tick.tick() => {}
+                message = recv(&mut api) => match message {
+                    Some(message) => self.declaration(message),
+                    None => api = None,
+                },
+                _ = tick.tick() => self.tick(),
             }
             if let Err(err) = self.sink.flush() {
                 self.sink_error(&err);
@@ -311,13 +348,14 @@ impl<S: Sink> Processor<S> {
     /// Ends the stage: the processes still running get their final record
     /// (with no exit), then the parts are handed back.
     pub fn finish(mut self) -> (ProcessTable, Stats, S) {
+        self.close_declarations();
         let mut live: Vec<&ProcessInfo> = self.table.live().collect();
         live.sort_by_key(|p| p.key);
         let mut failed = 0;
         for process in live {
             if self
                 .sink
-                .process(process, self.agents.name(process.agent_slot))
+                .process(process, self.correlator.agents().name(process.agent_slot))
                 .is_err()
             {
                 failed += 1;
@@ -328,6 +366,14 @@ impl<S: Sink> Processor<S> {
     }
 }
 
+/// The next declaration, or never when there is no socket.
+async fn recv(api: &mut Option<mpsc::Receiver<ApiMessage>>) -> Option<ApiMessage> {
+    match api {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
-#[path = "pipeline_tests/mod.rs"]
+#[path = "../pipeline_tests/mod.rs"]
 mod tests;

@@ -1,0 +1,51 @@
+//! The declaration socket: agents connect, and every request line goes to
+//! the processing stage, whose [`crate::correlate::Correlator`] answers it.
+//!
+//! This module is the I/O around the sans-IO protocol of [`crate::declare`]:
+//! it accepts connections, learns each peer from `SO_PEERCRED` and the
+//! kernel's tracked-process map, frames lines, and applies the tool-call
+//! slot an answer asks for to the kernel map *before* it writes the reply,
+//! so that everything the agent does once it has its answer carries the
+//! call.
+
+mod server;
+mod socket;
+
+pub use server::serve;
+pub use socket::PrivateSocket;
+
+use tokio::sync::oneshot;
+
+use crate::{
+    correlate::{Now, Peer, SlotUpdate},
+    declare::{Envelope, Reply},
+};
+
+/// What the server asks of the processing stage.
+#[derive(Debug)]
+pub enum ApiMessage {
+    /// A new connection, with who is on the other end.
+    Connect { conn: u64, peer: Peer },
+    /// A decoded request, stamped when its line was read.
+    Request {
+        conn: u64,
+        envelope: Envelope,
+        now: Now,
+        answer: oneshot::Sender<Answer>,
+    },
+    /// A line the decoder refused; its error reply is already written.
+    Refused { conn: u64 },
+    /// The connection closed; the calls it left open end.
+    Disconnect {
+        conn: u64,
+        now: Now,
+        answer: oneshot::Sender<Vec<SlotUpdate>>,
+    },
+}
+
+/// The reply to write, and the slot to set first.
+#[derive(Debug)]
+pub struct Answer {
+    pub reply: Reply,
+    pub slot: Option<SlotUpdate>,
+}

@@ -1,0 +1,220 @@
+//! Accepting connections and serving their lines, one task each.
+
+use std::{
+    io,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot, watch},
+};
+
+use super::{Answer, ApiMessage};
+use crate::{
+    correlate::{Now, Peer, SlotUpdate},
+    declare::{LineSplitter, Reply, decode_with_id},
+    kernel::tracker::Slots,
+    time::WallClock,
+};
+
+/// What the server needs of the kernel: who a pid is, and setting its
+/// tool-call slot. A trait so that the server is tested without BPF.
+pub trait Kernel: Clone + Send + Sync + 'static {
+    /// The agent slot and start time of a tracked process; none for any
+    /// other.
+    fn agent_of(&self, pid: u32) -> Option<(u32, u64)>;
+    fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()>;
+}
+
+impl Kernel for Slots {
+    fn agent_of(&self, pid: u32) -> Option<(u32, u64)> {
+        self.lookup(pid)
+            .filter(|p| p.agent != 0)
+            .map(|p| (p.agent, p.start_ns))
+    }
+
+    fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
+        Slots::set_tool_call(self, pid, slot)
+    }
+}
+
+/// Bytes read from a connection at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Accepts connections until `stop` turns true, serving each on its own
+/// task. Requests go to the processing stage through `to_stage`.
+pub async fn serve<K: Kernel>(
+    listener: UnixListener,
+    kernel: K,
+    to_stage: mpsc::Sender<ApiMessage>,
+    clock: WallClock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_conn = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                eprintln!("agent-monitor: accepting a declaration connection failed: {err}");
+                continue;
+            }
+        };
+        next_conn += 1;
+        let connection = Connection {
+            conn: next_conn,
+            kernel: kernel.clone(),
+            to_stage: to_stage.clone(),
+            clock,
+        };
+        tokio::spawn(connection.serve(stream));
+    }
+}
+
+struct Connection<K> {
+    conn: u64,
+    kernel: K,
+    to_stage: mpsc::Sender<ApiMessage>,
+    clock: WallClock,
+}
+
+/// A slot that could not be set is reported once per run: the call is
+/// still recorded, but its children cannot be bound to it.
+static SLOT_FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
+
+impl<K: Kernel> Connection<K> {
+    fn now(&self) -> Now {
+        let boot_ns = WallClock::boot_now_ns();
+        Now {
+            boot_ns,
+            wall_ns: self.clock.wall_ns(boot_ns) as i64,
+        }
+    }
+
+    async fn serve(self, mut stream: UnixStream) {
+        let peer = match stream.peer_cred() {
+            Ok(cred) => {
+                let pid = cred.pid().unwrap_or(0) as u32;
+                let tracked = self.kernel.agent_of(pid);
+                Peer {
+                    pid,
+                    start_ns: tracked.map_or(0, |(_, start)| start),
+                    uid: cred.uid(),
+                    agent_slot: tracked.map(|(agent, _)| agent),
+                }
+            }
+            Err(err) => {
+                eprintln!("agent-monitor: reading a declaration peer's credentials failed: {err}");
+                return;
+            }
+        };
+        let connect = ApiMessage::Connect {
+            conn: self.conn,
+            peer,
+        };
+        if self.to_stage.send(connect).await.is_err() {
+            return;
+        }
+        let mut lines = LineSplitter::default();
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            lines.feed(&chunk[..n]);
+            while let Some(line) = lines.next_line() {
+                if !self.handle(&mut stream, line).await {
+                    return self.disconnect().await;
+                }
+            }
+        }
+        if let Some(line) = lines.finish() {
+            self.handle(&mut stream, line).await;
+        }
+        self.disconnect().await;
+    }
+
+    /// Answers one line; false when the connection or the stage is gone.
+    async fn handle(
+        &self,
+        stream: &mut UnixStream,
+        line: Result<Vec<u8>, crate::declare::Oversize>,
+    ) -> bool {
+        let now = self.now();
+        let decoded = line
+            .map_err(|oversize| crate::declare::Rejected {
+                id: None,
+                error: oversize.into(),
+            })
+            .and_then(|line| decode_with_id(&line));
+        let reply = match decoded {
+            Ok(envelope) => {
+                let (answer, answered) = oneshot::channel();
+                let request = ApiMessage::Request {
+                    conn: self.conn,
+                    envelope,
+                    now,
+                    answer,
+                };
+                if self.to_stage.send(request).await.is_err() {
+                    return false;
+                }
+                let Ok(Answer { reply, slot }) = answered.await else {
+                    return false;
+                };
+                if let Some(update) = slot {
+                    self.apply(update);
+                }
+                reply
+            }
+            Err(rejected) => {
+                let refused = ApiMessage::Refused { conn: self.conn };
+                if self.to_stage.send(refused).await.is_err() {
+                    return false;
+                }
+                Reply::protocol_error(rejected.id, &rejected.error)
+            }
+        };
+        stream.write_all(&reply.to_line()).await.is_ok()
+    }
+
+    fn apply(&self, update: SlotUpdate) {
+        // A process that has exited is no longer in the map: nothing to set.
+        if let Err(err) = self.kernel.set_tool_call(update.pid, update.slot)
+            && err.kind() != io::ErrorKind::NotFound
+            && !SLOT_FAILURE_REPORTED.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "agent-monitor: setting the tool-call slot of pid {} failed: {err}; \
+                 its children's actions are judged without it",
+                update.pid
+            );
+        }
+    }
+
+    async fn disconnect(&self) {
+        let (answer, answered) = oneshot::channel();
+        let message = ApiMessage::Disconnect {
+            conn: self.conn,
+            now: self.now(),
+            answer,
+        };
+        if self.to_stage.send(message).await.is_ok()
+            && let Ok(updates) = answered.await
+        {
+            for update in updates {
+                self.apply(update);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

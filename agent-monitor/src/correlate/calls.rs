@@ -1,0 +1,260 @@
+//! The tool calls the correlator knows: open ones, ended ones whose late
+//! events may still arrive, and those whose processes outlive them.
+//!
+//! A call is found two ways. The kernel tags every event with the
+//! tool-call slot of its process, which the declaring process gets at
+//! `tool.start` and its children inherit at fork: that is exact. The
+//! declaring process's own threads can have several calls open at once
+//! (an async agent), and the slot names only the latest; for them every
+//! call they declared that was open at the event's time is a candidate,
+//! and the envelopes decide.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::{evidence::declared::ToolCallRow, policy::Envelope};
+
+/// Most distinct effects a call's summary lists per category; the rest
+/// are counted, and the summary says it was cut.
+pub const SUMMARY_LIMIT: usize = 256;
+
+/// Calls kept after they were summarised, so that processes they started
+/// are still attributed to them. The oldest are forgotten beyond this,
+/// and counted.
+pub const RETAINED_CALLS: usize = 65_536;
+
+#[derive(Debug)]
+pub struct Call {
+    pub slot: u64,
+    /// The process that declared it (thread-group id).
+    pub declarer: u32,
+    /// The connection it was declared on.
+    pub conn: u64,
+    /// The agent it was declared for.
+    pub agent_slot: u32,
+    /// Declared by a process outside the agent's tree (root naming the
+    /// agent): no kernel slot binds it, so it is a candidate for every
+    /// event of the agent while it is open.
+    pub external: bool,
+    pub started_ns: u64,
+    pub ended_ns: Option<u64>,
+    pub allowed: bool,
+    /// The deny rule, for a denied call.
+    pub deny_rule: Option<String>,
+    pub envelope: Envelope,
+    /// Calls the declarer had open when this one started: a child forked
+    /// while both ran may be working for either.
+    pub concurrent: Vec<u64>,
+    /// The row, filled in at start and completed at the summary.
+    pub row: ToolCallRow,
+    pub summary: Summary,
+    /// The row has been written; later events no longer change it.
+    pub summarised: bool,
+}
+
+impl Call {
+    pub fn open_at(&self, ts_ns: u64) -> bool {
+        self.started_ns <= ts_ns && self.ended_ns.is_none_or(|end| ts_ns < end)
+    }
+}
+
+/// What a call was seen to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    pub undeclared_events: u64,
+    /// Distinct effects seen, as `kind resource`.
+    pub seen: BTreeSet<String>,
+    /// Distinct effects no envelope or baseline covered.
+    pub undeclared: BTreeSet<String>,
+    /// Envelope patterns (`kind pattern`) some effect matched.
+    pub matched: BTreeSet<String>,
+    /// Distinct effects left out of the lists above.
+    pub cut: u64,
+}
+
+impl Summary {
+    pub fn record(&mut self, effect: String, undeclared: bool) {
+        self.events += 1;
+        if undeclared {
+            self.undeclared_events += 1;
+            insert_bounded(&mut self.undeclared, &effect, &mut self.cut);
+        }
+        insert_bounded(&mut self.seen, &effect, &mut self.cut);
+    }
+
+    pub fn matched(&mut self, pattern: String) {
+        if self.matched.len() < SUMMARY_LIMIT * 4 {
+            self.matched.insert(pattern);
+        }
+    }
+}
+
+fn insert_bounded(set: &mut BTreeSet<String>, item: &str, cut: &mut u64) {
+    if set.contains(item) {
+        return;
+    }
+    if set.len() < SUMMARY_LIMIT {
+        set.insert(item.to_string());
+    } else {
+        *cut += 1;
+    }
+}
+
+/// What candidate selection needs of an event.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRef {
+    /// The kernel's tool-call slot (0: none).
+    pub slot: u64,
+    pub pid: u32,
+    pub agent_slot: u32,
+    pub ts_ns: u64,
+    /// Start of the acting process.
+    pub process_start_ns: u64,
+}
+
+/// Calls by slot, and each declarer's calls in start order.
+#[derive(Debug, Default)]
+pub struct CallBook {
+    by_slot: HashMap<u64, Call>,
+    /// Per declaring pid: its calls not yet summarised, oldest first.
+    by_declarer: HashMap<u32, Vec<u64>>,
+    /// Per agent: calls declared from outside its tree, not yet summarised.
+    external: HashMap<u32, Vec<u64>>,
+    /// Summarised calls, oldest first, for eviction.
+    retired: VecDeque<u64>,
+    next_slot: u64,
+    pub evicted: u64,
+}
+
+impl CallBook {
+    /// A fresh slot: never 0 (no call), never reused.
+    pub fn allocate(&mut self) -> u64 {
+        self.next_slot += 1;
+        self.next_slot
+    }
+
+    pub fn insert(&mut self, call: Call) {
+        if call.external {
+            self.external
+                .entry(call.agent_slot)
+                .or_default()
+                .push(call.slot);
+        }
+        self.by_declarer
+            .entry(call.declarer)
+            .or_default()
+            .push(call.slot);
+        self.by_slot.insert(call.slot, call);
+    }
+
+    pub fn get(&self, slot: u64) -> Option<&Call> {
+        self.by_slot.get(&slot)
+    }
+
+    pub fn get_mut(&mut self, slot: u64) -> Option<&mut Call> {
+        self.by_slot.get_mut(&slot)
+    }
+
+    /// The declarer's calls still open, oldest first.
+    pub fn open_of(&self, declarer: u32) -> impl Iterator<Item = &Call> {
+        self.by_declarer
+            .get(&declarer)
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| self.by_slot.get(slot))
+            .filter(|c| c.ended_ns.is_none())
+    }
+
+    /// Candidate calls for an event, best first: the slot the kernel
+    /// tagged it with; then, for the declarer's own threads, its calls
+    /// open at `ts_ns`, latest first; then, for a process the slot's call
+    /// started, the calls open alongside it when that process started;
+    /// last, calls declared for the agent from outside its tree.
+    pub fn candidates(&self, event: &EventRef) -> Vec<u64> {
+        let EventRef {
+            slot,
+            pid,
+            agent_slot,
+            ts_ns,
+            process_start_ns,
+        } = *event;
+        let mut out = Vec::new();
+        let primary = self.by_slot.get(&slot);
+        if let Some(call) = primary {
+            out.push(call.slot);
+        }
+        let open_now = |list: Option<&Vec<u64>>, out: &mut Vec<u64>| {
+            for s in list.into_iter().flatten().rev() {
+                if !out.contains(s) && self.by_slot.get(s).is_some_and(|c| c.open_at(ts_ns)) {
+                    out.push(*s);
+                }
+            }
+        };
+        open_now(self.by_declarer.get(&pid), &mut out);
+        if let Some(call) = primary.filter(|c| c.declarer != pid) {
+            for s in call.concurrent.iter().rev() {
+                if !out.contains(s)
+                    && self
+                        .by_slot
+                        .get(s)
+                        .is_some_and(|c| c.open_at(process_start_ns))
+                {
+                    out.push(*s);
+                }
+            }
+        }
+        open_now(self.external.get(&agent_slot), &mut out);
+        out
+    }
+
+    /// Calls ended at or before `cutoff_ns` and not yet summarised.
+    pub fn due(&self, cutoff_ns: u64) -> Vec<u64> {
+        let mut due: Vec<u64> = self
+            .by_declarer
+            .values()
+            .flatten()
+            .filter(|s| {
+                self.by_slot
+                    .get(s)
+                    .is_some_and(|c| c.ended_ns.is_some_and(|e| e <= cutoff_ns))
+            })
+            .copied()
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// Every call not yet summarised, open or not, in slot order.
+    pub fn unsummarised(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.by_declarer.values().flatten().copied().collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Marks a call summarised: it leaves its declarer's list, and joins
+    /// the retired calls, the oldest of which are forgotten.
+    pub fn retire(&mut self, slot: u64) {
+        let Some(call) = self.by_slot.get_mut(&slot) else {
+            return;
+        };
+        call.summarised = true;
+        for (map, key) in [
+            (&mut self.by_declarer, call.declarer),
+            (&mut self.external, call.agent_slot),
+        ] {
+            if let Some(list) = map.get_mut(&key) {
+                list.retain(|s| *s != slot);
+                if list.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        }
+        self.retired.push_back(slot);
+        while self.retired.len() > RETAINED_CALLS {
+            if let Some(old) = self.retired.pop_front() {
+                self.by_slot.remove(&old);
+                self.evicted += 1;
+            }
+        }
+    }
+}

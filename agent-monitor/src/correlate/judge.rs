@@ -1,0 +1,445 @@
+//! Judging one event: its session, its tool call, its verdict, its alerts.
+
+use super::{
+    Correlator, Now,
+    calls::EventRef,
+    effects::{self, Effects},
+};
+use crate::{
+    actions::ActionKind,
+    event::{Detail, Event},
+    evidence::declared::AlertRow,
+    policy::{Effect, EffectKind, Severity},
+    process_table::{ProcessInfo, ProcessTable},
+};
+
+/// The four verdicts of docs/evidence.md, worst last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Baseline,
+    Declared,
+    Unverifiable,
+    Undeclared,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Baseline => "baseline",
+            Verdict::Declared => "declared",
+            Verdict::Unverifiable => "unverifiable",
+            Verdict::Undeclared => "undeclared",
+        }
+    }
+}
+
+/// What correlation concluded about one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub session_id: Option<String>,
+    /// The call that covers it, or for an undeclared action the call it
+    /// happened under.
+    pub tool_call_id: Option<String>,
+    pub verdict: Verdict,
+    /// The rule behind the verdict (`tools.read_file`, `baseline.loader`,
+    /// `declared`, …).
+    pub rule: Option<String>,
+    pub alerts: Vec<AlertRow>,
+}
+
+/// One effect's fate.
+enum Cover {
+    Declared { slot: u64, rule: String },
+    Baseline { rule: String },
+    Undeclared,
+}
+
+/// The rule name for the exec of the session's own command.
+const SESSION_COMMAND: &str = "session.command";
+/// The rule name for forks and exits.
+const LIFECYCLE: &str = "process.lifecycle";
+
+impl Correlator {
+    /// Judges `event` of `process` (as the table holds it after the
+    /// event). `wall_ns` is the event's wall-clock time, for alerts.
+    pub fn judge(
+        &mut self,
+        event: &Event,
+        process: &ProcessInfo,
+        table: &ProcessTable,
+        wall_ns: i64,
+    ) -> Judgement {
+        let now = Now {
+            boot_ns: event.ts_ns,
+            wall_ns,
+        };
+        let primary = self.calls.get(event.tool_call).map(|c| c.slot);
+        let session_id = self.session_of(event, table, primary);
+        let mut judgement = Judgement {
+            session_id,
+            tool_call_id: primary.map(|s| self.call_id(s)),
+            verdict: Verdict::Baseline,
+            rule: None,
+            alerts: Vec::new(),
+        };
+        match effects::of(event, process) {
+            Effects::Lifecycle => {
+                judgement.rule = Some(LIFECYCLE.into());
+                self.stats.baseline += 1;
+            }
+            Effects::Uncoverable => {
+                self.uncoverable(event, primary, &mut judgement, now);
+            }
+            Effects::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
+        }
+        judgement
+    }
+
+    fn session_of(
+        &self,
+        event: &Event,
+        table: &ProcessTable,
+        primary: Option<u64>,
+    ) -> Option<String> {
+        if let Some(call) = primary.and_then(|s| self.calls.get(s)) {
+            return Some(call.row.session_id.clone());
+        }
+        self.sessions
+            .of_process(table, event.pid)
+            .or_else(|| self.agents.session(event.agent_slot))
+            .map(String::from)
+    }
+
+    fn call_id(&self, slot: u64) -> String {
+        self.calls
+            .get(slot)
+            .map(|c| c.row.call_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// An action no effect kind names: always undeclared, and tampering
+    /// when it can blind the monitor.
+    fn uncoverable(
+        &mut self,
+        event: &Event,
+        primary: Option<u64>,
+        judgement: &mut Judgement,
+        now: Now,
+    ) {
+        let Detail::Action(action) = &event.detail else {
+            return;
+        };
+        let what = describe(event);
+        let targets_monitor = action.fields.target_pid == Some(i64::from(self.monitor_pid));
+        let tampering = match action.kind {
+            ActionKind::KernelBpf | ActionKind::KernelModuleLoad => true,
+            ActionKind::ProcSignal | ActionKind::ProcPtrace => targets_monitor,
+            _ => false,
+        };
+        judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
+        if let Some(slot) = primary {
+            self.record(slot, what.clone(), true);
+        }
+        if tampering {
+            let message = format!("{what}: may tamper with the monitor");
+            judgement.alerts.push(self.event_alert(
+                event,
+                judgement,
+                now,
+                "tampering",
+                Severity::Critical,
+                None,
+                message,
+            ));
+        } else if judgement.verdict == Verdict::Undeclared {
+            let message = format!("undeclared {what}");
+            judgement.alerts.push(self.event_alert(
+                event,
+                judgement,
+                now,
+                "undeclared",
+                Severity::Medium,
+                None,
+                message,
+            ));
+        }
+    }
+
+    fn undeclared_or_unverifiable(&mut self, ts_ns: u64) -> Verdict {
+        if self.lost_between(ts_ns, ts_ns) {
+            self.stats.unverifiable += 1;
+            Verdict::Unverifiable
+        } else {
+            self.stats.undeclared += 1;
+            Verdict::Undeclared
+        }
+    }
+
+    fn covered(
+        &mut self,
+        event: &Event,
+        process: &ProcessInfo,
+        primary: Option<u64>,
+        list: Vec<Effect>,
+        judgement: &mut Judgement,
+        now: Now,
+    ) {
+        let candidates = self.calls.candidates(&EventRef {
+            slot: event.tool_call,
+            pid: event.pid,
+            agent_slot: event.agent_slot,
+            ts_ns: event.ts_ns,
+            process_start_ns: process.key.start_ns,
+        });
+        let root_exec = matches!(event.detail, Detail::Exec(_))
+            && process.parent.is_none()
+            && judgement
+                .session_id
+                .as_ref()
+                .and_then(|s| self.sessions.by_id.get(s))
+                .is_some_and(|s| s.row.pid == Some(event.pid));
+
+        let mut worst: Option<Effect> = None;
+        let mut declared: Option<(u64, String)> = None;
+        let mut baseline: Option<String> = None;
+        let mut sensitive: Option<(Effect, String, Severity)> = None;
+        for effect in list {
+            let cover = self.cover(
+                &effect,
+                &candidates,
+                judgement.session_id.as_deref(),
+                root_exec,
+            );
+            let text = effect.to_string();
+            if let Some((rule, severity)) = self.policy.sensitive(&effect) {
+                let worse = sensitive.as_ref().is_none_or(|(_, _, s)| severity > *s);
+                if worse {
+                    sensitive = Some((effect.clone(), rule.name.clone(), severity));
+                }
+            }
+            match cover {
+                Cover::Declared { slot, rule } => {
+                    if let Some(call) = self.calls.get_mut(slot) {
+                        // Every pattern the effect fulfils, not only the
+                        // first: `/tmp/**` and a named `/tmp/x` both.
+                        let matched: Vec<String> = call
+                            .envelope
+                            .matching(&effect)
+                            .filter(|r| r.named)
+                            .map(|r| format!("{} {}", r.kind, r.pattern))
+                            .collect();
+                        for pattern in matched {
+                            call.summary.matched(pattern);
+                        }
+                    }
+                    self.record(slot, text, false);
+                    declared.get_or_insert((slot, rule));
+                }
+                Cover::Baseline { rule } => {
+                    baseline.get_or_insert(rule);
+                }
+                Cover::Undeclared => {
+                    if let Some(slot) = primary {
+                        self.record(slot, text, true);
+                    }
+                    if worst.is_none() {
+                        worst = Some(effect);
+                    }
+                }
+            }
+        }
+        let denied_ran = worst.is_some()
+            && primary.is_some_and(|s| self.calls.get(s).is_some_and(|c| !c.allowed));
+
+        if let Some(effect) = worst {
+            judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
+            if judgement.verdict == Verdict::Undeclared {
+                let (severity, rule) = match &sensitive {
+                    Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.clone())),
+                    None => (Severity::Medium, None),
+                };
+                let message = format!("undeclared {effect} by {}", actor(event));
+                judgement.alerts.push(self.event_alert(
+                    event,
+                    judgement,
+                    now,
+                    "undeclared",
+                    severity,
+                    rule,
+                    message,
+                ));
+            }
+        } else if let Some((slot, rule)) = declared {
+            judgement.verdict = Verdict::Declared;
+            judgement.tool_call_id = Some(self.call_id(slot));
+            judgement.rule = Some(rule);
+            self.stats.declared += 1;
+        } else {
+            judgement.verdict = Verdict::Baseline;
+            judgement.rule = baseline;
+            self.stats.baseline += 1;
+        }
+
+        // Sensitive resources alert even when covered; undeclared ones
+        // already said so in their alert.
+        if let Some((effect, rule, severity)) = sensitive
+            && judgement.verdict != Verdict::Undeclared
+        {
+            let monitor = rule == "sensitive.monitor";
+            let kind = if monitor { "tampering" } else { "sensitive" };
+            let message = format!(
+                "{} {effect} by {} ({})",
+                if monitor {
+                    "touched the monitor's files:"
+                } else {
+                    "sensitive"
+                },
+                actor(event),
+                judgement.verdict.name()
+            );
+            judgement.alerts.push(self.event_alert(
+                event,
+                judgement,
+                now,
+                kind,
+                severity,
+                Some(rule),
+                message,
+            ));
+        }
+
+        if denied_ran && let Some(slot) = primary {
+            self.denied_ran(event, slot, judgement, now);
+        }
+    }
+
+    /// Which call, baseline or none covers one effect.
+    fn cover(
+        &self,
+        effect: &Effect,
+        candidates: &[u64],
+        session_id: Option<&str>,
+        root_exec: bool,
+    ) -> Cover {
+        for slot in candidates {
+            let Some(call) = self.calls.get(*slot) else {
+                continue;
+            };
+            if !call.allowed {
+                continue;
+            }
+            if let Some(rule) = call.envelope.covers(effect) {
+                return Cover::Declared {
+                    slot: *slot,
+                    rule: rule.name.clone(),
+                };
+            }
+        }
+        if root_exec && effect.kind == EffectKind::Exec {
+            return Cover::Baseline {
+                rule: SESSION_COMMAND.into(),
+            };
+        }
+        let baseline = session_id
+            .and_then(|s| self.sessions.by_id.get(s))
+            .map_or(self.policy.baseline(), |s| &s.baseline);
+        match baseline.covers(effect) {
+            Some(rule) => Cover::Baseline {
+                rule: rule.name.clone(),
+            },
+            None => Cover::Undeclared,
+        }
+    }
+
+    fn record(&mut self, slot: u64, effect: String, undeclared: bool) {
+        if let Some(call) = self.calls.get_mut(slot)
+            && !call.summarised
+        {
+            call.summary.record(effect, undeclared);
+        }
+    }
+
+    /// A denied call's process did something beyond the baseline: the
+    /// agent ran the call anyway. Alerted once per call.
+    fn denied_ran(&mut self, event: &Event, slot: u64, judgement: &mut Judgement, now: Now) {
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        if call.row.ran_despite_deny {
+            return;
+        }
+        call.row.ran_despite_deny = true;
+        let message = format!(
+            "tool call `{}` ({}) was denied by {} and ran anyway",
+            call.row.call_id,
+            call.row.tool,
+            call.deny_rule.as_deref().unwrap_or("the policy")
+        );
+        let rule = call.deny_rule.clone();
+        let alert = self.event_alert(
+            event,
+            judgement,
+            now,
+            "denied_attempted",
+            Severity::High,
+            rule,
+            message,
+        );
+        judgement.alerts.push(alert);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event_alert(
+        &self,
+        event: &Event,
+        judgement: &Judgement,
+        now: Now,
+        kind: &str,
+        severity: Severity,
+        rule: Option<String>,
+        message: String,
+    ) -> AlertRow {
+        AlertRow {
+            agent: Some(self.agents.name(event.agent_slot).to_string()),
+            session_id: judgement.session_id.clone(),
+            tool_call_id: judgement.tool_call_id.clone(),
+            event_seq: Some(event.seq),
+            process_key: Some(format!("{}@{}", event.pid, event.start_ns)),
+            rule,
+            ..self.alert(now, kind, severity.name(), message)
+        }
+    }
+
+    /// An `event_loss` alert for a loss report; the verdicts of events in
+    /// its window become `unverifiable`.
+    pub fn lost(
+        &mut self,
+        count: u64,
+        cpu: u32,
+        since_ns: u64,
+        until_ns: u64,
+        wall_ns: i64,
+    ) -> AlertRow {
+        self.loss(since_ns, until_ns);
+        let now = Now {
+            boot_ns: until_ns,
+            wall_ns,
+        };
+        self.alert(
+            now,
+            "event_loss",
+            "high",
+            format!("the kernel lost {count} events on CPU {cpu}: actions in that window are unverifiable"),
+        )
+    }
+}
+
+/// `pid 42 (python3)`.
+fn actor(event: &Event) -> String {
+    format!("pid {} ({})", event.pid, event.comm)
+}
+
+/// An uncoverable action in words: `priv.setuid by pid 42 (sudo)`.
+fn describe(event: &Event) -> String {
+    format!("{} by {}", event.kind_name(), actor(event))
+}

@@ -1,0 +1,215 @@
+//! Correlation: what agents declared, matched against what the kernel saw.
+//!
+//! The [`Correlator`] is the processing stage's memory of declarations. It
+//! takes two inputs, in whatever order they arrive:
+//!
+//! - declarations from the socket ([`Correlator::declare`]): sessions,
+//!   prompts, model outputs, tool calls, each answered with a [`Reply`],
+//!   and for a tool call the kernel slot to set on the declaring process;
+//! - observed events ([`Correlator::judge`]): each gets its session, the
+//!   tool call it belongs to, a verdict (`declared`, `baseline`,
+//!   `undeclared`, `unverifiable`) and the rule behind it, and raises the
+//!   alerts it deserves.
+//!
+//! Events reach the stage later than the declarations made at the same
+//! moment (the ring buffer is drained in batches), so nothing here depends
+//! on arrival order: calls keep their start and end times, and events are
+//! judged by their own. A call's summary is written once its late events
+//! have had time to arrive ([`SUMMARY_DELAY_NS`]).
+//!
+//! It is pure: no I/O, no clock. Times come in with each input.
+
+mod calls;
+mod declarations;
+pub mod effects;
+mod judge;
+mod sessions;
+mod summary;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
+
+pub use calls::{RETAINED_CALLS, SUMMARY_LIMIT};
+pub use judge::{Judgement, Verdict};
+pub use sessions::SessionSpec;
+
+use crate::{
+    capture::Capture,
+    declare::Reply,
+    evidence::declared::{AlertRow, Declared},
+    pipeline::Agents,
+    policy::Policy,
+};
+
+/// How long after `tool.end` a call's summary waits for the events that
+/// happened before it but had not yet been read from the ring.
+pub const SUMMARY_DELAY_NS: u64 = 2_000_000_000;
+
+/// Loss windows remembered for `unverifiable` verdicts.
+const LOSS_WINDOWS: usize = 1024;
+
+/// The two clocks every input is stamped with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    /// `CLOCK_BOOTTIME` ns, the clock of kernel events.
+    pub boot_ns: u64,
+    /// Wall-clock ns since the Unix epoch, for the evidence.
+    pub wall_ns: i64,
+}
+
+/// Who is on the other end of a connection, from `SO_PEERCRED` and the
+/// kernel's tracked-process map; nothing the client says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: u32,
+    /// The process's start (`CLOCK_BOOTTIME` ns) as the kernel map holds
+    /// it, 0 when unknown: with the pid, its process key.
+    pub start_ns: u64,
+    pub uid: u32,
+    /// The agent whose tree the peer is in; none for an outsider.
+    pub agent_slot: Option<u32>,
+}
+
+/// Set the kernel's tool-call slot of `pid`: its threads' events and the
+/// children it forks from now on carry `slot` (0: no call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotUpdate {
+    pub pid: u32,
+    pub slot: u64,
+}
+
+/// The answer to one declaration, and what it changed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub slot: Option<SlotUpdate>,
+    /// Rows for the evidence store, in order.
+    pub records: Vec<Declared>,
+    pub alerts: Vec<AlertRow>,
+}
+
+/// Counts for the end-of-run summary and `--fail-on-undeclared`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorrelationStats {
+    pub declared: u64,
+    pub baseline: u64,
+    pub undeclared: u64,
+    pub unverifiable: u64,
+    pub tool_calls: u64,
+    pub denied: u64,
+    /// Declarations refused (bad input or not permitted).
+    pub refused: u64,
+    /// Summarised calls forgotten past [`RETAINED_CALLS`].
+    pub calls_evicted: u64,
+}
+
+pub struct Correlator {
+    policy: Arc<Policy>,
+    capture: Option<Capture>,
+    agents: Agents,
+    sessions: sessions::Sessions,
+    calls: calls::CallBook,
+    connections: HashMap<u64, Connection>,
+    /// Windows (`CLOCK_BOOTTIME` ns) in which the kernel lost events.
+    losses: VecDeque<(u64, u64)>,
+    /// The monitor's own pid: signals and ptrace aimed at it are tampering.
+    monitor_pid: u32,
+    host: String,
+    stats: CorrelationStats,
+}
+
+/// A connection's state: its peer and its current session.
+#[derive(Debug)]
+struct Connection {
+    peer: Peer,
+    session: Option<String>,
+}
+
+impl Correlator {
+    pub fn new(policy: Arc<Policy>, agents: Agents) -> Correlator {
+        Correlator {
+            policy,
+            capture: None,
+            agents,
+            sessions: sessions::Sessions::default(),
+            calls: calls::CallBook::default(),
+            connections: HashMap::new(),
+            losses: VecDeque::new(),
+            monitor_pid: std::process::id(),
+            host: crate::evidence::store::host_name(),
+            stats: CorrelationStats::default(),
+        }
+    }
+
+    /// The capture policy for declared texts (prompts, outputs, tool
+    /// arguments and results); none keeps them as sent.
+    pub fn with_capture(mut self, capture: Capture) -> Correlator {
+        self.capture = Some(capture);
+        self
+    }
+
+    pub fn with_monitor_pid(mut self, pid: u32) -> Correlator {
+        self.monitor_pid = pid;
+        self
+    }
+
+    pub fn agents(&self) -> &Agents {
+        &self.agents
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn stats(&self) -> CorrelationStats {
+        CorrelationStats {
+            calls_evicted: self.calls.evicted,
+            ..self.stats.clone()
+        }
+    }
+
+    /// A new connection from `peer`. Its current session starts as its
+    /// agent's default one (the run's session), so it may declare at once.
+    pub fn connect(&mut self, conn: u64, peer: Peer) {
+        let session = peer
+            .agent_slot
+            .and_then(|slot| self.agents.session(slot))
+            .map(String::from);
+        self.connections.insert(conn, Connection { peer, session });
+    }
+
+    /// Records that the kernel lost events between two counter readings.
+    pub fn loss(&mut self, since_ns: u64, until_ns: u64) {
+        if self.losses.len() == LOSS_WINDOWS {
+            self.losses.pop_front();
+        }
+        self.losses.push_back((since_ns, until_ns));
+    }
+
+    fn lost_between(&self, from_ns: u64, to_ns: u64) -> bool {
+        self.losses
+            .iter()
+            .any(|(since, until)| *since <= to_ns && from_ns <= *until)
+    }
+
+    fn capture_name(&self) -> &'static str {
+        self.capture.as_ref().map_or("full", |c| c.policy().name())
+    }
+
+    fn alert(&self, now: Now, kind: &str, severity: &str, message: String) -> AlertRow {
+        AlertRow {
+            ts: now.wall_ns,
+            alert_id: crate::random::uuid_v4()
+                .unwrap_or_else(|_| format!("{}-{kind}", now.wall_ns)),
+            kind: kind.to_string(),
+            severity: severity.to_string(),
+            message,
+            ..AlertRow::default()
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Sessions: the unit of work an agent declares, with the baseline of its
+//! working directory and the calls open in it.
+
+use std::collections::HashMap;
+
+use crate::{
+    evidence::declared::SessionRow,
+    policy::{Context, Envelope, Policy},
+    process_table::ProcessTable,
+};
+
+/// A session opened by the monitor itself (the run's), before any
+/// declaration.
+#[derive(Clone, Debug)]
+pub struct SessionSpec {
+    pub row: SessionRow,
+    pub agent_slot: u32,
+    /// The agent's working directory: `{cwd}` in the baseline.
+    pub cwd: Option<String>,
+}
+
+#[derive(Debug)]
+pub(super) struct Session {
+    pub row: SessionRow,
+    pub agent_slot: u32,
+    pub baseline: Envelope,
+    /// The working directory tool-call templates resolve against.
+    pub cwd: Option<String>,
+    /// Open calls by call_id → slot.
+    pub open_calls: HashMap<String, u64>,
+    /// The row has been written (`session.end`); it is not written again.
+    pub written: bool,
+}
+
+impl Session {
+    pub fn new(policy: &Policy, spec: SessionSpec) -> Session {
+        let baseline = policy.baseline_in(&Context {
+            cwd: spec.cwd.as_deref(),
+        });
+        Session {
+            row: spec.row,
+            agent_slot: spec.agent_slot,
+            baseline,
+            cwd: spec.cwd,
+            open_calls: HashMap::new(),
+            written: false,
+        }
+    }
+}
+
+/// Sessions by id, and which process trees a declared session claims.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    pub by_id: HashMap<String, Session>,
+    /// A process that started a session of its own (not its agent's
+    /// default): its tree's events belong to that session.
+    pub by_pid: HashMap<u32, String>,
+}
+
+/// Most ancestors walked to find a process's session.
+const MAX_DEPTH: usize = 64;
+
+impl Sessions {
+    /// The session a process's events belong to when no tool call says:
+    /// the nearest ancestor (itself included) that started one.
+    pub fn of_process(&self, table: &ProcessTable, pid: u32) -> Option<&str> {
+        if self.by_pid.is_empty() {
+            return None;
+        }
+        let mut pid = pid;
+        for _ in 0..MAX_DEPTH {
+            if let Some(id) = self.by_pid.get(&pid) {
+                return Some(id);
+            }
+            let process = table.get(pid)?;
+            let parent = process.parent?;
+            pid = parent.pid;
+        }
+        None
+    }
+}
+
+/// Fills a session's workload identity from its root process, once the
+/// table knows it: key, uid, cgroup, container and exe hash.
+pub(super) fn fill_identity(row: &mut SessionRow, table: &ProcessTable) {
+    let Some(pid) = row.pid else { return };
+    let process = table
+        .get(pid)
+        .or_else(|| table.exited().iter().rev().find(|p| p.key.pid == pid));
+    let Some(process) = process else { return };
+    row.root_process_key
+        .get_or_insert_with(|| process.key.to_string());
+    row.uid.get_or_insert(process.uid);
+    if row.cgroup.is_none() {
+        row.cgroup = process.identity.cgroup.clone();
+    }
+    if row.container_id.is_none() {
+        row.container_id = process.identity.container_id.clone();
+    }
+    if row.exe_sha256.is_none() {
+        row.exe_sha256 = process.identity.exe_sha256.clone();
+    }
+}

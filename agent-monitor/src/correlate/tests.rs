@@ -1,0 +1,594 @@
+//! Correlation without the kernel: declarations and events in, verdicts,
+//! rows and alerts out.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::{
+    actions::{Access, ActionFields, ActionKind},
+    declare::{self, Reply},
+    event::{Detail, Event},
+    evidence::declared::{Declared, SessionRow, ToolCallRow},
+    process_table::{ProcessKey, ProcessTable},
+    test_support::{action, actor, process_info, s},
+};
+
+const AGENT_PID: u32 = 100;
+const SESSION: &str = "run-session";
+
+fn correlator() -> Correlator {
+    let mut agents = Agents::default();
+    agents.add("coder");
+    let mut c = Correlator::new(Arc::new(Policy::default_policy()), agents).with_monitor_pid(1);
+    c.open_session(SessionSpec {
+        row: SessionRow {
+            session_id: SESSION.into(),
+            agent: "coder".into(),
+            source: "run".into(),
+            pid: Some(AGENT_PID),
+            ..SessionRow::default()
+        },
+        agent_slot: 1,
+        cwd: Some("/home/dev/agent".into()),
+    });
+    c.connect(
+        1,
+        Peer {
+            pid: AGENT_PID,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    c
+}
+
+fn at(ms: u64) -> Now {
+    Now {
+        boot_ns: ms * 1_000_000,
+        wall_ns: (ms * 1_000_000) as i64,
+    }
+}
+
+fn send(c: &mut Correlator, conn: u64, line: serde_json::Value, ms: u64) -> Outcome {
+    let envelope = declare::decode(line.to_string().as_bytes()).expect("a valid request");
+    c.declare(conn, envelope, at(ms))
+}
+
+fn open(pid: u32, slot: u64, ms: u64, path: &str, access: Access) -> Event {
+    let mut event = actor(pid, pid as u64, 1).at(ms * 1_000_000).exit(0);
+    event.tool_call = slot;
+    event.detail = Detail::Action(Box::new(action(
+        ActionKind::FileOpen,
+        "openat",
+        3,
+        ActionFields {
+            path: s(path),
+            access: Some(access),
+            ..Default::default()
+        },
+    )));
+    event
+}
+
+fn judge(c: &mut Correlator, event: &Event) -> Judgement {
+    let mut table = ProcessTable::new();
+    let mut process = process_info(event.pid, event.start_ns);
+    if event.pid != AGENT_PID {
+        process.parent = Some(ProcessKey {
+            pid: AGENT_PID,
+            start_ns: AGENT_PID as u64,
+        });
+    }
+    table.register(process.clone());
+    let wall = event.ts_ns as i64;
+    c.judge(event, &process, &table, wall)
+}
+
+fn slot_of(outcome: &Outcome) -> u64 {
+    outcome.slot.expect("a slot update").slot
+}
+
+#[test]
+fn a_declared_read_is_declared_and_a_later_one_is_not() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/data/notes.txt"}}),
+        10,
+    );
+    assert!(
+        matches!(&start.reply, Reply::Decision { decision: declare::Decision::Allow, rule: Some(r), .. } if r == "tools.read_file"),
+        "{:?}",
+        start.reply
+    );
+    let slot = slot_of(&start);
+    assert_eq!(start.slot.unwrap().pid, AGENT_PID);
+    assert!(
+        matches!(&start.records[0], Declared::Decision(d) if d.decision == "allow" && d.policy_sha256.as_deref() == Some(c.policy().sha256()))
+    );
+
+    let read = judge(
+        &mut c,
+        &open(AGENT_PID, slot, 11, "/data/notes.txt", Access::Read),
+    );
+    assert_eq!(read.verdict, Verdict::Declared);
+    assert_eq!(read.tool_call_id.as_deref(), Some("c1"));
+    assert_eq!(read.rule.as_deref(), Some("tools.read_file"));
+    assert_eq!(read.session_id.as_deref(), Some(SESSION));
+    assert!(read.alerts.is_empty());
+
+    let end = send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"c1","status":"ok"}),
+        12,
+    );
+    assert_eq!(
+        end.slot,
+        Some(SlotUpdate {
+            pid: AGENT_PID,
+            slot: 0
+        })
+    );
+    let again = judge(
+        &mut c,
+        &open(AGENT_PID, 0, 13, "/data/notes.txt", Access::Read),
+    );
+    assert_eq!(again.verdict, Verdict::Undeclared);
+    assert_eq!(again.tool_call_id, None);
+    assert_eq!(again.alerts.len(), 1);
+    assert_eq!(again.alerts[0].kind, "undeclared");
+    assert!(
+        again.alerts[0].message.contains("/data/notes.txt"),
+        "{}",
+        again.alerts[0].message
+    );
+}
+
+#[test]
+fn the_runtime_is_baseline_and_forks_are_lifecycle() {
+    let mut c = correlator();
+    let lib = judge(
+        &mut c,
+        &open(AGENT_PID, 0, 1, "/usr/lib/python3.11/os.py", Access::Read),
+    );
+    assert_eq!(
+        (lib.verdict, lib.rule.as_deref()),
+        (Verdict::Baseline, Some("baseline.python"))
+    );
+    let fork = actor(AGENT_PID, AGENT_PID as u64, 1).fork(101, 5);
+    let fork = judge(&mut c, &fork);
+    assert_eq!(
+        (fork.verdict, fork.rule.as_deref()),
+        (Verdict::Baseline, Some("process.lifecycle"))
+    );
+}
+
+#[test]
+fn an_event_before_tool_start_is_not_covered_even_when_read_late() {
+    let mut c = correlator();
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/data/x"}}),
+        50,
+    );
+    // Happened at 40 ms, read from the ring after the declaration.
+    let early = judge(&mut c, &open(AGENT_PID, 0, 40, "/data/x", Access::Read));
+    assert_eq!(early.verdict, Verdict::Undeclared);
+}
+
+#[test]
+fn children_inherit_the_call_and_keep_it_after_the_end() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"sh","tool":"bash","args":{"command":"ls /srv/data"}}),
+        10,
+    );
+    let slot = slot_of(&start);
+    let mut exec = actor(200, 200, AGENT_PID)
+        .at(11_000_000)
+        .exec("/bin/ls", &["ls", "/srv/data"]);
+    exec.tool_call = slot;
+    let verdict = judge(&mut c, &exec);
+    assert_eq!(
+        (verdict.verdict, verdict.tool_call_id.as_deref()),
+        (Verdict::Declared, Some("sh"))
+    );
+    let list = judge(&mut c, &open(200, slot, 12, "/srv/data", Access::Read));
+    assert_eq!(list.verdict, Verdict::Declared);
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"sh","status":"ok"}),
+        13,
+    );
+    // A process the call started, still running after tool.end.
+    let late = judge(&mut c, &open(200, slot, 14, "/tmp/out", Access::Write));
+    assert_eq!(
+        (late.verdict, late.tool_call_id.as_deref()),
+        (Verdict::Declared, Some("sh"))
+    );
+    // Outside the envelope: undeclared, and the call it ran under is named.
+    let stray = judge(
+        &mut c,
+        &open(200, slot, 15, "/home/dev/.bashrc", Access::Write),
+    );
+    assert_eq!(
+        (stray.verdict, stray.tool_call_id.as_deref()),
+        (Verdict::Undeclared, Some("sh"))
+    );
+}
+
+#[test]
+fn overlapping_calls_of_one_process_are_told_apart_by_their_envelopes() {
+    let mut c = correlator();
+    let a = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"a","tool":"read_file","args":{"path":"/data/a"}}),
+        10,
+    );
+    let b = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"b","tool":"read_file","args":{"path":"/data/b"}}),
+        11,
+    );
+    // The process's slot names the latest call; both are candidates.
+    let slot_b = slot_of(&b);
+    let read_a = judge(
+        &mut c,
+        &open(AGENT_PID, slot_b, 12, "/data/a", Access::Read),
+    );
+    assert_eq!(read_a.tool_call_id.as_deref(), Some("a"));
+    let read_b = judge(
+        &mut c,
+        &open(AGENT_PID, slot_b, 12, "/data/b", Access::Read),
+    );
+    assert_eq!(read_b.tool_call_id.as_deref(), Some("b"));
+    // Ending b falls back to a.
+    let end = send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"b","status":"ok"}),
+        13,
+    );
+    assert_eq!(end.slot.map(|u| u.slot), Some(slot_of(&a)));
+}
+
+#[test]
+fn two_agents_sessions_keep_their_own_calls() {
+    let mut c = correlator();
+    c.connect(
+        2,
+        Peer {
+            pid: 300,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    let s2 = send(
+        &mut c,
+        2,
+        json!({"type":"session.start","session_id":"second","task":"t"}),
+        5,
+    );
+    assert!(matches!(&s2.reply, Reply::Accepted { session_id: Some(id), .. } if id == "second"));
+    let a = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"x","tool":"read_file","args":{"path":"/data/shared"}}),
+        10,
+    );
+    let b = send(
+        &mut c,
+        2,
+        json!({"type":"tool.start","call_id":"x","tool":"read_file","args":{"path":"/data/shared"}}),
+        10,
+    );
+    let first = judge(
+        &mut c,
+        &open(AGENT_PID, slot_of(&a), 11, "/data/shared", Access::Read),
+    );
+    let mut second_event = open(300, slot_of(&b), 11, "/data/shared", Access::Read);
+    second_event.start_ns = 300;
+    let second = judge(&mut c, &second_event);
+    assert_eq!(first.session_id.as_deref(), Some(SESSION));
+    assert_eq!(second.session_id.as_deref(), Some("second"));
+    assert_eq!(first.verdict, Verdict::Declared);
+    assert_eq!(second.verdict, Verdict::Declared);
+    // Outside any call, the second process's events are its session's.
+    let idle = judge(&mut c, &open(300, 0, 20, "/usr/lib/x.so", Access::Read));
+    assert_eq!(idle.session_id.as_deref(), Some("second"));
+}
+
+#[test]
+fn outsiders_are_refused_and_alerted_and_root_may_name_the_agent() {
+    let mut c = correlator();
+    c.connect(
+        7,
+        Peer {
+            pid: 999,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: None,
+        },
+    );
+    let refused = send(&mut c, 7, json!({"type":"prompt","text":"hi","id":4}), 1);
+    assert!(
+        matches!(&refused.reply, Reply::Error { code, id: Some(id), .. } if *code == declare::code::NOT_PERMITTED && *id == json!(4))
+    );
+    assert_eq!(refused.alerts.len(), 1);
+    assert_eq!(refused.alerts[0].kind, "spoofed_declaration");
+    assert!(refused.records.is_empty());
+
+    let named = send(
+        &mut c,
+        7,
+        json!({"type":"prompt","text":"hi","agent":"coder"}),
+        1,
+    );
+    assert!(
+        matches!(&named.reply, Reply::Error { .. }),
+        "only root may name an agent"
+    );
+
+    c.connect(
+        8,
+        Peer {
+            pid: 998,
+            start_ns: 0,
+            uid: 0,
+            agent_slot: None,
+        },
+    );
+    let root = send(
+        &mut c,
+        8,
+        json!({"type":"session.start","agent":"coder"}),
+        1,
+    );
+    assert!(root.reply.is_ok(), "{:?}", root.reply);
+    let unknown = send(
+        &mut c,
+        8,
+        json!({"type":"session.start","agent":"nobody"}),
+        1,
+    );
+    assert!(!unknown.reply.is_ok());
+    assert_eq!(c.stats().refused, 3);
+}
+
+#[test]
+fn bad_requests_change_nothing() {
+    let mut c = correlator();
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/data/a"}}),
+        10,
+    );
+    let unknown = send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"nope","status":"ok"}),
+        11,
+    );
+    assert!(
+        matches!(unknown.reply, Reply::Error { code, .. } if code == declare::code::UNKNOWN_CALL_ID)
+    );
+    let dup = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{}}),
+        11,
+    );
+    assert!(
+        matches!(dup.reply, Reply::Error { code, .. } if code == declare::code::DUPLICATE_CALL_ID)
+    );
+    // c1 is still open and still covers its file.
+    let read = judge(&mut c, &open(AGENT_PID, 1, 12, "/data/a", Access::Read));
+    assert_eq!(read.verdict, Verdict::Declared);
+}
+
+#[test]
+fn a_denied_call_that_runs_anyway_alerts_once() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"rm","tool":"bash","args":{"command":"rm -rf /"}}),
+        10,
+    );
+    assert!(matches!(
+        &start.reply,
+        Reply::Decision {
+            decision: declare::Decision::Deny,
+            ..
+        }
+    ));
+    let slot = slot_of(&start);
+    let first = judge(&mut c, &open(AGENT_PID, slot, 11, "/etc/x", Access::Write));
+    assert_eq!(first.verdict, Verdict::Undeclared);
+    let kinds: Vec<&str> = first.alerts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["undeclared", "denied_attempted"]);
+    let second = judge(&mut c, &open(AGENT_PID, slot, 12, "/etc/y", Access::Write));
+    assert_eq!(second.alerts.len(), 1, "the denied call alerts once");
+    // Loading a library under a denied call is still the runtime's doing.
+    let lib = judge(
+        &mut c,
+        &open(AGENT_PID, slot, 13, "/usr/lib/libc.so.6", Access::Read),
+    );
+    assert_eq!(lib.verdict, Verdict::Baseline);
+}
+
+#[test]
+fn sensitive_files_alert_even_when_declared() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"k","tool":"read_file","args":{"path":"/root/.ssh/id_ed25519"}}),
+        10,
+    );
+    let read = judge(
+        &mut c,
+        &open(
+            AGENT_PID,
+            slot_of(&start),
+            11,
+            "/root/.ssh/id_ed25519",
+            Access::Read,
+        ),
+    );
+    assert_eq!(read.verdict, Verdict::Declared);
+    assert_eq!(read.alerts.len(), 1);
+    assert_eq!(
+        (
+            read.alerts[0].kind.as_str(),
+            read.alerts[0].severity.as_str()
+        ),
+        ("sensitive", "high")
+    );
+    assert_eq!(read.alerts[0].rule.as_deref(), Some("sensitive.ssh"));
+}
+
+#[test]
+fn lost_events_make_undeclared_actions_unverifiable() {
+    let mut c = correlator();
+    let alert = c.lost(5, 0, 1_000_000, 3_000_000, 0);
+    assert_eq!(alert.kind, "event_loss");
+    let inside = judge(&mut c, &open(AGENT_PID, 0, 2, "/opt/secret", Access::Read));
+    assert_eq!(inside.verdict, Verdict::Unverifiable);
+    assert!(inside.alerts.is_empty());
+    let after = judge(&mut c, &open(AGENT_PID, 0, 4, "/opt/secret", Access::Read));
+    assert_eq!(after.verdict, Verdict::Undeclared);
+    assert_eq!(c.stats().unverifiable, 1);
+}
+
+fn tool_call_rows(records: &[Declared]) -> Vec<&ToolCallRow> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Declared::ToolCall(row) => Some(row),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_is_summarised_once_its_late_events_are_in() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"summarise","args":{"path":"/data/a"},"effects":{"file.read":["/data/a","/data/b"]}}),
+        10,
+    );
+    let slot = slot_of(&start);
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"c1","status":"ok","result":{"n":1}}),
+        20,
+    );
+    assert!(
+        c.tick(21_000_000).is_empty(),
+        "too early: late events may still come"
+    );
+    judge(&mut c, &open(AGENT_PID, slot, 15, "/data/a", Access::Read));
+    let rows = c.tick(20_000_000 + SUMMARY_DELAY_NS);
+    let rows = tool_call_rows(&rows);
+    assert_eq!(rows.len(), 1);
+    let row = rows[0];
+    assert_eq!(
+        (row.status.as_str(), row.result.as_deref()),
+        ("ok", Some(r#"{"n":1}"#))
+    );
+    assert_eq!(row.events, 1);
+    assert_eq!(row.effects_seen, ["file.read /data/a"]);
+    assert_eq!(row.declared_unseen, ["file.read /data/b"]);
+    assert!(row.undeclared_effects.is_empty());
+    assert!(!row.events_lost);
+    assert!(c.tick(u64::MAX).is_empty(), "written once");
+}
+
+#[test]
+fn closing_ends_open_calls_and_writes_the_sessions() {
+    let mut c = correlator();
+    send(
+        &mut c,
+        1,
+        json!({"type":"session.start","session_id":SESSION,"task":"summarise","user":"ana"}),
+        1,
+    );
+    send(&mut c, 1, json!({"type":"prompt","text":"go"}), 2);
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/a"}}),
+        3,
+    );
+    let rows = c.close(at(9), &ProcessTable::new());
+    let calls = tool_call_rows(&rows);
+    assert_eq!(calls[0].status, "unfinished");
+    let sessions: Vec<&SessionRow> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Declared::Session(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].task.as_deref(), Some("summarise"));
+    assert_eq!(sessions[0].user.as_deref(), Some("ana"));
+    assert_eq!(sessions[0].ended, Some(at(9).wall_ns));
+}
+
+#[test]
+fn messages_link_the_calls_the_model_asked_for() {
+    let mut c = correlator();
+    let out = send(
+        &mut c,
+        1,
+        json!({"type":"model.output","text":"reading","tool_calls":[{"call_id":"c1","tool":"read_file"},"c2"]}),
+        1,
+    );
+    match &out.records[..] {
+        [Declared::Message(m)] => {
+            assert_eq!(m.role, "model_output");
+            assert_eq!(m.tool_call_ids, ["c1", "c2"]);
+            assert_eq!(m.session_id, SESSION);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn disconnecting_ends_the_connections_calls() {
+    let mut c = correlator();
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/a"}}),
+        3,
+    );
+    let updates = c.disconnect(1, at(4));
+    assert_eq!(
+        updates,
+        [SlotUpdate {
+            pid: AGENT_PID,
+            slot: 0
+        }]
+    );
+    let rows = c.tick(u64::MAX);
+    assert_eq!(tool_call_rows(&rows)[0].status, "disconnected");
+}

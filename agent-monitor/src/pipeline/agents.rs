@@ -1,0 +1,49 @@
+//! Agents by slot: the kernel map names an agent by a small number.
+
+/// Agent names by slot.
+#[derive(Clone, Debug, Default)]
+pub struct Agents {
+    names: Vec<String>,
+    /// The session each agent's events belong to, when there is one.
+    sessions: Vec<Option<String>>,
+}
+
+impl Agents {
+    /// Adds an agent and returns its slot. Slots start at 1: 0 is "none" in
+    /// the kernel map.
+    pub fn add(&mut self, name: impl Into<String>) -> u32 {
+        self.names.push(name.into());
+        self.sessions.push(None);
+        self.names.len() as u32
+    }
+
+    /// Attributes the agent's events to a session from now on.
+    pub fn set_session(&mut self, slot: u32, session_id: Option<String>) {
+        if let Some(session) = slot
+            .checked_sub(1)
+            .and_then(|i| self.sessions.get_mut(i as usize))
+        {
+            *session = session_id;
+        }
+    }
+
+    pub fn session(&self, slot: u32) -> Option<&str> {
+        slot.checked_sub(1)
+            .and_then(|i| self.sessions.get(i as usize))
+            .and_then(Option::as_deref)
+    }
+
+    /// The slot of the agent named `name`.
+    pub fn slot_of(&self, name: &str) -> Option<u32> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as u32 + 1)
+    }
+
+    pub fn name(&self, slot: u32) -> &str {
+        slot.checked_sub(1)
+            .and_then(|i| self.names.get(i as usize))
+            .map_or("unknown", String::as_str)
+    }
+}

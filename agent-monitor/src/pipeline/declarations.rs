@@ -1,0 +1,105 @@
+//! The processing stage's side of declarations and alerts: requests from
+//! the socket answered by the correlator, their rows recorded, alerts
+//! passed through the alerter before they are recorded.
+
+use std::time::Instant;
+
+use super::Processor;
+use crate::{
+    api::{Answer, ApiMessage},
+    correlate::Now,
+    evidence::declared::{AlertRow, Declared},
+    sink::Sink,
+    time::WallClock,
+};
+
+impl<S: Sink> Processor<S> {
+    pub(super) fn declaration(&mut self, message: ApiMessage) {
+        match message {
+            ApiMessage::Connect { conn, peer } => self.correlator.connect(conn, peer),
+            ApiMessage::Request {
+                conn,
+                envelope,
+                now,
+                answer,
+            } => {
+                let outcome = self.correlator.declare(conn, envelope, now);
+                for record in &outcome.records {
+                    self.record(record);
+                }
+                for alert in outcome.alerts {
+                    self.raise(alert);
+                }
+                // The client may have gone; its declarations stay recorded.
+                let _ = answer.send(Answer {
+                    reply: outcome.reply,
+                    slot: outcome.slot,
+                });
+            }
+            ApiMessage::Refused { .. } => self.correlator.refused(),
+            ApiMessage::Disconnect { conn, now, answer } => {
+                let _ = answer.send(self.correlator.disconnect(conn, now));
+            }
+        }
+    }
+
+    fn record(&mut self, record: &Declared) {
+        if let Err(err) = self.sink.declared(record) {
+            self.sink_error(&err);
+        }
+    }
+
+    /// Records an alert unless the alerter holds it back as a duplicate or
+    /// over the rate limit; every event's verdict is kept regardless.
+    pub(super) fn raise(&mut self, alert: AlertRow) {
+        if let Some(alerter) = &mut self.alerter
+            && alerter.raise(&alert, Instant::now()) != crate::alerts::Admission::Sent
+        {
+            self.stats.alerts_suppressed += 1;
+            return;
+        }
+        *self
+            .stats
+            .alerts_by_kind
+            .entry(alert.kind.clone())
+            .or_default() += 1;
+        self.record(&Declared::Alert(alert));
+    }
+
+    /// The timer's work: summaries of calls whose late events are in, and
+    /// the alerter's report of what it held back.
+    pub(super) fn tick(&mut self) {
+        for row in self.correlator.tick(WallClock::boot_now_ns()) {
+            self.record(&row);
+        }
+        if let Some(report) = self.alerter.as_mut().and_then(|a| a.tick(Instant::now())) {
+            self.record(&Declared::Alert(report));
+        }
+    }
+
+    /// Ends the declarations: open calls, summaries, sessions, the last
+    /// alert report.
+    pub(super) fn close_declarations(&mut self) {
+        let boot_ns = WallClock::boot_now_ns();
+        let now = Now {
+            boot_ns,
+            wall_ns: self.clock.wall_ns(boot_ns) as i64,
+        };
+        for row in self.correlator.close(now, &self.table) {
+            self.record(&row);
+        }
+        if let Some(alerter) = &mut self.alerter {
+            let (report, stats) = alerter.finish(Instant::now());
+            if let Some(report) = report {
+                self.record(&Declared::Alert(report));
+            }
+            for sink in stats.sinks.iter().filter(|s| s.errors + s.lost > 0) {
+                eprintln!(
+                    "agent-monitor: alert sink {}: {} errors, {} alerts not delivered",
+                    sink.name, sink.errors, sink.lost
+                );
+            }
+        }
+        self.stats.correlation = self.correlator.stats();
+    }
+}
