@@ -202,10 +202,21 @@ fn the_shipped_queries_return_the_expected_rows() {
         &[&format!("SET VARIABLE session = '{session}'")],
         &query("session_timeline.sql"),
     );
-    assert_eq!(session_timeline.len(), run.events.len());
-    assert!(session_timeline.iter().all(|r| r[1] == "action"));
+    // Its actions, and the alerts they raised; nothing was declared.
+    let alerts = run
+        .declared
+        .iter()
+        .filter(|r| r["kind"] == "alert" && r["session_id"] == session)
+        .count();
+    assert_eq!(session_timeline.len(), run.events.len() + alerts);
+    assert!(
+        session_timeline
+            .iter()
+            .all(|r| r[1] == "action" || r[1] == "alert")
+    );
     let kinds: Vec<&str> = session_timeline
         .iter()
+        .filter(|r| r[1] == "action")
         .map(|r| r[2].as_str().unwrap())
         .collect();
     let run_kinds: Vec<&str> = run
@@ -220,7 +231,9 @@ fn the_shipped_queries_return_the_expected_rows() {
     run_sorted.sort_unstable();
     assert_eq!(sorted, run_sorted);
 
-    // Without declarations there is no tool call and no verdict yet.
+    // Without declarations there is no tool call, and what the shell did
+    // beyond the runtime's baseline is undeclared: the file it wrote and
+    // renamed among it, with no prompt before it.
     assert_eq!(
         duckdb_in(
             &store,
@@ -229,9 +242,24 @@ fn the_shipped_queries_return_the_expected_rows() {
         ),
         Vec::<serde_json::Value>::new()
     );
-    assert_eq!(
-        duckdb_in(&store, &[], &query("undeclared_actions.sql")),
-        Vec::<serde_json::Value>::new()
+    let undeclared = duckdb_in(&store, &[], &query("undeclared_actions.sql"));
+    let what: Vec<&str> = undeclared.iter().filter_map(|r| r[7].as_str()).collect();
+    assert!(
+        what.contains(&format!("{w}/out.txt").as_str())
+            && what.contains(&format!("{w}/done.txt").as_str()),
+        "{undeclared:#?}"
+    );
+    let in_jsonl = run
+        .events
+        .iter()
+        .filter(|e| e["verdict"] == "undeclared")
+        .count();
+    assert_eq!(undeclared.len(), in_jsonl);
+    let walked = duckdb_in(&store, &[], &query("undeclared_with_prompt.sql"));
+    assert_eq!(walked.len(), in_jsonl);
+    assert!(
+        walked.iter().all(|r| r[5].is_null()),
+        "no prompt was declared"
     );
 
     // Every shipped query is exercised above.
@@ -250,7 +278,8 @@ fn the_shipped_queries_return_the_expected_rows() {
             "network_destinations.sql",
             "session_timeline.sql",
             "tool_call_actions.sql",
-            "undeclared_actions.sql"
+            "undeclared_actions.sql",
+            "undeclared_with_prompt.sql"
         ]
     );
 }

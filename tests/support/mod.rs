@@ -21,8 +21,11 @@ pub struct Run {
     pub status: i32,
     /// Every JSONL line but the session's: events and loss reports.
     pub events: Vec<Value>,
-    /// The `session` lines (one per run).
+    /// The `session` lines (one per run, and one per declared session).
     pub sessions: Vec<Value>,
+    /// The other declared records: `message`, `tool_call`, `decision` and
+    /// `alert` lines.
+    pub declared: Vec<Value>,
     pub stderr: String,
 }
 
@@ -134,18 +137,23 @@ pub fn finish(monitor_pid: u32, output: Output, events: &Path) -> Run {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let status = output.status.code().unwrap_or(-1);
     let text = std::fs::read_to_string(events).unwrap_or_default();
-    let (sessions, events): (Vec<Value>, Vec<Value>) = text
+    let (records, events): (Vec<Value>, Vec<Value>) = text
         .lines()
         .map(|line| {
             serde_json::from_str::<Value>(line)
                 .unwrap_or_else(|e| panic!("line is not JSON ({e}): {line}"))
         })
-        .partition(|v| v["kind"] == "session");
+        .partition(|v| {
+            ["session", "message", "tool_call", "decision", "alert"]
+                .contains(&v["kind"].as_str().unwrap_or(""))
+        });
+    let (sessions, declared) = records.into_iter().partition(|v| v["kind"] == "session");
     let run = Run {
         monitor_pid,
         status,
         events,
         sessions,
+        declared,
         stderr,
     };
     assert!(

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every test tier, in order of cost.
 //!
 //! 1. Formatting and clippy, so the tree stays clean.
-//! 2. Unprivileged unit tests of every crate.
+//! 2. Unprivileged unit tests of every crate, and of the Python SDK.
 //! 3. Privileged end-to-end tests against the real probes, as root, one
 //!    test thread (they share kernel state).
 //!
@@ -9,11 +9,11 @@
 //! fails and says why, unless AGENT_MONITOR_SKIP_PRIVILEGED=1 asks for the
 //! unprivileged tiers alone.
 
-use std::path::Path;
+use std::{path::Path, process::Command};
 
 use anyhow::{Result, bail};
 
-use crate::{cargo, sh};
+use crate::{cargo, root, sh};
 
 const SKIP_PRIVILEGED: &str = "AGENT_MONITOR_SKIP_PRIVILEGED";
 
@@ -31,6 +31,10 @@ pub fn run() -> Result<()> {
         "warnings",
     ]))?;
     sh(cargo().args(["test", "--workspace"]))?;
+    // The Python SDK's own tests: stdlib only, against a fake monitor.
+    sh(Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s", "sdk/python"])
+        .current_dir(root()))?;
     if privileged {
         sh(cargo().args([
             "test",

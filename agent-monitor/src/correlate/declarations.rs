@@ -53,6 +53,15 @@ impl Correlator {
                 return outcome;
             }
         };
+        // Root declaring from outside the tree starts in the named agent's
+        // default session, as the agent's own processes do.
+        if let Some(c) = self.connections.get_mut(&conn)
+            && c.session.is_none()
+            && c.peer.agent_slot.is_none()
+            && !matches!(request, Request::SessionStart(_))
+        {
+            c.session = self.agents.session(agent_slot).map(String::from);
+        }
         let outcome = match request {
             Request::SessionStart(start) => self.session_start(conn, agent_slot, start, id, now),
             Request::Prompt { text } => self.message(conn, "prompt", &text, Vec::new(), id, now),

@@ -321,6 +321,10 @@ impl Correlator {
         session_id: Option<&str>,
         root_exec: bool,
     ) -> Cover {
+        // A call that named the resource beats one whose envelope merely
+        // includes it (`read_file /srv/a` over a shell's `/srv/**`); among
+        // equals, the candidates' order decides.
+        let mut broad: Option<Cover> = None;
         for slot in candidates {
             let Some(call) = self.calls.get(*slot) else {
                 continue;
@@ -328,12 +332,23 @@ impl Correlator {
             if !call.allowed {
                 continue;
             }
-            if let Some(rule) = call.envelope.covers(effect) {
+            let mut matching = call.envelope.matching(effect).peekable();
+            let Some(first) = matching.peek().map(|r| r.name.clone()) else {
+                continue;
+            };
+            if let Some(named) = matching.find(|r| r.named) {
                 return Cover::Declared {
                     slot: *slot,
-                    rule: rule.name.clone(),
+                    rule: named.name.clone(),
                 };
             }
+            broad.get_or_insert(Cover::Declared {
+                slot: *slot,
+                rule: first,
+            });
+        }
+        if let Some(cover) = broad {
+            return cover;
         }
         if root_exec && effect.kind == EffectKind::Exec {
             return Cover::Baseline {

@@ -122,6 +122,7 @@ impl<W: Write> Sink for JsonlSink<W> {
 
     /// One line per record, `kind` naming its table (`session`,
     /// `message`, `tool_call`, `decision`, `alert`), times in RFC 3339.
+    /// An alert's kind is `alert_kind`.
     fn declared(&mut self, record: &Declared) -> io::Result<()> {
         let (kind, row) = match record {
             Declared::Session(row) => ("session", serde_json::to_value(row)),
@@ -137,7 +138,12 @@ impl<W: Write> Sink for JsonlSink<W> {
             let mut map = s.serialize_map(None)?;
             map.serialize_entry("kind", kind)?;
             for (key, value) in &fields {
-                match (key.as_str(), value.as_i64()) {
+                // An alert's own kind cannot take the line's `kind`.
+                let key = match (kind, key.as_str()) {
+                    ("alert", "kind") => "alert_kind",
+                    (_, key) => key,
+                };
+                match (key, value.as_i64()) {
                     ("ts" | "started" | "ended", Some(ns)) => {
                         map.serialize_entry(key, &rfc3339(i128::from(ns)))?
                     }
