@@ -63,8 +63,9 @@ async fn run_publishes_the_state_after_each_batch_and_returns_the_stage() {
     let (_, _, sink) = p.into_parts();
     assert_eq!(sink.seqs(), vec![1, 2, 3, 4]);
     assert_eq!(sink.losses.len(), 1);
-    // One flush per batch, and one when the channel closes.
-    assert_eq!(sink.flushes, 5);
+    // At least one flush per batch, and one when the channel closes; the
+    // 100 ms tick adds one whenever it fires in between.
+    assert!(sink.flushes >= 5, "{} flushes", sink.flushes);
 }
 
 #[tokio::test]
