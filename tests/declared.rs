@@ -381,3 +381,78 @@ fn two_agents_with_overlapping_calls_get_their_own_actions() {
     ));
     assert_eq!(overlap, json!([4]));
 }
+
+#[test]
+fn a_shell_agent_declares_with_the_cli_and_a_denied_call_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let data = work.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    let store = work.join("evidence");
+    let d = data.display();
+    let script = format!(
+        "{bin} declare session --task 'tidy the data' >/dev/null && \
+         {bin} declare prompt 'list the data' && \
+         {bin} declare output 'running ls' --call c1 && \
+         {bin} declare tool bash --call-id c1 --args '{{\"command\":\"ls {d}\"}}' -- ls {d} >/dev/null && \
+         {{ {bin} declare tool bash --call-id c2 --args '{{\"command\":\"rm -rf /\"}}' -- touch {d}/never; \
+            echo $? > {w}/denied; }}",
+        bin = BIN,
+        w = work.display()
+    );
+    let (status, _, stderr) = run_in(
+        &work,
+        &[],
+        &["--evidence", store.to_str().unwrap()],
+        &["/bin/sh", "-c", &script],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("denied by deny.rm-root"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("denied")).unwrap().trim(),
+        "77"
+    );
+    assert!(!data.join("never").exists(), "a denied call is not run");
+
+    let calls = duckdb_in(
+        &store,
+        &[],
+        "select call_id, decision, status, result, events > 0 from read_parquet('tool_calls/**/*.parquet') order by call_id",
+    );
+    assert_eq!(
+        calls,
+        vec![
+            json!(["c1", "allow", "ok", "{\"exit_code\":0}", true]),
+            json!(["c2", "deny", "error", "{\"denied\":true}", false]),
+        ]
+    );
+    let listing = one(duckdb_in(
+        &store,
+        &[],
+        &format!(
+            "select tool_call_id, verdict from read_parquet('events/**/*.parquet') \
+             where kind = 'file.open' and path = '{d}' and exe like '%/ls'"
+        ),
+    ));
+    assert_eq!(listing, json!(["c1", "declared"]));
+    let session = one(duckdb_in(
+        &store,
+        &[],
+        "select task, (select count(*) from read_parquet('messages/**/*.parquet')) \
+         from read_parquet('sessions/**/*.parquet')",
+    ));
+    assert_eq!(session, json!(["tidy the data", 2]));
+    // The monitor's own CLI is not the agent's action; the script's own
+    // write of its marker file, outside any call, is.
+    let undeclared = duckdb_in(
+        &store,
+        &[],
+        "select kind, path from read_parquet('events/**/*.parquet') where verdict = 'undeclared'",
+    );
+    let marker = work.join("denied");
+    assert_eq!(
+        undeclared,
+        vec![json!(["file.open", marker.to_str().unwrap()])]
+    );
+}

@@ -141,6 +141,17 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
             &globset::escape(&socket.path().to_string_lossy()),
         )
         .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
+    // `agent-monitor declare`, run by a shell agent, is the monitor's own
+    // client, not an action of the agent's.
+    if let Ok(exe) = std::env::current_exe() {
+        policy
+            .extend_baseline(
+                "monitor.cli",
+                EffectKind::Exec,
+                &globset::escape(&exe.to_string_lossy()),
+            )
+            .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
+    }
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -8,10 +8,11 @@
 //! so that everything the agent does once it has its answer carries the
 //! call.
 
+pub mod client;
 mod server;
 mod socket;
 
-pub use server::serve;
+pub use server::{Kernel, serve};
 pub use socket::PrivateSocket;
 
 use tokio::sync::oneshot;

@@ -160,15 +160,16 @@ impl Correlator {
                 return Outcome::reply(Reply::not_permitted(id, &why));
             }
             Some(existing) => {
-                // Joining a session (the run's): what it adds is kept.
+                // Joining a session (the run's): what the agent says of it
+                // is better than what the monitor guessed (the command
+                // line as the task, the login as the user).
                 let row = &mut existing.row;
-                if row.task.is_none() {
-                    row.task = start
-                        .task
-                        .as_deref()
-                        .and_then(|t| capture(&self.capture, t));
+                if let Some(task) = start.task.as_deref() {
+                    row.task = capture(&self.capture, task);
                 }
-                row.user = row.user.take().or(start.user);
+                if start.user.is_some() {
+                    row.user = start.user;
+                }
                 row.parent_session_id = row.parent_session_id.take().or(start.parent_session_id);
             }
             None => {

@@ -37,7 +37,8 @@ pub fn of(event: &Event, process: &ProcessInfo) -> Effects {
     }
 }
 
-fn of_action(action: &Action) -> Effects {
+/// The effects of a file, network, DNS or privilege action.
+pub fn of_action(action: &Action) -> Effects {
     use ActionKind::*;
     let f = &action.fields;
     let path = || f.path.clone().or_else(|| f.raw_path.clone());
