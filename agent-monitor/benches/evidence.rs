@@ -7,9 +7,11 @@
 use std::{hint::black_box, io};
 
 use agent_monitor::{
+    correlate::{Correlator, Now, Peer, SessionSpec},
     decode::decode,
     event::{Event, LossReport, Record},
     evidence::{
+        declared::SessionRow,
         events::EventsBuilder,
         store::{EvidenceStore, StoreOptions},
     },
@@ -33,8 +35,9 @@ fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
 }
 
 /// A build-like stream: opens of a few hundred distinct paths by a few
-/// processes, as a compiler run makes them.
-fn recorded() -> Vec<Vec<u8>> {
+/// processes, as a compiler run makes them, under kernel tool-call slot
+/// `tool_call` (0: none).
+fn recorded(tool_call: u64) -> Vec<Vec<u8>> {
     (0..EVENTS)
         .map(|i| {
             let pid = 1000 + (i % 8) as u32;
@@ -52,7 +55,7 @@ fn recorded() -> Vec<Vec<u8>> {
                     cpu_seq: i as u64,
                     ts_ns: 1_000_000_000 + i as u64 * 1_000,
                     start_ns: 500,
-                    tool_call: 0,
+                    tool_call,
                     pid,
                     tid: pid,
                     ppid: 999,
@@ -76,7 +79,8 @@ fn recorded() -> Vec<Vec<u8>> {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let records = recorded();
+    let records = recorded(0);
+    let in_call = recorded(1);
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);
@@ -95,6 +99,23 @@ fn pipeline(c: &mut Criterion) {
             agents.add("bench");
             let mut processor = Processor::new(Discard, agents).with_cwd_lookup(|_| None);
             for (seq, bytes) in records.iter().enumerate() {
+                processor.handle(Record::Event(
+                    decode(bytes, seq as u64).expect("valid record"),
+                ));
+            }
+            black_box(processor.into_parts());
+        })
+    });
+
+    // The same stream inside a declared `bash` call that covers it: the
+    // common case of an agent at work, with no alert to write.
+    group.bench_function("decode+process(declared)", |b| {
+        b.iter(|| {
+            let mut agents = Agents::default();
+            agents.add("bench");
+            let mut processor = Processor::new(Discard, agents).with_cwd_lookup(|_| None);
+            declare_build(processor.correlator_mut());
+            for (seq, bytes) in in_call.iter().enumerate() {
                 processor.handle(Record::Event(
                     decode(bytes, seq as u64).expect("valid record"),
                 ));
@@ -138,6 +159,34 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Opens a session for agent 1 and declares, from pid 1000, the `bash`
+/// call (`make`) that gets slot 1.
+fn declare_build(correlator: &mut Correlator) {
+    correlator.open_session(SessionSpec {
+        row: SessionRow {
+            session_id: "bench".into(),
+            ..SessionRow::default()
+        },
+        agent_slot: 1,
+        cwd: Some("/src".into()),
+    });
+    correlator.connect(
+        1,
+        Peer {
+            pid: 1000,
+            start_ns: 500,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    let start = agent_monitor::declare::decode(
+        br#"{"type":"tool.start","call_id":"build","tool":"bash","args":{"command":"make"}}"#,
+    )
+    .expect("a valid declaration");
+    let outcome = correlator.declare(1, start, Now::default());
+    assert_eq!(outcome.slot.map(|s| s.slot), Some(1), "{:?}", outcome.reply);
 }
 
 /// Appends to the Arrow builders and stops there: the cost of the store

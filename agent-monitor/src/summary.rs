@@ -34,6 +34,46 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = write!(out, " ({})", per_cpu.join(", "));
     }
+    let c = &stats.correlation;
+    let _ = write!(
+        out,
+        "\nagent-monitor: {} declared, {} baseline, {} undeclared, {} unverifiable; {} tool calls ({} denied)",
+        c.declared, c.baseline, c.undeclared, c.unverifiable, c.tool_calls, c.denied
+    );
+    if c.refused > 0 {
+        let _ = write!(out, "; {} declarations refused", c.refused);
+    }
+    if !stats.alerts_by_kind.is_empty() || stats.alerts_suppressed > 0 {
+        let kinds: Vec<String> = stats
+            .alerts_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        let _ = write!(
+            out,
+            "\nagent-monitor: alerts: {}",
+            if kinds.is_empty() {
+                "none".to_string()
+            } else {
+                kinds.join(", ")
+            }
+        );
+        if stats.alerts_suppressed > 0 {
+            let _ = write!(
+                out,
+                " ({} more held back as repeats or over the rate limit)",
+                stats.alerts_suppressed
+            );
+        }
+    }
+    if c.calls_evicted > 0 {
+        let _ = write!(
+            out,
+            "\nagent-monitor: {} finished tool calls were forgotten past the limit of {}; later actions of their processes are not bound to them",
+            c.calls_evicted,
+            crate::correlate::RETAINED_CALLS
+        );
+    }
     let invalid: u64 = stats.invalid.values().sum();
     if invalid > 0 {
         let reasons: Vec<String> = stats

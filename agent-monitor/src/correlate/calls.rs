@@ -9,9 +9,15 @@
 //! call they declared that was open at the event's time is a candidate,
 //! and the envelopes decide.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    hash::{BuildHasher, RandomState},
+};
 
-use crate::{evidence::declared::ToolCallRow, policy::Envelope};
+use crate::{
+    evidence::declared::ToolCallRow,
+    policy::{Effect, Envelope},
+};
 
 /// Most distinct effects a call's summary lists per category; the rest
 /// are counted, and the summary says it was cut.
@@ -47,6 +53,8 @@ pub struct Call {
     /// The row, filled in at start and completed at the summary.
     pub row: ToolCallRow,
     pub summary: Summary,
+    /// How the envelope covers the effects seen so far.
+    pub covers: super::fixed::CallCache,
     /// The row has been written; later events no longer change it.
     pub summarised: bool,
 }
@@ -58,7 +66,7 @@ impl Call {
 }
 
 /// What a call was seen to do.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub events: u64,
     pub undeclared_events: u64,
@@ -70,16 +78,48 @@ pub struct Summary {
     pub matched: BTreeSet<String>,
     /// Distinct effects left out of the lists above.
     pub cut: u64,
+    /// Hashes of the effects already listed, so that a repeat costs a
+    /// hash rather than a string.
+    known: HashSet<u64>,
+    hasher: RandomState,
 }
 
+/// Distinct effects a summary tells apart; past it, every further event
+/// of a new effect only counts in `cut`.
+const KNOWN_LIMIT: usize = 65_536;
+
 impl Summary {
-    pub fn record(&mut self, effect: String, undeclared: bool) {
+    /// Counts an event's effect; true the first time this effect is seen.
+    pub fn observe(&mut self, effect: &Effect, undeclared: bool) -> bool {
         self.events += 1;
         if undeclared {
             self.undeclared_events += 1;
-            insert_bounded(&mut self.undeclared, &effect, &mut self.cut);
         }
-        insert_bounded(&mut self.seen, &effect, &mut self.cut);
+        let hash = self.hasher.hash_one(effect);
+        if self.known.contains(&hash) {
+            return false;
+        }
+        if self.known.len() >= KNOWN_LIMIT {
+            self.cut += 1;
+            return false;
+        }
+        self.known.insert(hash);
+        let text = effect.to_string();
+        if undeclared {
+            insert_bounded(&mut self.undeclared, &text, &mut self.cut);
+        }
+        insert_bounded(&mut self.seen, &text, &mut self.cut);
+        true
+    }
+
+    /// Counts an action no effect names, by its description.
+    pub fn record(&mut self, what: String, undeclared: bool) {
+        self.events += 1;
+        if undeclared {
+            self.undeclared_events += 1;
+            insert_bounded(&mut self.undeclared, &what, &mut self.cut);
+        }
+        insert_bounded(&mut self.seen, &what, &mut self.cut);
     }
 
     pub fn matched(&mut self, pattern: String) {

@@ -347,6 +347,7 @@ impl Correlator {
             concurrent,
             row,
             summary: Summary::default(),
+            covers: Default::default(),
             summarised: false,
         });
         if let Some(session) = self.sessions.by_id.get_mut(&session_id) {

@@ -4,6 +4,7 @@ use super::{
     Correlator, Now,
     calls::EventRef,
     effects::{self, Effects},
+    fixed::Fixed,
 };
 use crate::{
     actions::ActionKind,
@@ -137,8 +138,11 @@ impl Correlator {
             _ => false,
         };
         judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
-        if let Some(slot) = primary {
-            self.record(slot, what.clone(), true);
+        if let Some(slot) = primary
+            && let Some(call) = self.calls.get_mut(slot)
+            && !call.summarised
+        {
+            call.summary.record(what.clone(), true);
         }
         if tampering {
             let message = format!("{what}: may tamper with the monitor");
@@ -210,29 +214,16 @@ impl Correlator {
                 judgement.session_id.as_deref(),
                 root_exec,
             );
-            let text = effect.to_string();
-            if let Some((rule, severity)) = self.policy.sensitive(&effect) {
+            if let Some((rule, severity)) = cover.1.sensitive {
                 let worse = sensitive.as_ref().is_none_or(|(_, _, s)| severity > *s);
                 if worse {
-                    sensitive = Some((effect.clone(), rule.name.clone(), severity));
+                    sensitive = Some((effect.clone(), rule.to_string(), severity));
                 }
             }
+            let cover = cover.0;
             match cover {
                 Cover::Declared { slot, rule } => {
-                    if let Some(call) = self.calls.get_mut(slot) {
-                        // Every pattern the effect fulfils, not only the
-                        // first: `/tmp/**` and a named `/tmp/x` both.
-                        let matched: Vec<String> = call
-                            .envelope
-                            .matching(&effect)
-                            .filter(|r| r.named)
-                            .map(|r| format!("{} {}", r.kind, r.pattern))
-                            .collect();
-                        for pattern in matched {
-                            call.summary.matched(pattern);
-                        }
-                    }
-                    self.record(slot, text, false);
+                    self.record(slot, &effect, false);
                     declared.get_or_insert((slot, rule));
                 }
                 Cover::Baseline { rule } => {
@@ -240,7 +231,7 @@ impl Correlator {
                 }
                 Cover::Undeclared => {
                     if let Some(slot) = primary {
-                        self.record(slot, text, true);
+                        self.record(slot, &effect, true);
                     }
                     if worst.is_none() {
                         worst = Some(effect);
@@ -313,64 +304,86 @@ impl Correlator {
         }
     }
 
-    /// Which call, baseline or none covers one effect.
+    /// Which call, baseline or none covers one effect, and what the
+    /// policy says of it whatever the calls (cached per session).
     fn cover(
-        &self,
+        &mut self,
         effect: &Effect,
         candidates: &[u64],
         session_id: Option<&str>,
         root_exec: bool,
-    ) -> Cover {
-        // A call that named the resource beats one whose envelope merely
-        // includes it (`read_file /srv/a` over a shell's `/srv/**`); among
-        // equals, the candidates' order decides.
+    ) -> (Cover, Fixed) {
+        let fixed = match session_id.and_then(|s| self.sessions.by_id.get_mut(s)) {
+            Some(session) => session.fixed.get(effect, &self.policy, &session.baseline),
+            None => self.fixed.get(effect, &self.policy, self.policy.baseline()),
+        };
+        if let Some(cover) = self.call_cover(effect, candidates) {
+            return (cover, fixed);
+        }
+        let cover = if root_exec && effect.kind == EffectKind::Exec {
+            Cover::Baseline {
+                rule: SESSION_COMMAND.into(),
+            }
+        } else {
+            match &fixed.baseline {
+                Some(rule) => Cover::Baseline {
+                    rule: rule.to_string(),
+                },
+                None => Cover::Undeclared,
+            }
+        };
+        (cover, fixed)
+    }
+
+    /// The open call that covers an effect, if any. A call that named the
+    /// resource beats one whose envelope merely includes it (`read_file
+    /// /srv/a` over a shell's `/srv/**`); among equals, the candidates'
+    /// order decides.
+    fn call_cover(&mut self, effect: &Effect, candidates: &[u64]) -> Option<Cover> {
         let mut broad: Option<Cover> = None;
         for slot in candidates {
-            let Some(call) = self.calls.get(*slot) else {
+            let Some(call) = self.calls.get_mut(*slot) else {
                 continue;
             };
             if !call.allowed {
                 continue;
             }
-            let mut matching = call.envelope.matching(effect).peekable();
-            let Some(first) = matching.peek().map(|r| r.name.clone()) else {
-                continue;
-            };
-            if let Some(named) = matching.find(|r| r.named) {
-                return Cover::Declared {
-                    slot: *slot,
-                    rule: named.name.clone(),
-                };
+            match call.covers.get(effect, &call.envelope) {
+                Some((rule, true)) => {
+                    return Some(Cover::Declared {
+                        slot: *slot,
+                        rule: rule.to_string(),
+                    });
+                }
+                Some((rule, false)) => {
+                    broad.get_or_insert(Cover::Declared {
+                        slot: *slot,
+                        rule: rule.to_string(),
+                    });
+                }
+                None => {}
             }
-            broad.get_or_insert(Cover::Declared {
-                slot: *slot,
-                rule: first,
-            });
         }
-        if let Some(cover) = broad {
-            return cover;
-        }
-        if root_exec && effect.kind == EffectKind::Exec {
-            return Cover::Baseline {
-                rule: SESSION_COMMAND.into(),
-            };
-        }
-        let baseline = session_id
-            .and_then(|s| self.sessions.by_id.get(s))
-            .map_or(self.policy.baseline(), |s| &s.baseline);
-        match baseline.covers(effect) {
-            Some(rule) => Cover::Baseline {
-                rule: rule.name.clone(),
-            },
-            None => Cover::Undeclared,
-        }
+        broad
     }
 
-    fn record(&mut self, slot: u64, effect: String, undeclared: bool) {
-        if let Some(call) = self.calls.get_mut(slot)
-            && !call.summarised
-        {
-            call.summary.record(effect, undeclared);
+    /// Counts an effect in a call's summary; the first time, notes every
+    /// named pattern it fulfils (`/tmp/**` and a named `/tmp/x` both).
+    fn record(&mut self, slot: u64, effect: &Effect, undeclared: bool) {
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        if call.summarised || !call.summary.observe(effect, undeclared) || undeclared {
+            return;
+        }
+        let matched: Vec<String> = call
+            .envelope
+            .matching(effect)
+            .filter(|r| r.named)
+            .map(|r| format!("{} {}", r.kind, r.pattern))
+            .collect();
+        for pattern in matched {
+            call.summary.matched(pattern);
         }
     }
 

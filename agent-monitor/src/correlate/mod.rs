@@ -22,6 +22,7 @@
 mod calls;
 mod declarations;
 pub mod effects;
+mod fixed;
 mod judge;
 mod sessions;
 mod summary;
@@ -114,6 +115,8 @@ pub struct Correlator {
     agents: Agents,
     sessions: sessions::Sessions,
     calls: calls::CallBook,
+    /// Baseline and sensitivity answers for events of no session.
+    fixed: fixed::FixedCache,
     connections: HashMap<u64, Connection>,
     /// Windows (`CLOCK_BOOTTIME` ns) in which the kernel lost events.
     losses: VecDeque<(u64, u64)>,
@@ -121,6 +124,9 @@ pub struct Correlator {
     monitor_pid: u32,
     host: String,
     stats: CorrelationStats,
+    /// Random per correlator, so alert ids from different runs differ.
+    alert_prefix: String,
+    alerts_made: std::cell::Cell<u64>,
 }
 
 /// A connection's state: its peer and its current session.
@@ -138,11 +144,14 @@ impl Correlator {
             agents,
             sessions: sessions::Sessions::default(),
             calls: calls::CallBook::default(),
+            fixed: fixed::FixedCache::default(),
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),
             host: crate::evidence::store::host_name(),
             stats: CorrelationStats::default(),
+            alert_prefix: alert_prefix(),
+            alerts_made: std::cell::Cell::new(0),
         }
     }
 
@@ -202,14 +211,27 @@ impl Correlator {
     }
 
     fn alert(&self, now: Now, kind: &str, severity: &str, message: String) -> AlertRow {
+        let n = self.alerts_made.get() + 1;
+        self.alerts_made.set(n);
         AlertRow {
             ts: now.wall_ns,
-            alert_id: crate::random::uuid_v4()
-                .unwrap_or_else(|_| format!("{}-{kind}", now.wall_ns)),
+            // The run's random prefix and a count: unique without a
+            // getrandom call per alert, which an alert storm would pay.
+            alert_id: format!("{}-{n}", self.alert_prefix),
             kind: kind.to_string(),
             severity: severity.to_string(),
             message,
             ..AlertRow::default()
         }
+    }
+}
+
+/// 64 random bits in hex; the wall clock's nanoseconds if the kernel's
+/// random source fails.
+fn alert_prefix() -> String {
+    let mut bytes = [0u8; 8];
+    match crate::random::fill(&mut bytes) {
+        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => format!("{:x}", crate::time::WallClock::boot_now_ns()),
     }
 }

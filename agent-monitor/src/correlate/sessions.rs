@@ -30,6 +30,8 @@ pub(super) struct Session {
     pub open_calls: HashMap<String, u64>,
     /// The row has been written (`session.end`); it is not written again.
     pub written: bool,
+    /// Baseline and sensitivity answers for this session's effects.
+    pub fixed: super::fixed::FixedCache,
 }
 
 impl Session {
@@ -44,6 +46,7 @@ impl Session {
             cwd: spec.cwd,
             open_calls: HashMap::new(),
             written: false,
+            fixed: Default::default(),
         }
     }
 }

@@ -101,7 +101,7 @@ impl serde::Serialize for EffectKind {
 }
 
 /// One observed action, as the policy judges it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Effect {
     pub kind: EffectKind,
     /// An absolute, normalised path for file kinds and exec; `ip:port`,
