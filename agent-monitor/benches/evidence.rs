@@ -186,7 +186,12 @@ fn declare_build(correlator: &mut Correlator) {
     )
     .expect("a valid declaration");
     let outcome = correlator.declare(1, start, Now::default());
-    assert_eq!(outcome.slot.map(|s| s.slot), Some(1), "{:?}", outcome.reply);
+    assert_eq!(
+        outcome.slots.first().map(|s| s.slot),
+        Some(1),
+        "{:?}",
+        outcome.reply
+    );
 }
 
 /// Appends to the Arrow builders and stops there: the cost of the store

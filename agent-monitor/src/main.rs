@@ -281,6 +281,13 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         },
         capture: args.capture,
         capture_key: args.capture_key,
+        protect: args
+            .signing_key
+            .iter()
+            .chain(&args.policy)
+            .chain(&args.alerts)
+            .cloned()
+            .collect(),
         policy: args.policy,
         alerts: AlertConfig {
             stderr: !args.quiet_alerts,

@@ -59,6 +59,10 @@ pub struct RunOptions {
     pub alerts: AlertConfig,
     /// Where the run's private declaration socket is made.
     pub socket_parent: PathBuf,
+    /// More of the monitor's own files (keys, the policy, the alert file):
+    /// an agent touching them raises a tampering alert, as for the
+    /// evidence and the capture key.
+    pub protect: Vec<PathBuf>,
     pub command: Vec<OsString>,
     /// How long to keep recording descendants that outlive the command.
     pub linger: Duration,
@@ -91,6 +95,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let Some(program) = options.command.first() else {
         return Err(Error::io("run", io::Error::other("no command given")));
     };
+    // The user's own mistakes first (a bad policy, a bad webhook URL):
+    // they are cheaper to report than a kernel load is to undo.
+    let policy = load_policy(&options)?;
+    let alerter = Alerter::from_config(options.alerts.clone())
+        .map_err(|e| Error::io("setting up the alert sinks", io::Error::other(e)))?;
     let monitor = Monitor::load(&options.load)?;
     // After the privilege checks, which say best what is missing. Only the
     // tagging policies need the key: `full` and `none` never create one.
@@ -99,9 +108,6 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         Policy::Full | Policy::None => CaptureKey::from_bytes([0; 32]),
     };
     let capture = Capture::new(options.capture, key);
-    let policy = load_policy(&options)?;
-    let alerter = Alerter::from_config(options.alerts.clone())
-        .map_err(|e| Error::io("setting up the alert sinks", io::Error::other(e)))?;
     // One clock for the outputs and the session, so their times agree.
     let clock = WallClock::sample();
     let sink = open_sink(
@@ -134,6 +140,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
             )
         })?;
     let mut policy = policy;
+    if let Some(dir) = socket.path().parent() {
+        policy
+            .protect(&dir.to_string_lossy())
+            .map_err(|e| Error::io("protecting the socket", io::Error::other(e)))?;
+    }
     policy
         .extend_baseline(
             "monitor.api",
@@ -393,6 +404,7 @@ fn load_policy(options: &RunOptions) -> Result<PolicyFile> {
     };
     let mut protected: Vec<PathBuf> = vec![options.capture_key.clone()];
     protected.extend(options.evidence.iter().cloned());
+    protected.extend(options.protect.iter().cloned());
     for path in protected {
         let absolute = std::path::absolute(&path).unwrap_or(path);
         policy

@@ -3,6 +3,7 @@
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::Path,
 };
 
@@ -22,7 +23,13 @@ impl JsonlAlerts<File> {
     /// Opens `path` for appending, creating it if needed: restarts add to
     /// the file rather than replace what earlier runs alerted.
     pub fn create(path: &Path) -> io::Result<JsonlAlerts<File>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Alerts name what agents touched: readable by the monitor's user
+        // only, like the evidence.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(JsonlAlerts {
             out: file,
             name: format!("jsonl {}", path.display()),

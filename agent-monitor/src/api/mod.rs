@@ -44,9 +44,9 @@ pub enum ApiMessage {
     },
 }
 
-/// The reply to write, and the slot to set first.
+/// The reply to write, and the slots to set first.
 #[derive(Debug)]
 pub struct Answer {
     pub reply: Reply,
-    pub slot: Option<SlotUpdate>,
+    pub slots: Vec<SlotUpdate>,
 }

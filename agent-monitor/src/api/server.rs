@@ -165,10 +165,10 @@ impl<K: Kernel> Connection<K> {
                 if self.to_stage.send(request).await.is_err() {
                     return false;
                 }
-                let Ok(Answer { reply, slot }) = answered.await else {
+                let Ok(Answer { reply, slots }) = answered.await else {
                     return false;
                 };
-                if let Some(update) = slot {
+                for update in slots {
                     self.apply(update);
                 }
                 reply

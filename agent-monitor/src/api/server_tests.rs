@@ -68,7 +68,7 @@ fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
                     }
                     let _ = answer.send(Answer {
                         reply: outcome.reply,
-                        slot: outcome.slot,
+                        slots: outcome.slots,
                     });
                 }
                 ApiMessage::Refused { .. } => correlator.refused(),

@@ -89,12 +89,16 @@ pub struct Summary {
 const KNOWN_LIMIT: usize = 65_536;
 
 impl Summary {
-    /// Counts an event's effect; true the first time this effect is seen.
-    pub fn observe(&mut self, effect: &Effect, undeclared: bool) -> bool {
+    /// Counts one event bound to the call.
+    pub fn count(&mut self, undeclared: bool) {
         self.events += 1;
         if undeclared {
             self.undeclared_events += 1;
         }
+    }
+
+    /// Lists an event's effect; true the first time this effect is seen.
+    pub fn observe(&mut self, effect: &Effect, undeclared: bool) -> bool {
         let hash = self.hasher.hash_one(effect);
         if self.known.contains(&hash) {
             return false;
@@ -112,11 +116,9 @@ impl Summary {
         true
     }
 
-    /// Counts an action no effect names, by its description.
+    /// Lists an action no effect names, by its description.
     pub fn record(&mut self, what: String, undeclared: bool) {
-        self.events += 1;
         if undeclared {
-            self.undeclared_events += 1;
             insert_bounded(&mut self.undeclared, &what, &mut self.cut);
         }
         insert_bounded(&mut self.seen, &what, &mut self.cut);
@@ -219,7 +221,12 @@ impl CallBook {
             process_start_ns,
         } = *event;
         let mut out = Vec::new();
-        let primary = self.by_slot.get(&slot);
+        // The declarer's own events carry its slot only while the call is
+        // open; a stale slot (a map update that failed) is not believed.
+        let primary = self
+            .by_slot
+            .get(&slot)
+            .filter(|c| c.declarer != pid || c.external || c.open_at(ts_ns));
         if let Some(call) = primary {
             out.push(call.slot);
         }

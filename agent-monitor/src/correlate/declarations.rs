@@ -1,5 +1,7 @@
 //! Declarations: who may make them, and what each one records.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{
@@ -17,7 +19,7 @@ impl Outcome {
     fn reply(reply: Reply) -> Outcome {
         Outcome {
             reply,
-            slot: None,
+            slots: Vec::new(),
             records: Vec::new(),
             alerts: Vec::new(),
         }
@@ -302,7 +304,7 @@ impl Correlator {
             status: "open".into(),
             decision: Some(decision.name().into()),
             rule: Some(decision.rule.clone()),
-            reason: Some(decision.reason.clone()),
+            reason: Some(decision_reason(&decision)),
             declared_by: Some(match peer.start_ns {
                 0 => format!("pid {}", peer.pid),
                 start => format!("{}@{start}", peer.pid),
@@ -355,10 +357,14 @@ impl Correlator {
         }
         Outcome {
             reply,
-            slot: (!external).then_some(SlotUpdate {
-                pid: peer.pid,
-                slot,
-            }),
+            slots: if external {
+                Vec::new()
+            } else {
+                vec![SlotUpdate {
+                    pid: peer.pid,
+                    slot,
+                }]
+            },
             records: vec![Declared::Decision(decision_row)],
             alerts: Vec::new(),
         }
@@ -382,7 +388,7 @@ impl Correlator {
             .and_then(|r| capture(&self.capture, &r));
         let update = self.end_call(slot, end.status.name(), result, now);
         let mut outcome = Outcome::reply(Reply::accepted(id));
-        outcome.slot = update;
+        outcome.slots.extend(update);
         outcome
     }
 
@@ -416,7 +422,7 @@ impl Correlator {
             return Outcome::reply(Reply::no_session(id));
         };
         let mut outcome = Outcome::reply(Reply::accepted(id));
-        outcome.slot = self.end_open_calls(&session_id, "unfinished", now);
+        outcome.slots = self.end_open_calls(&session_id, "unfinished", now);
         if let Some(session) = self.sessions.by_id.get_mut(&session_id) {
             session.row.ended = Some(now.wall_ns);
         }
@@ -426,17 +432,30 @@ impl Correlator {
         outcome
     }
 
-    /// Ends every call of a session still open, with `status`.
-    fn end_open_calls(&mut self, session_id: &str, status: &str, now: Now) -> Option<SlotUpdate> {
+    /// Ends every call of a session still open, with `status`; returns
+    /// each declarer's slot as it must be once they have all ended.
+    fn end_open_calls(&mut self, session_id: &str, status: &str, now: Now) -> Vec<SlotUpdate> {
         let open: Vec<u64> = match self.sessions.by_id.get_mut(session_id) {
             Some(s) => s.open_calls.drain().map(|(_, slot)| slot).collect(),
-            None => return None,
+            None => return Vec::new(),
         };
-        let mut last = None;
+        let mut last: HashMap<u32, SlotUpdate> = HashMap::new();
         for slot in open {
-            last = self.end_call(slot, status, None, now).or(last);
+            if let Some(update) = self.end_call(slot, status, None, now) {
+                last.insert(update.pid, update);
+            }
         }
-        last
+        // Recomputed now that all have ended: an earlier update may name
+        // a call that ended after it.
+        let mut updates: Vec<SlotUpdate> = last
+            .into_keys()
+            .map(|pid| SlotUpdate {
+                pid,
+                slot: self.calls.open_of(pid).last().map_or(0, |c| c.slot),
+            })
+            .collect();
+        updates.sort_by_key(|u| u.pid);
+        updates
     }
 
     /// A connection closed: the calls it left open end as `disconnected`.

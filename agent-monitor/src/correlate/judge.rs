@@ -46,6 +46,8 @@ pub struct Judgement {
     /// `declared`, …).
     pub rule: Option<String>,
     pub alerts: Vec<AlertRow>,
+    /// The call `tool_call_id` names, by slot.
+    slot: Option<u64>,
 }
 
 /// One effect's fate.
@@ -82,6 +84,7 @@ impl Correlator {
             verdict: Verdict::Baseline,
             rule: None,
             alerts: Vec::new(),
+            slot: primary,
         };
         match effects::of(event, process) {
             Effects::Lifecycle => {
@@ -92,6 +95,11 @@ impl Correlator {
                 self.uncoverable(event, primary, &mut judgement, now);
             }
             Effects::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
+        }
+        if let Some(call) = judgement.slot.and_then(|s| self.calls.get_mut(s))
+            && !call.summarised
+        {
+            call.summary.count(judgement.verdict == Verdict::Undeclared);
         }
         judgement
     }
@@ -143,6 +151,12 @@ impl Correlator {
             && !call.summarised
         {
             call.summary.record(what.clone(), true);
+        }
+        if judgement.verdict == Verdict::Undeclared
+            && let Some(slot) = primary
+            && self.calls.get(slot).is_some_and(|c| !c.allowed)
+        {
+            self.denied_ran(event, slot, judgement, now);
         }
         if tampering {
             let message = format!("{what}: may tamper with the monitor");
@@ -263,6 +277,7 @@ impl Correlator {
         } else if let Some((slot, rule)) = declared {
             judgement.verdict = Verdict::Declared;
             judgement.tool_call_id = Some(self.call_id(slot));
+            judgement.slot = Some(slot);
             judgement.rule = Some(rule);
             self.stats.declared += 1;
         } else {

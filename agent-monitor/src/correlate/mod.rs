@@ -88,7 +88,8 @@ pub struct SlotUpdate {
 #[derive(Debug)]
 pub struct Outcome {
     pub reply: Reply,
-    pub slot: Option<SlotUpdate>,
+    /// Slots to set, in order, before the reply is written.
+    pub slots: Vec<SlotUpdate>,
     /// Rows for the evidence store, in order.
     pub records: Vec<Declared>,
     pub alerts: Vec<AlertRow>,

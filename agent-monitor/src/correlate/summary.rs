@@ -65,10 +65,11 @@ impl Correlator {
         row.undeclared_events = summary.undeclared_events;
         row.effects_seen = summary.seen.iter().cloned().collect();
         row.undeclared_effects = summary.undeclared.iter().cloned().collect();
+        // A denied call was not meant to run: it promised nothing.
         row.declared_unseen = call
             .envelope
             .rules()
-            .filter(|r| r.named)
+            .filter(|r| r.named && call.allowed)
             .map(|r| format!("{} {}", r.kind, r.pattern))
             .filter(|p| is_concrete(p) && !summary.matched.contains(p))
             .collect();

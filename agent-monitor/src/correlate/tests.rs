@@ -88,7 +88,7 @@ fn judge(c: &mut Correlator, event: &Event) -> Judgement {
 }
 
 fn slot_of(outcome: &Outcome) -> u64 {
-    outcome.slot.expect("a slot update").slot
+    outcome.slots.first().expect("a slot update").slot
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn a_declared_read_is_declared_and_a_later_one_is_not() {
         start.reply
     );
     let slot = slot_of(&start);
-    assert_eq!(start.slot.unwrap().pid, AGENT_PID);
+    assert_eq!(start.slots[0].pid, AGENT_PID);
     assert!(
         matches!(&start.records[0], Declared::Decision(d) if d.decision == "allow" && d.policy_sha256.as_deref() == Some(c.policy().sha256()))
     );
@@ -128,11 +128,11 @@ fn a_declared_read_is_declared_and_a_later_one_is_not() {
         12,
     );
     assert_eq!(
-        end.slot,
-        Some(SlotUpdate {
+        end.slots,
+        [SlotUpdate {
             pid: AGENT_PID,
             slot: 0
-        })
+        }]
     );
     let again = judge(
         &mut c,
@@ -260,7 +260,10 @@ fn overlapping_calls_of_one_process_are_told_apart_by_their_envelopes() {
         json!({"type":"tool.end","call_id":"b","status":"ok"}),
         13,
     );
-    assert_eq!(end.slot.map(|u| u.slot), Some(slot_of(&a)));
+    assert_eq!(
+        end.slots.iter().map(|u| u.slot).collect::<Vec<_>>(),
+        [slot_of(&a)]
+    );
 }
 
 #[test]

@@ -33,7 +33,7 @@ impl<S: Sink> Processor<S> {
                 // The client may have gone; its declarations stay recorded.
                 let _ = answer.send(Answer {
                     reply: outcome.reply,
-                    slot: outcome.slot,
+                    slots: outcome.slots,
                 });
             }
             ApiMessage::Refused { .. } => self.correlator.refused(),
