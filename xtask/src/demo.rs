@@ -1,5 +1,6 @@
-//! The README's demonstration: an example agent under the monitor, then the
-//! process tree the monitor recorded, read back from its JSONL events.
+//! The README's demonstration: the example coding agent under the monitor,
+//! declaring three tool calls and doing one thing it never declared; then
+//! what the monitor recorded, read back from its JSONL output.
 
 use std::{collections::BTreeMap, fs, process::Command};
 
@@ -10,16 +11,46 @@ use crate::{release_binary, root, sh};
 
 pub fn run() -> Result<()> {
     let out = root().join("target/demo");
-    fs::create_dir_all(&out)?;
+    // A fresh layout each time: the agent and the SDK side by side, as an
+    // agent is deployed, its data, and a HOME with a secret planted in it.
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    let (agent, data, home) = (out.join("agent"), out.join("data"), out.join("home"));
+    for dir in [&agent, &data, &home.join(".config")] {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(data.join("notes.txt"), "Ship the release on Friday.\n")?;
+    fs::write(home.join(".config/secret-token"), "tok_live_4242\n")?;
+    fs::copy(
+        root().join("examples/coding_agent.py"),
+        agent.join("coding_agent.py"),
+    )?;
+    fs::copy(
+        root().join("sdk/python/agent_monitor.py"),
+        agent.join("agent_monitor.py"),
+    )?;
+    let url = format!("http://127.0.0.1:{}/reference", http_server()?);
+
     let events = out.join("events.jsonl");
-    let agent = root().join("examples/demo_agent.py");
+    let evidence = out.join("evidence");
     let python = real_python()?;
     sh(Command::new(release_binary())
-        .args(["run", "--agent", "demo-agent", "--events"])
+        .args([
+            "run",
+            "--agent",
+            "coding-agent",
+            "--quiet-alerts",
+            "--events",
+        ])
         .arg(&events)
-        .arg("--")
-        .arg(python)
-        .arg(&agent))?;
+        .arg("--evidence")
+        .arg(&evidence)
+        .args(["--", &python, "coding_agent.py", "--data"])
+        .arg(&data)
+        .args(["--url", &url])
+        .current_dir(&agent)
+        .env("HOME", &home))?;
 
     let text =
         fs::read_to_string(&events).with_context(|| format!("reading {}", events.display()))?;
@@ -28,80 +59,83 @@ pub fn run() -> Result<()> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("the events file is not JSONL")?;
-    // The run's session line is not an event.
-    let events: Vec<Value> = lines
-        .into_iter()
-        .filter(|line| line["kind"] != "session")
-        .collect();
+    let (declared, events): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|line| {
+        ["session", "message", "tool_call", "decision", "alert"]
+            .contains(&line["kind"].as_str().unwrap_or(""))
+    });
     println!();
     println!(
-        "What the monitor saw ({} events, all in target/demo/events.jsonl):",
+        "What the monitor saw ({} events, in target/demo/events.jsonl and target/demo/evidence):",
         events.len()
     );
     print!("{}", Tree::from_events(&events).render());
-    print!("{}", highlights(&events));
+    print!("{}", calls(&declared, &events));
+    println!(
+        "\nQuery the evidence with DuckDB, from target/demo/evidence:\n  duckdb -c \".read {}\"",
+        root().join("queries/undeclared_with_prompt.sql").display()
+    );
     Ok(())
 }
 
-/// Files the agent wrote or removed and the connections it made: what an
-/// auditor asks first. Reads of libraries and locale files stay in the
-/// JSONL.
-fn highlights(events: &[Value]) -> String {
-    let field = |e: &Value, name: &str| e[name].as_str().unwrap_or("?").to_string();
-    let outcome = |e: &Value| e["error"].as_str().unwrap_or("ok").to_string();
-    let mut out = String::from("\nFiles opened for writing:\n");
-    for e in events.iter().filter(|e| {
-        e["kind"] == "file.open"
-            && e["access"] != "read"
-            && e["result"].as_i64().is_some_and(|r| r >= 0)
-            && !e["path"].as_str().is_some_and(|p| p.starts_with("/dev/"))
-    }) {
-        let created = if e["created"] == true {
-            ", created"
-        } else {
-            ""
-        };
+/// A server outside the agent's tree for its `http_get` call.
+fn http_server() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 23\r\n\r\nRelease notes: Friday.\n",
+            );
+        }
+    });
+    Ok(port)
+}
+
+/// Each declared tool call with the policy's decision and what its
+/// processes were seen to do, then every action nothing covered.
+fn calls(declared: &[Value], events: &[Value]) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let mut out = String::from("\nDeclared tool calls:\n");
+    for call in declared.iter().filter(|r| r["kind"] == "tool_call") {
         out.push_str(&format!(
-            "  {}  (pid {}, {}{created})\n",
-            field(e, "path"),
-            e["pid"],
-            field(e, "access")
+            "  {} {} {}: {} by {}, {} events\n",
+            text(&call["call_id"]),
+            text(&call["tool"]),
+            text(&call["args"]),
+            text(&call["decision"]),
+            text(&call["rule"]),
+            call["events"]
         ));
+        for effect in call["effects_seen"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(4)
+        {
+            out.push_str(&format!("      {}\n", text(effect)));
+        }
     }
-    out.push_str("Files removed:\n");
-    for e in events.iter().filter(|e| e["kind"] == "file.unlink") {
-        out.push_str(&format!(
-            "  {}  (pid {}, {})\n",
-            field(e, "path"),
-            e["pid"],
-            outcome(e)
-        ));
+    let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
+    for event in events {
+        *verdicts.entry(text(&event["verdict"])).or_default() += 1;
     }
-    out.push_str("Network:\n");
-    for e in events.iter().filter(|e| {
-        e["kind"]
-            .as_str()
-            .is_some_and(|k| k.starts_with("net.") || k.starts_with("dns."))
-    }) {
-        let addr = e["addr"].as_str().or(e["local_addr"].as_str());
-        let port = e["port"].as_u64().or(e["local_port"].as_u64()).unwrap_or(0);
-        let end = match (e["unix_path"].as_str(), addr) {
-            (Some(path), _) => format!("unix:{path}"),
-            (None, Some(addr)) => format!("{addr}:{port}"),
-            (None, None) => "?".to_string(),
-        };
+    let counts: Vec<String> = verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    out.push_str(&format!("Verdicts: {}\n", counts.join(", ")));
+    out.push_str("Alerts:\n");
+    for alert in declared.iter().filter(|r| r["kind"] == "alert") {
         out.push_str(&format!(
-            "  {} {end}  (pid {}, {})\n",
-            field(e, "kind"),
-            e["pid"],
-            outcome(e)
+            "  [{}] {}: {}\n",
+            text(&alert["severity"]),
+            text(&alert["alert_kind"]),
+            text(&alert["message"])
         ));
     }
     out
 }
 
-/// The interpreter behind `python3`, so that version-manager shims (pyenv
-/// runs a dozen shell scripts per start) do not crowd the demonstration.
 fn real_python() -> Result<String> {
     let out = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
