@@ -405,7 +405,7 @@ fn load_policy(options: &RunOptions) -> Result<PolicyFile> {
     let mut protected: Vec<PathBuf> = vec![options.capture_key.clone()];
     protected.extend(options.evidence.iter().cloned());
     protected.extend(options.protect.iter().cloned());
-    for path in protected {
+    for path in protected.into_iter().filter(|p| !p.as_os_str().is_empty()) {
         let absolute = std::path::absolute(&path).unwrap_or(path);
         policy
             .protect(&absolute.to_string_lossy())
