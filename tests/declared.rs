@@ -456,3 +456,76 @@ fn a_shell_agent_declares_with_the_cli_and_a_denied_call_does_not_run() {
         vec![json!(["file.open", marker.to_str().unwrap()])]
     );
 }
+
+#[test]
+fn learn_proposes_a_baseline_that_silences_a_clean_run_and_replay_sees_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let proposal = work.join("proposal.toml");
+    let cmd = [
+        "/bin/sh",
+        "-c",
+        "cat /etc/hostname >/dev/null; date >/dev/null; exit 0",
+    ];
+    let learned = Command::new(BIN)
+        .args(["learn", "--name", "shell", "--output"])
+        .arg(&proposal)
+        .arg("--")
+        .args(cmd)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&learned.stderr);
+    assert_eq!(learned.status.code(), Some(0), "{stderr}");
+    let toml = std::fs::read_to_string(&proposal).unwrap();
+    assert!(toml.contains("[baseline.shell]"), "{toml}");
+    assert!(toml.contains("\"/etc/hostname\""), "{toml}");
+
+    // The default policy with the proposal: the same run is all covered.
+    let default =
+        std::fs::read_to_string(repo().join("agent-monitor/src/policy/default.toml")).unwrap();
+    let policy = work.join("policy.toml");
+    std::fs::write(&policy, format!("{default}\n{toml}")).unwrap();
+    let store = work.join("evidence");
+    let (status, _, stderr) = run_in(
+        &work,
+        &[],
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--evidence",
+            store.to_str().unwrap(),
+            "--fail-on-undeclared",
+        ],
+        &cmd,
+    );
+    assert_eq!(
+        status, 0,
+        "nothing undeclared under the learned baseline:\n{stderr}"
+    );
+
+    // Replayed under the default policy alone, the same evidence alerts.
+    let replayed = Command::new(BIN)
+        .args(["replay", "--fail-on-alert"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("undeclared file.read /etc/hostname"),
+        "{report}"
+    );
+    let same = Command::new(BIN)
+        .args(["replay", "--fail-on-alert", "--policy"])
+        .arg(&policy)
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+}
