@@ -51,6 +51,23 @@ impl Correlator {
         out
     }
 
+    /// The rows of sessions ended by `session.end` and not yet written,
+    /// their identity filled in from `table`: written at once, so that a
+    /// crash later loses none of them.
+    pub fn ended_sessions(&mut self, table: &ProcessTable) -> Vec<Declared> {
+        let mut out = Vec::new();
+        for session in self.sessions.by_id.values_mut() {
+            if session.written || session.row.ended.is_none() {
+                continue;
+            }
+            session.written = true;
+            let mut row = session.row.clone();
+            sessions::fill_identity(&mut row, table);
+            out.push(Declared::Session(row));
+        }
+        out
+    }
+
     /// Completes a call's row from its summary, and retires the call.
     fn summarise(&mut self, slot: u64) -> Option<Declared> {
         let (started, ended) = {

@@ -595,3 +595,44 @@ fn disconnecting_ends_the_connections_calls() {
     let rows = c.tick(u64::MAX);
     assert_eq!(tool_call_rows(&rows)[0].status, "disconnected");
 }
+
+#[test]
+fn an_ended_session_is_written_at_once_and_only_once() {
+    let mut c = correlator();
+    c.connect(
+        2,
+        Peer {
+            pid: 300,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    send(
+        &mut c,
+        2,
+        json!({"type":"session.start","session_id":"sub","task":"t"}),
+        1,
+    );
+    assert!(
+        c.ended_sessions(&ProcessTable::new()).is_empty(),
+        "still open"
+    );
+    send(&mut c, 2, json!({"type":"session.end"}), 5);
+    let rows = c.ended_sessions(&ProcessTable::new());
+    assert!(
+        matches!(&rows[..], [Declared::Session(s)] if s.session_id == "sub" && s.ended == Some(at(5).wall_ns)),
+        "{rows:?}"
+    );
+    assert!(c.ended_sessions(&ProcessTable::new()).is_empty());
+    // At the end only the run's session is left to write.
+    let closing = c.close(at(9), &ProcessTable::new());
+    let ids: Vec<&str> = closing
+        .iter()
+        .filter_map(|r| match r {
+            Declared::Session(s) => Some(s.session_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [SESSION]);
+}

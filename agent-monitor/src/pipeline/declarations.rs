@@ -27,6 +27,9 @@ impl<S: Sink> Processor<S> {
                 for record in &outcome.records {
                     self.record(record);
                 }
+                for row in self.correlator.ended_sessions(&self.table) {
+                    self.record(&row);
+                }
                 for alert in outcome.alerts {
                     self.raise(alert);
                 }
