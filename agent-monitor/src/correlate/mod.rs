@@ -28,6 +28,8 @@ mod sessions;
 mod summary;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 
 use std::{
