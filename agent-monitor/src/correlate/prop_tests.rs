@@ -64,7 +64,7 @@ fn request() -> impl Strategy<Value = serde_json::Value> {
         }),
         Just(json!({"type":"prompt","text":"go"})),
         call.prop_map(|c| json!({"type":"model.output","text":"ok","tool_calls":[c]})),
-        (call, tool.clone(), path.clone()).prop_map(|(c, t, p)| json!({
+        (call, tool.clone(), path).prop_map(|(c, t, p)| json!({
             "type":"tool.start","call_id":c,"tool":t,
             "args":{"path":p,"command":format!("cat {p}"),"url":"http://127.0.0.1:9/"}
         })),
