@@ -7,6 +7,7 @@
 use std::{hint::black_box, io};
 
 use agent_monitor::{
+    alerts::{AlertConfig, Alerter},
     correlate::{Correlator, Now, Peer, SessionSpec},
     decode::decode,
     event::{Event, LossReport, Record},
@@ -97,7 +98,9 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let mut agents = Agents::default();
             agents.add("bench");
-            let mut processor = Processor::new(Discard, agents).with_cwd_lookup(|_| None);
+            let mut processor = Processor::new(Discard, agents)
+                .with_cwd_lookup(|_| None)
+                .with_alerter(quiet_alerter());
             for (seq, bytes) in records.iter().enumerate() {
                 processor.handle(Record::Event(
                     decode(bytes, seq as u64).expect("valid record"),
@@ -113,7 +116,9 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let mut agents = Agents::default();
             agents.add("bench");
-            let mut processor = Processor::new(Discard, agents).with_cwd_lookup(|_| None);
+            let mut processor = Processor::new(Discard, agents)
+                .with_cwd_lookup(|_| None)
+                .with_alerter(quiet_alerter());
             declare_build(processor.correlator_mut());
             for (seq, bytes) in in_call.iter().enumerate() {
                 processor.handle(Record::Event(
@@ -129,7 +134,9 @@ fn pipeline(c: &mut Criterion) {
             let mut agents = Agents::default();
             agents.add("bench");
             let sink = ArrowOnly(EventsBuilder::default());
-            let mut processor = Processor::new(sink, agents).with_cwd_lookup(|_| None);
+            let mut processor = Processor::new(sink, agents)
+                .with_cwd_lookup(|_| None)
+                .with_alerter(quiet_alerter());
             for (seq, bytes) in records.iter().enumerate() {
                 processor.handle(Record::Event(
                     decode(bytes, seq as u64).expect("valid record"),
@@ -148,7 +155,9 @@ fn pipeline(c: &mut Criterion) {
                 .expect("store opens");
             let mut agents = Agents::default();
             agents.add("bench");
-            let mut processor = Processor::new(store, agents).with_cwd_lookup(|_| None);
+            let mut processor = Processor::new(store, agents)
+                .with_cwd_lookup(|_| None)
+                .with_alerter(quiet_alerter());
             for (seq, bytes) in records.iter().enumerate() {
                 processor.handle(Record::Event(
                     decode(bytes, seq as u64).expect("valid record"),
@@ -159,6 +168,18 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The alerter every run has, with no sink: repeats and excess alerts are
+/// held back before they reach the store, as in a run.
+fn quiet_alerter() -> Alerter {
+    Alerter::new(
+        AlertConfig {
+            stderr: false,
+            ..AlertConfig::default()
+        },
+        Vec::new(),
+    )
 }
 
 /// Opens a session for agent 1 and declares, from pid 1000, the `bash`

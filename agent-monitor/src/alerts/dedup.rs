@@ -1,32 +1,42 @@
 //! The bounded table of recently sent alert keys.
 //!
-//! A key is the SHA-256 of (kind, agent, session, rule, message): the
-//! message names the resource, so the same alert about another file is
-//! another key. Hashing keeps every entry 32 bytes however long the
-//! message, so the table's memory is bounded by its key count alone.
+//! A key is a 128-bit keyed hash (two SipHash instances with random keys)
+//! of (kind, agent, session, rule, message): the message names the
+//! resource, so the same alert about another file is another key. Hashing
+//! keeps every entry 16 bytes however long the message, so the table's
+//! memory is bounded by its key count alone. The keys are random per
+//! process, so an agent cannot craft two alerts that collide; by chance,
+//! two of 65,536 keys collide with a probability near 2^-97.
 
 use std::{
     collections::{HashMap, VecDeque},
+    hash::{BuildHasher, Hasher, RandomState},
+    sync::LazyLock,
     time::{Duration, Instant},
 };
 
-use sha2::{Digest, Sha256};
-
 use crate::evidence::declared::AlertRow;
 
-pub type Key = [u8; 32];
+pub type Key = (u64, u64);
+
+static HASHERS: LazyLock<(RandomState, RandomState)> =
+    LazyLock::new(|| (RandomState::new(), RandomState::new()));
 
 /// The de-duplication key of an alert.
 pub fn key(row: &AlertRow) -> Key {
-    let mut hasher = Sha256::new();
+    let (mut a, mut b) = (HASHERS.0.build_hasher(), HASHERS.1.build_hasher());
     // Each field is length-prefixed and tagged present/absent, so no two
     // different tuples hash the same input ("a" + "bc" vs "ab" + "c").
-    let mut field = |value: Option<&str>| match value {
-        None => hasher.update([0u8]),
-        Some(text) => {
-            hasher.update([1u8]);
-            hasher.update((text.len() as u64).to_le_bytes());
-            hasher.update(text.as_bytes());
+    let mut field = |value: Option<&str>| {
+        for hasher in [&mut a, &mut b] {
+            match value {
+                None => hasher.write_u8(0),
+                Some(text) => {
+                    hasher.write_u8(1);
+                    hasher.write_u64(text.len() as u64);
+                    hasher.write(text.as_bytes());
+                }
+            }
         }
     };
     field(Some(&row.kind));
@@ -34,7 +44,7 @@ pub fn key(row: &AlertRow) -> Key {
     field(row.session_id.as_deref());
     field(row.rule.as_deref());
     field(Some(&row.message));
-    hasher.finalize().into()
+    (a.finish(), b.finish())
 }
 
 struct Entry {
