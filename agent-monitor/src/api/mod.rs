@@ -13,7 +13,7 @@ mod server;
 mod socket;
 
 pub use server::{Kernel, serve};
-pub use socket::PrivateSocket;
+pub use socket::{PrivateSocket, pattern as socket_pattern};
 
 use tokio::sync::oneshot;
 

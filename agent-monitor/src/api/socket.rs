@@ -12,6 +12,21 @@ use tokio::net::UnixListener;
 /// The socket's file name inside its directory.
 const SOCKET_NAME: &str = "api.sock";
 
+/// The name of a run's socket directory: replay recognises the socket of
+/// a stored run by it.
+pub fn dir_name(session_id: &str) -> String {
+    format!("agent-monitor-{session_id}")
+}
+
+/// A pattern for the socket of the run whose session is `session_id`,
+/// wherever its directory was made.
+pub fn pattern(session_id: &str) -> String {
+    format!(
+        "/**/{}/{SOCKET_NAME}",
+        globset::escape(&dir_name(session_id))
+    )
+}
+
 #[derive(Debug)]
 pub struct PrivateSocket {
     dir: PathBuf,
@@ -23,7 +38,7 @@ impl PrivateSocket {
     /// created 0700 and must not exist: a directory planted there by
     /// someone else is never reused.
     pub fn bind(parent: &Path, name: &str) -> io::Result<(PrivateSocket, UnixListener)> {
-        let dir = parent.join(format!("agent-monitor-{name}"));
+        let dir = parent.join(dir_name(name));
         fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let path = dir.join(SOCKET_NAME);
         let socket = PrivateSocket { dir, path };

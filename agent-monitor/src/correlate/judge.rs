@@ -46,6 +46,10 @@ pub struct Judgement {
     /// `declared`, …).
     pub rule: Option<String>,
     pub alerts: Vec<AlertRow>,
+    /// The event's effects that no call and no baseline covered, in the
+    /// event's order: empty unless the verdict is `undeclared` or
+    /// `unverifiable` (and then empty for an action no effect kind names).
+    pub undeclared_effects: Vec<Effect>,
     /// The call `tool_call_id` names, by slot.
     slot: Option<u64>,
 }
@@ -84,6 +88,7 @@ impl Correlator {
             verdict: Verdict::Baseline,
             rule: None,
             alerts: Vec::new(),
+            undeclared_effects: Vec::new(),
             slot: primary,
         };
         match effects::of(event, process) {
@@ -217,7 +222,6 @@ impl Correlator {
                 .and_then(|s| self.sessions.by_id.get(s))
                 .is_some_and(|s| s.row.pid == Some(event.pid));
 
-        let mut worst: Option<Effect> = None;
         let mut declared: Option<(u64, String)> = None;
         let mut baseline: Option<String> = None;
         let mut sensitive: Option<(Effect, String, Severity)> = None;
@@ -247,23 +251,21 @@ impl Correlator {
                     if let Some(slot) = primary {
                         self.record(slot, &effect, true);
                     }
-                    if worst.is_none() {
-                        worst = Some(effect);
-                    }
+                    judgement.undeclared_effects.push(effect);
                 }
             }
         }
-        let denied_ran = worst.is_some()
+        let denied_ran = !judgement.undeclared_effects.is_empty()
             && primary.is_some_and(|s| self.calls.get(s).is_some_and(|c| !c.allowed));
 
-        if let Some(effect) = worst {
+        if let Some(effect) = judgement.undeclared_effects.first() {
             judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
             if judgement.verdict == Verdict::Undeclared {
+                let message = format!("undeclared {effect} by {}", actor(event));
                 let (severity, rule) = match &sensitive {
                     Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.clone())),
                     None => (Severity::Medium, None),
                 };
-                let message = format!("undeclared {effect} by {}", actor(event));
                 judgement.alerts.push(self.event_alert(
                     event,
                     judgement,

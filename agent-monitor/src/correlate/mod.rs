@@ -24,6 +24,7 @@ mod declarations;
 pub mod effects;
 mod fixed;
 mod judge;
+mod restore;
 mod sessions;
 mod summary;
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     correlate::Verdict,
     policy::{Effect, EffectKind, Severity},
-    replay::{Cover, EventRow, Judge, Judged},
+    replay::{EventRow, Judged, Known},
 };
 
 /// One undeclared effect outside tool calls, in one working directory.
@@ -59,13 +59,15 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    pub fn add(&mut self, judge: &Judge, row: &EventRow, judged: &Judged) {
+    pub fn add(&mut self, known: &Known, row: &EventRow, judged: &Judged) {
         self.events += 1;
         if let Some(s) = &row.session_id {
             self.sessions.insert(s.clone());
         }
         let j = match judged {
-            Judged::New(j) if j.verdict != Verdict::Unverifiable => j,
+            Judged::New { judgement, .. } if judgement.verdict != Verdict::Unverifiable => {
+                judgement
+            }
             _ => {
                 self.unjudged += 1;
                 return;
@@ -75,34 +77,25 @@ impl Seen {
             return;
         }
         if let Some(call_id) = &row.tool_call_id {
-            let tool = judge
-                .calls
-                .find(row.session_id.as_deref(), Some(call_id))
-                .map_or_else(
-                    || format!("(call {call_id})"),
-                    |i| judge.calls.all[i].row.tool.clone(),
-                );
+            let tool = known
+                .call(row.session_id.as_deref(), Some(call_id))
+                .map_or_else(|| format!("(call {call_id})"), |c| c.row.tool.clone());
             let effects = self.in_calls.entry(tool).or_default();
-            if j.covers.is_empty() {
+            if j.undeclared_effects.is_empty() {
                 *effects.entry(row.kind.clone()).or_insert(0) += 1;
             }
-            for (effect, cover) in &j.covers {
-                if *cover == Cover::Undeclared {
-                    *effects.entry(effect.to_string()).or_insert(0) += 1;
-                }
+            for effect in &j.undeclared_effects {
+                *effects.entry(effect.to_string()).or_insert(0) += 1;
             }
             return;
         }
-        if j.covers.is_empty() {
+        if j.undeclared_effects.is_empty() {
             *self.uncoverable.entry(row.kind.clone()).or_insert(0) += 1;
             return;
         }
-        let cwd = judge.session(row.session_id.as_deref()).cwd.clone();
-        for (effect, cover) in &j.covers {
-            if *cover != Cover::Undeclared {
-                continue;
-            }
-            if let Some((rule, severity)) = judge.policy.sensitive(effect) {
+        let cwd = known.cwd(row.session_id.as_deref()).map(String::from);
+        for effect in &j.undeclared_effects {
+            if let Some((rule, severity)) = known.policy.sensitive(effect) {
                 let entry = self
                     .sensitive
                     .entry(effect.to_string())

@@ -59,7 +59,7 @@ pub fn propose(dir: &Path, policy: &Policy, name: &str) -> Result<Proposal, Lear
     let store = Store::open(dir)?;
     let mut engine = Engine::load(store, policy)?;
     let mut seen = collect::Seen::default();
-    engine.run(|judge, row, judged| seen.add(judge, row, judged))?;
+    engine.run(|known, row, judged| seen.add(known, row, judged))?;
 
     let (patterns, mut left_out) = generalise::generalise(&seen);
     for (effect, s) in &seen.sensitive {

@@ -1,180 +1,187 @@
-//! Recorded tool calls, decided again under the replayed policy, and the
-//! candidate calls of an event.
+//! Recorded tool calls, to be declared again: who declared each, what it
+//! asked for, and what the replayed policy answered.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::tables::CallRow;
-use crate::policy::{Context, Effects, Envelope, Policy};
+use crate::{
+    declare::{Reply, Request, Status, ToolEnd, ToolStart},
+    policy::Effects,
+};
 
-/// A recorded call and what the replayed policy makes of it.
+/// A recorded call and what the replay made of it.
 #[derive(Debug)]
 pub(crate) struct Call {
     pub row: CallRow,
-    pub allow: bool,
-    /// The deciding rule; `args unreadable` when the call could not be
-    /// decided again.
-    pub rule: String,
-    pub reason: String,
-    pub envelope: Envelope,
+    /// The arguments and declared effects, when they are what the agent
+    /// sent.
+    request: Option<(Map<String, Value>, Option<Effects>)>,
     /// Why the call could not be decided again: its arguments (or
     /// declared effects) are not the JSON the agent sent, because the
-    /// capture policy hashed, redacted or dropped them. Its events are
-    /// judged against an empty envelope.
+    /// capture policy hashed, redacted or dropped them; or the correlator
+    /// refused the declaration. It keeps its recorded decision and covers
+    /// nothing.
     pub unreadable: Option<String>,
+    /// The replayed policy's answer, once declared.
+    pub decided: Option<Decided>,
 }
 
-/// What the rule of an undecidable call says.
-pub(crate) const UNREADABLE_RULE: &str = "args unreadable";
+/// The answer to a call's `tool.start`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Decided {
+    pub allow: bool,
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+/// Who declared a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Declarer {
+    /// A process of the agent's tree, with its key when recorded.
+    Tracked { pid: u32, key: Option<String> },
+    /// A process outside the tree (root naming the agent).
+    Outside { pid: u32 },
+}
+
+impl Declarer {
+    /// What tells one declaring process from another.
+    pub fn id(&self) -> String {
+        match self {
+            Declarer::Tracked { pid, key } => key.clone().unwrap_or_else(|| pid.to_string()),
+            Declarer::Outside { pid } => format!("pid {pid}"),
+        }
+    }
+}
 
 impl Call {
-    pub fn decide(policy: &Policy, cwd: Option<&str>, row: CallRow) -> Call {
+    pub fn new(row: CallRow) -> Call {
         let args = row
             .args
             .as_deref()
-            .map(serde_json::from_str::<Value>)
-            .and_then(Result::ok)
-            .filter(Value::is_object);
+            .map(serde_json::from_str::<Map<String, Value>>)
+            .and_then(Result::ok);
         let effects = match row.effects.as_deref() {
             None => Ok(None),
             Some(text) => serde_json::from_str::<Effects>(text).map(Some),
         };
-        let unreadable = match (&args, &effects) {
-            (None, _) if row.args.is_none() => Some("args not recorded".to_string()),
-            (None, _) => Some("args are not JSON (hashed or redacted)".to_string()),
-            (_, Err(e)) => Some(format!("declared effects unreadable: {e}")),
-            _ => None,
+        let (request, unreadable) = match (args, effects) {
+            (Some(args), Ok(effects)) => (Some((args, effects)), None),
+            (None, _) if row.args.is_none() => (None, Some("args not recorded".to_string())),
+            (None, _) => (None, Some("args are not JSON (hashed or redacted)".into())),
+            (_, Err(e)) => (None, Some(format!("declared effects unreadable: {e}"))),
         };
-        if let (Some(args), Ok(effects), None) = (&args, &effects, &unreadable) {
-            let decision =
-                policy.decide_start_in(&Context { cwd }, &row.tool, args, effects.as_ref());
-            return Call {
-                allow: decision.allow,
-                rule: decision.rule,
-                reason: decision.reason,
-                envelope: decision.envelope,
-                unreadable: None,
-                row,
+        Call {
+            row,
+            request,
+            unreadable,
+            decided: None,
+        }
+    }
+
+    /// The declaring process, from `declared_by`: `pid@start_ns` for a
+    /// tracked one, `pid N` for one outside the tree (the kernel knew no
+    /// start for it). Unrecorded, the session's root process declared it,
+    /// or, for a session of no process, someone outside.
+    pub fn declarer(&self, session_pid: Option<u32>) -> Declarer {
+        let text = self.row.declared_by.as_deref().unwrap_or_default();
+        if let Some(pid) = text.strip_prefix("pid ").and_then(|p| p.parse().ok()) {
+            return Declarer::Outside { pid };
+        }
+        if let Some(pid) = text.split_once('@').and_then(|(p, _)| p.parse().ok()) {
+            return Declarer::Tracked {
+                pid,
+                key: Some(text.to_string()),
             };
         }
-        Call {
-            // Undecidable: keep the recorded decision, cover nothing.
-            allow: row.decision.as_deref() != Some("deny"),
-            rule: UNREADABLE_RULE.to_string(),
-            reason: unreadable.clone().unwrap_or_default(),
-            envelope: Envelope::default(),
-            unreadable,
-            row,
+        match session_pid {
+            Some(pid) => Declarer::Tracked { pid, key: None },
+            None => Declarer::Outside { pid: 0 },
         }
     }
 
-    /// The rule that denied it, for messages.
-    pub fn deny_rule(&self) -> &str {
-        match &self.unreadable {
-            Some(_) => self.row.rule.as_deref().unwrap_or("the policy"),
-            None => &self.rule,
+    /// The `tool.start` that declares the call again. An unreadable call
+    /// asks for nothing: it keeps its recorded decision instead.
+    pub fn start(&self) -> Request {
+        let (args, effects) = self.request.clone().unwrap_or_default();
+        Request::ToolStart(ToolStart {
+            call_id: self.row.call_id.clone(),
+            tool: self.row.tool.clone(),
+            args,
+            effects: effects.map(|e| e.0),
+        })
+    }
+
+    pub fn end(&self) -> Request {
+        Request::ToolEnd(ToolEnd {
+            call_id: self.row.call_id.clone(),
+            status: if self.row.status == "error" {
+                Status::Error
+            } else {
+                Status::Ok
+            },
+            result: None,
+        })
+    }
+
+    /// Whether it was allowed at the time.
+    pub fn recorded_allow(&self) -> bool {
+        self.row.decision.as_deref() != Some("deny")
+    }
+
+    /// Takes the correlator's answer to [`Call::start`]; false when it
+    /// refused the declaration.
+    pub fn answer(&mut self, reply: Reply) -> bool {
+        match reply {
+            Reply::Decision {
+                decision,
+                reason,
+                rule,
+                ..
+            } => {
+                self.decided = Some(Decided {
+                    allow: decision == crate::declare::Decision::Allow,
+                    rule,
+                    reason,
+                });
+                true
+            }
+            other => {
+                self.refused(&other);
+                false
+            }
         }
     }
 
-    fn open_at(&self, ts: i64) -> bool {
-        self.row.started <= ts && self.row.ended.is_none_or(|end| ts < end)
-    }
-}
-
-/// Every recorded call, by id and by session.
-#[derive(Debug, Default)]
-pub(crate) struct Calls {
-    pub all: Vec<Call>,
-    by_id: HashMap<(String, String), usize>,
-    by_session: HashMap<String, Timeline>,
-}
-
-/// A session's calls in start order, and how far each prefix reaches:
-/// `reach[i]` is the latest end among the first `i + 1` calls (`i64::MAX`
-/// while one is open), so a backward scan for the calls open at a time
-/// stops as soon as no earlier call can still be open.
-#[derive(Debug, Default)]
-struct Timeline {
-    calls: Vec<usize>,
-    reach: Vec<i64>,
-}
-
-impl Calls {
-    pub fn new(all: Vec<Call>) -> Calls {
-        let mut by_id = HashMap::new();
-        for (i, call) in all.iter().enumerate() {
-            // A call written twice (open at a stop, then ended) keeps its
-            // last row.
-            by_id.insert((call.row.session_id.clone(), call.row.call_id.clone()), i);
-        }
-        let mut lists: HashMap<String, Vec<usize>> = HashMap::new();
-        for i in by_id.values() {
-            lists
-                .entry(all[*i].row.session_id.clone())
-                .or_default()
-                .push(*i);
-        }
-        let by_session = lists
-            .into_iter()
-            .map(|(session, mut calls)| {
-                calls.sort_by_key(|i| (all[*i].row.started, *i));
-                let mut reach = Vec::with_capacity(calls.len());
-                let mut latest = i64::MIN;
-                for i in &calls {
-                    latest = latest.max(all[*i].row.ended.unwrap_or(i64::MAX));
-                    reach.push(latest);
-                }
-                (session, Timeline { calls, reach })
-            })
-            .collect();
-        Calls {
-            all,
-            by_id,
-            by_session,
-        }
-    }
-
-    /// The index of the call `call_id` of `session_id`.
-    pub fn find(&self, session_id: Option<&str>, call_id: Option<&str>) -> Option<usize> {
-        let key = (session_id?.to_string(), call_id?.to_string());
-        self.by_id.get(&key).copied()
-    }
-
-    /// The calls that may cover an event, best first: the call the event
-    /// was bound to, then the session's other calls open at `ts`,
-    /// innermost (latest started) first.
-    pub fn candidates(
-        &self,
-        primary: Option<usize>,
-        session_id: Option<&str>,
-        ts: i64,
-    ) -> Vec<usize> {
-        let mut out: Vec<usize> = primary.into_iter().collect();
-        let Some(timeline) = session_id.and_then(|s| self.by_session.get(s)) else {
-            return out;
+    /// The correlator refused to declare the call again: it is judged as
+    /// an unreadable one would be, without a call.
+    pub fn refused(&mut self, reply: &Reply) {
+        let why = match reply {
+            Reply::Error { message, .. } => message.clone(),
+            other => format!("{other:?}"),
         };
-        let started = timeline
-            .calls
-            .partition_point(|i| self.all[*i].row.started <= ts);
-        for at in (0..started).rev() {
-            if timeline.reach[at] <= ts {
-                break;
-            }
-            let i = timeline.calls[at];
-            if Some(i) != primary && self.all[i].open_at(ts) {
-                out.push(i);
+        self.unreadable = Some(format!("could not be declared again: {why}"));
+    }
+}
+
+/// Each call once, by start: a call written twice (open at a stop, then
+/// ended) keeps its last row.
+pub(crate) fn distinct(rows: Vec<CallRow>) -> Vec<Call> {
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut out: Vec<CallRow> = Vec::new();
+    for row in rows {
+        let key = (row.session_id.clone(), row.call_id.clone());
+        match index.get(&key) {
+            Some(i) => out[*i] = row,
+            None => {
+                index.insert(key, out.len());
+                out.push(row);
             }
         }
-        out
     }
-
-    /// Each call once (the last row of a call written twice).
-    pub fn distinct(&self) -> impl Iterator<Item = &Call> {
-        let mut indices: Vec<usize> = self.by_id.values().copied().collect();
-        indices.sort_unstable();
-        indices.into_iter().map(|i| &self.all[i])
-    }
+    out.sort_by_key(|r| r.started);
+    out.into_iter().map(Call::new).collect()
 }
 
 #[cfg(test)]

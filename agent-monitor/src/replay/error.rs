@@ -15,6 +15,9 @@ pub enum ReplayError {
          (give the directory `agent-monitor run --evidence` wrote)"
     )]
     NotAStore { dir: PathBuf },
+    /// The monitor's own baseline entries could not be added.
+    #[error("extending the policy's baseline: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     #[error(
         "{dir}: the evidence store has no `{table}` table ({dir}/{table}/ is missing); \
          if the monitor was killed, run `agent-monitor recover {dir}` first"

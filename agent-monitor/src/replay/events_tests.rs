@@ -1,20 +1,25 @@
 use super::*;
 use crate::{
-    correlate::effects::Effects,
-    policy::{Effect, EffectKind},
+    correlate::effects::{self, Effects},
+    policy::Effect,
+    test_support::process_info,
 };
 
 fn row(kind: &str, fields: ActionFields) -> EventRow {
     EventRow {
         kind: kind.into(),
+        pid: 42,
+        ts: 1_000,
         fields,
         ..EventRow::default()
     }
 }
 
+/// The effects the live correlator finds in the rebuilt event.
 fn effects(row: &EventRow) -> Vec<String> {
-    match row.effects() {
-        RowEffects::Known(Effects::Some(list)) => list.iter().map(Effect::to_string).collect(),
+    let event = row.event(Bound::default()).expect("a known kind");
+    match effects::of(&event, &process_info(row.pid, 0)) {
+        Effects::Some(list) => list.iter().map(Effect::to_string).collect(),
         other => vec![format!("{other:?}")],
     }
 }
@@ -61,28 +66,60 @@ fn stored_columns_give_the_effects_the_live_correlator_saw() {
         },
     );
     assert_eq!(effects(&dns), ["dns example.com"]);
+    assert_eq!(
+        effects(&row("priv.setuid", ActionFields::default())),
+        ["Uncoverable"]
+    );
 }
 
 #[test]
-fn execs_lifecycle_and_unknown_kinds() {
+fn processes_are_rebuilt_on_the_wall_clock_and_unknown_kinds_are_not() {
+    let bound = Bound {
+        start_ns: 7,
+        child_start_ns: 9,
+        agent_slot: 2,
+        tool_call: 3,
+    };
     let exec = EventRow {
         kind: "process.exec".into(),
-        exe: None,
-        filename: Some("/bin/sh".into()),
-        ..EventRow::default()
+        exe: Some("/usr/bin/sh".into()),
+        filename: Some("sh".into()),
+        ..row("", ActionFields::default())
+    };
+    let event = exec.event(bound).unwrap();
+    assert!(matches!(&event.detail, Detail::Exec(e) if e.filename == "/usr/bin/sh"));
+    assert_eq!(
+        (
+            event.ts_ns,
+            event.start_ns,
+            event.agent_slot,
+            event.tool_call
+        ),
+        (1_000, 7, 2, 3)
+    );
+    let fork = EventRow {
+        child_pid: Some(43),
+        ..row("process.fork", ActionFields::default())
     };
     assert_eq!(
-        exec.effects(),
-        RowEffects::Known(Effects::Some(vec![Effect::new(
-            EffectKind::Exec,
-            "/bin/sh"
-        )]))
+        fork.event(bound).unwrap().detail,
+        Detail::Fork {
+            child_pid: 43,
+            child_start_ns: 9
+        }
     );
-    let fork = row("process.fork", ActionFields::default());
-    assert_eq!(fork.effects(), RowEffects::Known(Effects::Lifecycle));
-    let setuid = row("priv.setuid", ActionFields::default());
-    assert_eq!(setuid.effects(), RowEffects::Known(Effects::Uncoverable));
-    let future = row("gpu.launch", ActionFields::default());
-    assert_eq!(future.effects(), RowEffects::UnknownKind);
+    let killed = EventRow {
+        signal: Some(9),
+        ..row("process.exit", ActionFields::default())
+    };
+    assert!(matches!(
+        killed.event(bound).unwrap().detail,
+        Detail::Exit(ExitStatus::Killed { signal: 9, .. })
+    ));
+    assert_eq!(
+        row("gpu.launch", ActionFields::default()).event(bound),
+        None
+    );
+    assert_eq!(wall(-5), 0);
     assert_eq!(access("sideways"), None);
 }

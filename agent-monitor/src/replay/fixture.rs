@@ -111,23 +111,41 @@ pub(crate) fn call(id: &str, tool: &str, args: &str, started: i64, ended: i64) -
 
 /// Session `s1`, root process `100@1` working in `/work/proj`.
 pub(crate) fn session(store: &mut Fixture) {
+    session_of(store, "s1", "run", 0, "100@1", "/work/proj");
+}
+
+/// Session `id` of agent `a`, declared by `source` at `started`, its
+/// root process `root` (`pid@start`) working in `cwd`.
+pub(crate) fn session_of(
+    store: &mut Fixture,
+    id: &str,
+    source: &str,
+    started: i64,
+    root: &str,
+    cwd: &str,
+) {
+    let pid: u32 = root
+        .split('@')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("pid@start");
     store.sessions(&[SessionRow {
-        session_id: "s1".into(),
+        session_id: id.into(),
         agent: "a".into(),
-        source: "run".into(),
+        source: source.into(),
         host: "h".into(),
-        started: 0,
-        root_process_key: Some("100@1".into()),
-        pid: Some(100),
+        started,
+        root_process_key: Some(root.into()),
+        pid: Some(pid),
         ..SessionRow::default()
     }]);
     store.rows(
         "processes",
         &[Row::default()
-            .set("process_key", "100@1")
-            .set("pid", 100u32)
+            .set("process_key", root)
+            .set("pid", pid)
             .set("agent", "a")
-            .set("cwd", "/work/proj")],
+            .set("cwd", cwd)],
     );
 }
 

@@ -1,5 +1,5 @@
 use super::{
-    fixture::{Fixture, Row, call, event, session},
+    fixture::{Fixture, Row, call, event, session, session_of},
     *,
 };
 use crate::{
@@ -312,4 +312,180 @@ fn actions_in_a_kernel_loss_window_are_unverifiable_not_undeclared() {
         .map(|a| (a.seq, a.kind.as_str()))
         .collect();
     assert_eq!(kinds, [(2, "tampering"), (1, "undeclared")]);
+}
+
+fn fork(seq: u64, ts: i64, child: u32, key: &str) -> Row {
+    let fork = event(seq, ts, "process.fork")
+        .set("child_pid", child)
+        .set("child_process_key", key);
+    judged(fork, "baseline", Some("process.lifecycle"))
+}
+
+/// A store of session `s1` with `calls`, and `events` as recorded.
+fn store_of(calls: &[crate::evidence::declared::ToolCallRow], events: &[Row]) -> Fixture {
+    let mut store = Fixture::new();
+    store.empty_tables();
+    session(&mut store);
+    store.tool_calls(calls);
+    store.events(events);
+    store
+}
+
+fn verdicts(report: &ReplayReport) -> Vec<(u64, &str, Option<&str>)> {
+    report
+        .changes
+        .iter()
+        .map(|c| (c.seq, c.new_verdict.as_str(), c.tool_call_id.as_deref()))
+        .collect()
+}
+
+#[test]
+fn a_call_covers_what_the_live_correlator_binds_to_it_and_no_more() {
+    let mut c1 = call("c1", "read_file", r#"{"path":"/data/a"}"#, 1000, 2000);
+    c1.declared_by = Some("100@1".into());
+    let store = store_of(
+        &[c1],
+        &[
+            // The declarer itself, bound to the call.
+            judged(
+                read(0, 1500, "/data/a").set("tool_call_id", "c1"),
+                "declared",
+                Some("tools.read_file"),
+            ),
+            // A child it forked during the call inherits it.
+            fork(1, 1200, 101, "101@3"),
+            judged(
+                read(2, 1600, "/data/a")
+                    .set("pid", 101u32)
+                    .set("ppid", 100u32)
+                    .set("process_key", "101@3")
+                    .set("tool_call_id", "c1"),
+                "declared",
+                Some("tools.read_file"),
+            ),
+            // Another process of the session, at the same time, bound to
+            // nothing: the call is not its declaration.
+            judged(
+                read(3, 1600, "/data/a")
+                    .set("pid", 500u32)
+                    .set("process_key", "500@9"),
+                "declared",
+                Some("tools.read_file"),
+            ),
+        ],
+    );
+    let report = replay(store.path(), &Policy::default_policy()).unwrap();
+    assert_eq!(verdicts(&report), [(3, "undeclared", None)], "{report:#?}");
+}
+
+#[test]
+fn a_call_declared_from_outside_the_tree_covers_the_agents_events_while_open() {
+    let mut c9 = call("c9", "read_file", r#"{"path":"/data/ext"}"#, 1000, 2000);
+    c9.declared_by = Some("pid 999".into());
+    let store = store_of(
+        &[c9],
+        &[
+            judged(read(0, 1500, "/data/ext"), "undeclared", None),
+            judged(read(1, 2500, "/data/ext"), "undeclared", None),
+        ],
+    );
+    let report = replay(store.path(), &Policy::default_policy()).unwrap();
+    assert_eq!(verdicts(&report), [(0, "declared", Some("c9"))]);
+    assert!(report.flips.is_empty() && report.unreadable_calls.is_empty());
+}
+
+#[test]
+fn a_denied_call_whose_args_were_hashed_keeps_its_deny() {
+    let mut c5 = call("c5", "bash", "sha256:0123", 1000, 2000);
+    c5.decision = Some("deny".into());
+    c5.rule = Some("deny.no-rm".into());
+    let store = store_of(
+        &[c5],
+        &[judged(
+            event(0, 1500, "file.open")
+                .set("path", "/etc/x")
+                .set("access", "write")
+                .set("tool_call_id", "c5"),
+            "undeclared",
+            None,
+        )],
+    );
+    let report = replay(store.path(), &Policy::default_policy()).unwrap();
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    let kinds: Vec<(&str, Option<&str>)> = report
+        .alerts
+        .iter()
+        .map(|a| (a.kind.as_str(), a.rule.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("undeclared", None),
+            ("denied_attempted", Some("deny.no-rm"))
+        ]
+    );
+    assert_eq!(report.unreadable_calls.len(), 1);
+    assert!(report.flips.is_empty());
+}
+
+#[test]
+fn a_session_an_agent_declared_claims_its_tree_from_its_start() {
+    let mut store = Fixture::new();
+    store.empty_tables();
+    session(&mut store);
+    session_of(&mut store, "s2", "api", 50, "300@5", "/work/other");
+    let in_other = |seq: u64, ts: i64, pid: u32, key: &str| {
+        judged(
+            read(seq, ts, &format!("/work/other/m{seq}.py"))
+                .set("pid", pid)
+                .set("ppid", 300u32)
+                .set("process_key", key)
+                .set("session_id", "s2"),
+            "baseline",
+            Some("baseline.python"),
+        )
+    };
+    store.events(&[
+        // Before `session.start`: the run's session, whose directory is
+        // another.
+        in_other(0, 40, 300, "300@5")
+            .set("ppid", 1u32)
+            .set("session_id", "s1"),
+        in_other(1, 60, 300, "300@5").set("ppid", 1u32),
+        fork(2, 70, 301, "301@6")
+            .set("pid", 300u32)
+            .set("process_key", "300@5"),
+        in_other(3, 80, 301, "301@6"),
+        // The agent's own process is still in the run's session.
+        in_other(4, 90, 100, "100@1")
+            .set("ppid", 1u32)
+            .set("session_id", "s1"),
+    ]);
+    let report = replay(store.path(), &Policy::default_policy()).unwrap();
+    assert_eq!(
+        verdicts(&report),
+        [(0, "undeclared", None), (4, "undeclared", None)]
+    );
+    let sessions: Vec<(u64, Option<&str>)> = report
+        .alerts
+        .iter()
+        .map(|a| (a.seq, a.session_id.as_deref()))
+        .collect();
+    assert_eq!(sessions, [(0, Some("s1")), (4, Some("s1"))]);
+}
+
+#[test]
+fn sessions_the_table_lacks_are_taken_from_the_events() {
+    let mut store = Fixture::new();
+    store.events(&[
+        read(0, 100, "/srv/x").set("session_id", "lost"),
+        read(1, 200, "/srv/y").set("session_id", "lost"),
+    ]);
+    let report = replay(store.path(), &Policy::default_policy()).unwrap();
+    let sessions: Vec<Option<&str>> = report
+        .alerts
+        .iter()
+        .map(|a| a.session_id.as_deref())
+        .collect();
+    assert_eq!(sessions, [Some("lost"), Some("lost")]);
 }

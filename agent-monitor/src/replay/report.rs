@@ -7,8 +7,8 @@ use std::{
     path::PathBuf,
 };
 
-use super::{calls::Calls, events::EventRow, judge::Judged, store::Store, tables::AlertKey};
-use crate::policy::Policy;
+use super::{calls::Call, engine::Judged, events::EventRow, store::Store, tables::AlertKey};
+use crate::{evidence::declared::AlertRow, policy::Policy};
 
 /// Most changes and alerts a report keeps; the rest are counted.
 pub const MAX_KEPT: usize = 10_000;
@@ -111,6 +111,23 @@ pub struct UnreadableCall {
     pub why: String,
 }
 
+impl Alert {
+    /// A live alert on the event `row`, as the report shows it.
+    fn of(alert: &AlertRow, row: &EventRow) -> Alert {
+        Alert {
+            kind: alert.kind.clone(),
+            severity: alert.severity.clone(),
+            rule: alert.rule.clone(),
+            message: alert.message.clone(),
+            seq: alert.event_seq.unwrap_or(row.seq),
+            ts: alert.ts,
+            session_id: alert.session_id.clone(),
+            tool_call_id: alert.tool_call_id.clone(),
+            recorded: false,
+        }
+    }
+}
+
 impl ReplayReport {
     /// Whether the replayed policy raises any alert on this evidence.
     pub fn would_alert(&self) -> bool {
@@ -161,7 +178,7 @@ impl Builder {
         let r = &mut self.report;
         r.events += 1;
         let old = row.verdict.clone().unwrap_or_else(|| "none".into());
-        let j = match judged {
+        let (j, effects) = match judged {
             Judged::Kept(why) => {
                 *r.kept.entry(why.to_string()).or_insert(0) += 1;
                 *self
@@ -170,7 +187,7 @@ impl Builder {
                     .or_insert(0) += 1;
                 return;
             }
-            Judged::New(j) => j,
+            Judged::New { judgement, effects } => (judgement, effects),
         };
         let new = j.verdict.name().to_string();
         *self
@@ -180,7 +197,7 @@ impl Builder {
         if row.verdict.as_deref() != Some(new.as_str()) || row.rule != j.rule {
             r.changes_total += 1;
             if r.changes.len() < MAX_KEPT {
-                let effect: Vec<String> = j.covers.iter().map(|(e, _)| e.to_string()).collect();
+                let effect: Vec<String> = effects.iter().map(|e| e.to_string()).collect();
                 r.changes.push(Change {
                     seq: row.seq,
                     ts: row.ts,
@@ -201,21 +218,19 @@ impl Builder {
         }
         for alert in &j.alerts {
             r.alerts_total += 1;
+            let alert = Alert::of(alert, row);
             let key = (alert.session_id.clone(), alert.seq, alert.kind.clone());
             let recorded = self.recorded_alerts.contains(&key);
             if !recorded {
                 r.alerts_new += 1;
             }
             if r.alerts.len() < MAX_KEPT {
-                r.alerts.push(Alert {
-                    recorded,
-                    ..alert.clone()
-                });
+                r.alerts.push(Alert { recorded, ..alert });
             }
         }
     }
 
-    pub fn finish(mut self, calls: &Calls) -> ReplayReport {
+    pub fn finish(mut self, calls: &[Call]) -> ReplayReport {
         let r = &mut self.report;
         r.transitions = self
             .transitions
@@ -224,7 +239,7 @@ impl Builder {
             .collect();
         r.changes.sort_by_key(|c| (c.ts, c.seq));
         r.alerts.sort_by_key(|a| (a.ts, a.seq));
-        for call in calls.distinct() {
+        for call in calls {
             r.calls += 1;
             if let Some(why) = &call.unreadable {
                 r.unreadable_calls.push(UnreadableCall {
@@ -235,7 +250,10 @@ impl Builder {
                 });
                 continue;
             }
-            let new = if call.allow { "allow" } else { "deny" };
+            let Some(decided) = &call.decided else {
+                continue;
+            };
+            let new = if decided.allow { "allow" } else { "deny" };
             if let Some(old) = call.row.decision.as_deref()
                 && old != new
             {
@@ -246,8 +264,8 @@ impl Builder {
                     old: old.to_string(),
                     old_rule: call.row.rule.clone(),
                     new: new.to_string(),
-                    new_rule: call.rule.clone(),
-                    reason: call.reason.clone(),
+                    new_rule: decided.rule.clone().unwrap_or_default(),
+                    reason: decided.reason.clone(),
                 });
             }
         }

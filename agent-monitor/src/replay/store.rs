@@ -12,7 +12,7 @@ use std::{
 };
 
 use arrow_array::{Array, RecordBatch};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ProjectionMask, arrow_reader::ParquetRecordBatchReaderBuilder};
 
 use super::error::ReplayError;
 use crate::evidence::publish::TABLES;
@@ -109,6 +109,26 @@ impl Store {
     pub fn for_each_batch(
         &self,
         table: &str,
+        each: impl FnMut(&Batch) -> Result<(), ReplayError>,
+    ) -> Result<(), ReplayError> {
+        self.read(table, None, each)
+    }
+
+    /// [`Store::for_each_batch`], reading only `columns` (those a file
+    /// has): a pass over a large table that needs little of it.
+    pub fn for_each_batch_of(
+        &self,
+        table: &str,
+        columns: &[&str],
+        each: impl FnMut(&Batch) -> Result<(), ReplayError>,
+    ) -> Result<(), ReplayError> {
+        self.read(table, Some(columns), each)
+    }
+
+    fn read(
+        &self,
+        table: &str,
+        columns: Option<&[&str]>,
         mut each: impl FnMut(&Batch) -> Result<(), ReplayError>,
     ) -> Result<(), ReplayError> {
         for path in self.files(table)? {
@@ -120,10 +140,13 @@ impl Store {
                 path: path.clone(),
                 source,
             };
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(parquet)?
-                .build()
-                .map_err(parquet)?;
+            let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
+            if let Some(columns) = columns {
+                let mask =
+                    ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+                builder = builder.with_projection(mask);
+            }
+            let reader = builder.build().map_err(parquet)?;
             for batch in reader {
                 let batch = batch.map_err(|source| ReplayError::Arrow {
                     path: path.clone(),

@@ -1,15 +1,17 @@
-//! The small tables a replay needs whole: tool calls, sessions and their
-//! root processes' working directories, recorded decisions and alerts,
-//! and the windows in which the kernel lost events.
+//! The small tables a replay needs whole: tool calls, sessions, processes,
+//! recorded decisions and alerts, and the windows in which the kernel
+//! lost events; and of the large one, `events`, only who acted in which
+//! session.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use arrow_array::{StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow_array::{Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array};
 
 use super::{
     error::ReplayError,
     store::{Store, text, value},
 };
+use crate::evidence::declared::SessionRow;
 
 /// One row of `tool_calls`, as much as a replay needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,9 +26,14 @@ pub(crate) struct CallRow {
     /// Wall-clock ns.
     pub started: i64,
     pub ended: Option<i64>,
+    /// `ok`, `error`, `unfinished`, `disconnected`.
+    pub status: String,
     /// `allow` or `deny`, as recorded.
     pub decision: Option<String>,
     pub rule: Option<String>,
+    /// The declaring process: `pid@start_ns` when the kernel tracked it,
+    /// `pid N` when it declared from outside the agent's tree.
+    pub declared_by: Option<String>,
 }
 
 pub(crate) fn calls(store: &Store) -> Result<Vec<CallRow>, ReplayError> {
@@ -39,8 +46,10 @@ pub(crate) fn calls(store: &Store) -> Result<Vec<CallRow>, ReplayError> {
         let effects = b.optional::<StringArray>("effects")?;
         let started = b.required::<TimestampNanosecondArray>("started")?;
         let ended = b.optional::<TimestampNanosecondArray>("ended")?;
+        let status = b.optional::<StringArray>("status")?;
         let decision = b.optional::<StringArray>("decision")?;
         let rule = b.optional::<StringArray>("rule")?;
+        let declared_by = b.optional::<StringArray>("declared_by")?;
         for row in 0..b.rows() {
             out.push(CallRow {
                 session_id: session_id.value(row).to_string(),
@@ -50,8 +59,10 @@ pub(crate) fn calls(store: &Store) -> Result<Vec<CallRow>, ReplayError> {
                 effects: text(effects, row),
                 started: started.value(row),
                 ended: value(ended, row),
+                status: text(status, row).unwrap_or_default(),
                 decision: text(decision, row),
                 rule: text(rule, row),
+                declared_by: text(declared_by, row),
             });
         }
         Ok(())
@@ -59,19 +70,39 @@ pub(crate) fn calls(store: &Store) -> Result<Vec<CallRow>, ReplayError> {
     Ok(out)
 }
 
-/// Each session's root process key (None when the row has none).
-pub(crate) fn session_roots(store: &Store) -> Result<HashMap<String, Option<String>>, ReplayError> {
-    let mut out = HashMap::new();
+/// Every session, once, in the order first written. A session written
+/// twice (an `ended` update) keeps what either row knew of its root.
+pub(crate) fn sessions(store: &Store) -> Result<Vec<SessionRow>, ReplayError> {
+    let mut out: Vec<SessionRow> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     store.for_each_batch("sessions", |b| {
         let id = b.required::<StringArray>("session_id")?;
+        let agent = b.required::<StringArray>("agent")?;
+        let source = b.optional::<StringArray>("source")?;
+        let started = b.optional::<TimestampNanosecondArray>("started")?;
         let root = b.optional::<StringArray>("root_process_key")?;
+        let pid = b.optional::<UInt32Array>("pid")?;
         for row in 0..b.rows() {
-            // A session written twice (an `ended` update) keeps a root
-            // from either row.
-            let root = text(root, row);
-            let slot = out.entry(id.value(row).to_string()).or_insert(None);
-            if root.is_some() {
-                *slot = root;
+            let session = SessionRow {
+                session_id: id.value(row).to_string(),
+                agent: agent.value(row).to_string(),
+                source: text(source, row).unwrap_or_default(),
+                started: value(started, row).unwrap_or(0),
+                root_process_key: text(root, row),
+                pid: value(pid, row),
+                ..SessionRow::default()
+            };
+            match index.get(&session.session_id) {
+                Some(i) => {
+                    let known = &mut out[*i];
+                    known.root_process_key =
+                        known.root_process_key.take().or(session.root_process_key);
+                    known.pid = known.pid.or(session.pid);
+                }
+                None => {
+                    index.insert(session.session_id.clone(), out.len());
+                    out.push(session);
+                }
             }
         }
         Ok(())
@@ -79,23 +110,65 @@ pub(crate) fn session_roots(store: &Store) -> Result<HashMap<String, Option<Stri
     Ok(out)
 }
 
-/// The working directory of each process in `keys`, from `processes`.
-pub(crate) fn cwds(
-    store: &Store,
-    keys: &HashSet<String>,
-) -> Result<HashMap<String, String>, ReplayError> {
+/// What `processes` says of one process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProcessRow {
+    pub agent: String,
+    pub cwd: Option<String>,
+    pub uid: u32,
+    /// Wall-clock ns.
+    pub start: i64,
+}
+
+/// Every process of `processes`, by its key (`pid@start_ns`).
+pub(crate) fn processes(store: &Store) -> Result<HashMap<String, ProcessRow>, ReplayError> {
     let mut out = HashMap::new();
-    if keys.is_empty() {
-        return Ok(out);
-    }
     store.for_each_batch("processes", |b| {
         let key = b.required::<StringArray>("process_key")?;
+        let agent = b.optional::<StringArray>("agent")?;
         let cwd = b.optional::<StringArray>("cwd")?;
+        let uid = b.optional::<UInt32Array>("uid")?;
+        let start = b.optional::<TimestampNanosecondArray>("start")?;
         for row in 0..b.rows() {
-            if keys.contains(key.value(row))
-                && let Some(cwd) = text(cwd, row)
+            let process = ProcessRow {
+                agent: text(agent, row).unwrap_or_default(),
+                cwd: text(cwd, row),
+                uid: value(uid, row).unwrap_or(0),
+                start: value(start, row).unwrap_or(0),
+            };
+            out.insert(key.value(row).to_string(), process);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Who acted in the events: the agents, and the agent of each session,
+/// in the order they first appear. Read from two columns only.
+#[derive(Debug, Default)]
+pub(crate) struct Actors {
+    pub agents: Vec<String>,
+    pub sessions: Vec<(String, String)>,
+}
+
+pub(crate) fn actors(store: &Store) -> Result<Actors, ReplayError> {
+    let mut out = Actors::default();
+    let mut agents = HashSet::new();
+    let mut sessions = HashSet::new();
+    store.for_each_batch_of("events", &["agent", "session_id"], |b| {
+        let agent = b.optional::<StringArray>("agent")?;
+        let session = b.optional::<StringArray>("session_id")?;
+        for row in 0..b.rows() {
+            let name = agent.map_or("", |a| a.value(row));
+            if !agents.contains(name) {
+                agents.insert(name.to_string());
+                out.agents.push(name.to_string());
+            }
+            if let Some(id) = session.filter(|s| s.is_valid(row)).map(|s| s.value(row))
+                && !sessions.contains(id)
             {
-                out.insert(key.value(row).to_string(), cwd);
+                sessions.insert(id.to_string());
+                out.sessions.push((id.to_string(), name.to_string()));
             }
         }
         Ok(())
