@@ -11,9 +11,10 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
-    hash::{BuildHasher, RandomState},
+    hash::BuildHasherDefault,
 };
 
+use super::fixed::{EffectHash, Passthrough};
 use crate::{
     evidence::declared::ToolCallRow,
     policy::{Effect, Envelope},
@@ -79,9 +80,8 @@ pub struct Summary {
     /// Distinct effects left out of the lists above.
     pub cut: u64,
     /// Hashes of the effects already listed, so that a repeat costs a
-    /// hash rather than a string.
-    known: HashSet<u64>,
-    hasher: RandomState,
+    /// lookup rather than a string.
+    known: HashSet<u64, BuildHasherDefault<Passthrough>>,
 }
 
 /// Distinct effects a summary tells apart; past it, every further event
@@ -98,8 +98,12 @@ impl Summary {
     }
 
     /// Lists an event's effect; true the first time this effect is seen.
-    pub fn observe(&mut self, effect: &Effect, undeclared: bool) -> bool {
-        let hash = self.hasher.hash_one(effect);
+    pub fn observe(
+        &mut self,
+        EffectHash(hash): EffectHash,
+        effect: &Effect,
+        undeclared: bool,
+    ) -> bool {
         if self.known.contains(&hash) {
             return false;
         }

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, RandomState},
+    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
     sync::Arc,
 };
 
@@ -15,6 +15,47 @@ use crate::policy::{Effect, Envelope, Policy, Severity};
 /// Entries kept per cache; past it the cache starts over, which costs
 /// only recomputation.
 const CAPACITY: usize = 16_384;
+
+/// An effect's hash, taken once per effect with the correlator's keyed
+/// hasher and used by every cache it meets: a path hashed three times was
+/// a fifth of the stage's time. Keyed, so an agent cannot choose paths
+/// that collide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct EffectHash(pub u64);
+
+/// Hashes an effect; one per correlator.
+#[derive(Debug, Default)]
+pub(super) struct EffectHasher(RandomState);
+
+impl EffectHasher {
+    pub fn hash(&self, effect: &Effect) -> EffectHash {
+        EffectHash(self.0.hash_one(effect))
+    }
+}
+
+/// Maps keyed by an [`EffectHash`], which is already a keyed hash: it is
+/// used as it is.
+pub(super) type ByHash<V> = HashMap<u64, V, BuildHasherDefault<Passthrough>>;
+
+#[derive(Default)]
+pub(super) struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else rather than panic.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Fixed {
@@ -26,14 +67,18 @@ pub(super) struct Fixed {
 
 #[derive(Debug, Default)]
 pub(super) struct FixedCache {
-    hasher: RandomState,
     /// By the effect's hash; the effect itself settles collisions.
-    map: HashMap<u64, (Effect, Fixed)>,
+    map: ByHash<(Effect, Fixed)>,
 }
 
 impl FixedCache {
-    pub fn get(&mut self, effect: &Effect, policy: &Policy, baseline: &Envelope) -> Fixed {
-        let hash = self.hasher.hash_one(effect);
+    pub fn get(
+        &mut self,
+        EffectHash(hash): EffectHash,
+        effect: &Effect,
+        policy: &Policy,
+        baseline: &Envelope,
+    ) -> Fixed {
         if let Some((cached, fixed)) = self.map.get(&hash)
             && cached == effect
         {
@@ -61,13 +106,16 @@ pub(super) type CallCover = Option<(Arc<str>, bool)>;
 /// as much as the agent's do.
 #[derive(Debug, Default)]
 pub(super) struct CallCache {
-    hasher: RandomState,
-    map: HashMap<u64, (Effect, CallCover)>,
+    map: ByHash<(Effect, CallCover)>,
 }
 
 impl CallCache {
-    pub fn get(&mut self, effect: &Effect, envelope: &Envelope) -> CallCover {
-        let hash = self.hasher.hash_one(effect);
+    pub fn get(
+        &mut self,
+        EffectHash(hash): EffectHash,
+        effect: &Effect,
+        envelope: &Envelope,
+    ) -> CallCover {
         if let Some((cached, cover)) = self.map.get(&hash)
             && cached == effect
         {

@@ -4,7 +4,7 @@ use super::{
     Correlator, Now,
     calls::EventRef,
     effects::{self, Effects},
-    fixed::Fixed,
+    fixed::{EffectHash, Fixed},
 };
 use crate::{
     actions::ActionKind,
@@ -226,7 +226,9 @@ impl Correlator {
         let mut baseline: Option<String> = None;
         let mut sensitive: Option<(Effect, String, Severity)> = None;
         for effect in list {
+            let hash = self.effect_hasher.hash(&effect);
             let cover = self.cover(
+                hash,
                 &effect,
                 &candidates,
                 judgement.session_id.as_deref(),
@@ -241,7 +243,7 @@ impl Correlator {
             let cover = cover.0;
             match cover {
                 Cover::Declared { slot, rule } => {
-                    self.record(slot, &effect, false);
+                    self.record(slot, hash, &effect, false);
                     declared.get_or_insert((slot, rule));
                 }
                 Cover::Baseline { rule } => {
@@ -249,7 +251,7 @@ impl Correlator {
                 }
                 Cover::Undeclared => {
                     if let Some(slot) = primary {
-                        self.record(slot, &effect, true);
+                        self.record(slot, hash, &effect, true);
                     }
                     judgement.undeclared_effects.push(effect);
                 }
@@ -325,16 +327,21 @@ impl Correlator {
     /// policy says of it whatever the calls (cached per session).
     fn cover(
         &mut self,
+        hash: EffectHash,
         effect: &Effect,
         candidates: &[u64],
         session_id: Option<&str>,
         root_exec: bool,
     ) -> (Cover, Fixed) {
         let fixed = match session_id.and_then(|s| self.sessions.by_id.get_mut(s)) {
-            Some(session) => session.fixed.get(effect, &self.policy, &session.baseline),
-            None => self.fixed.get(effect, &self.policy, self.policy.baseline()),
+            Some(session) => session
+                .fixed
+                .get(hash, effect, &self.policy, &session.baseline),
+            None => self
+                .fixed
+                .get(hash, effect, &self.policy, self.policy.baseline()),
         };
-        if let Some(cover) = self.call_cover(effect, candidates) {
+        if let Some(cover) = self.call_cover(hash, effect, candidates) {
             return (cover, fixed);
         }
         let cover = if root_exec && effect.kind == EffectKind::Exec {
@@ -356,7 +363,12 @@ impl Correlator {
     /// resource beats one whose envelope merely includes it (`read_file
     /// /srv/a` over a shell's `/srv/**`); among equals, the candidates'
     /// order decides.
-    fn call_cover(&mut self, effect: &Effect, candidates: &[u64]) -> Option<Cover> {
+    fn call_cover(
+        &mut self,
+        hash: EffectHash,
+        effect: &Effect,
+        candidates: &[u64],
+    ) -> Option<Cover> {
         let mut broad: Option<Cover> = None;
         for slot in candidates {
             let Some(call) = self.calls.get_mut(*slot) else {
@@ -365,7 +377,7 @@ impl Correlator {
             if !call.allowed {
                 continue;
             }
-            match call.covers.get(effect, &call.envelope) {
+            match call.covers.get(hash, effect, &call.envelope) {
                 Some((rule, true)) => {
                     return Some(Cover::Declared {
                         slot: *slot,
@@ -386,11 +398,11 @@ impl Correlator {
 
     /// Counts an effect in a call's summary; the first time, notes every
     /// named pattern it fulfils (`/tmp/**` and a named `/tmp/x` both).
-    fn record(&mut self, slot: u64, effect: &Effect, undeclared: bool) {
+    fn record(&mut self, slot: u64, hash: EffectHash, effect: &Effect, undeclared: bool) {
         let Some(call) = self.calls.get_mut(slot) else {
             return;
         };
-        if call.summarised || !call.summary.observe(effect, undeclared) || undeclared {
+        if call.summarised || !call.summary.observe(hash, effect, undeclared) || undeclared {
             return;
         }
         let matched: Vec<String> = call

@@ -121,6 +121,8 @@ pub struct Correlator {
     calls: calls::CallBook,
     /// Baseline and sensitivity answers for events of no session.
     fixed: fixed::FixedCache,
+    /// Hashes each effect once for all the caches it meets.
+    effect_hasher: fixed::EffectHasher,
     connections: HashMap<u64, Connection>,
     /// Windows (`CLOCK_BOOTTIME` ns) in which the kernel lost events.
     losses: VecDeque<(u64, u64)>,
@@ -149,6 +151,7 @@ impl Correlator {
             sessions: sessions::Sessions::default(),
             calls: calls::CallBook::default(),
             fixed: fixed::FixedCache::default(),
+            effect_hasher: fixed::EffectHasher::default(),
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),
