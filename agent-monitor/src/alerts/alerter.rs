@@ -134,6 +134,14 @@ impl Alerter {
     /// every sink. A duplicate is checked first, so a repeat never uses up
     /// the rate budget; critical alerts skip the rate limit, not the
     /// de-duplication.
+    /// Counts an alert its producer did not even build because it repeats
+    /// one sent within the window (the correlator's per-process memory):
+    /// reported as a duplicate like any other.
+    pub fn repeated(&mut self, kind: &str, now: Instant) {
+        self.stats.duplicates += 1;
+        self.tally.duplicate(kind, now);
+    }
+
     pub fn raise(&mut self, row: &AlertRow, now: Instant) -> Admission {
         let key = dedup::key(row);
         if self.dedup.check(&key, now).is_some() {

@@ -31,6 +31,11 @@ impl EffectHasher {
     pub fn hash(&self, effect: &Effect) -> EffectHash {
         EffectHash(self.0.hash_one(effect))
     }
+
+    /// The same keyed hash of anything else (a cache key of several parts).
+    pub fn hash_key(&self, key: &impl std::hash::Hash) -> u64 {
+        self.0.hash_one(key)
+    }
 }
 
 /// Maps keyed by an [`EffectHash`], which is already a keyed hash: it is

@@ -46,6 +46,10 @@ pub struct Judgement {
     /// `declared`, …).
     pub rule: Option<String>,
     pub alerts: Vec<AlertRow>,
+    /// Alerts not built at all: the same process did the same undeclared
+    /// thing less than a second ago, so the alerter would hold this one
+    /// back as a repeat anyway. The caller counts them as such.
+    pub repeated_alerts: u32,
     /// The event's effects that no call and no baseline covered, in the
     /// event's order: empty unless the verdict is `undeclared` or
     /// `unverifiable` (and then empty for an action no effect kind names).
@@ -63,6 +67,12 @@ enum Cover {
 
 /// The rule name for the exec of the session's own command.
 const SESSION_COMMAND: &str = "session.command";
+/// How long an undeclared alert of one process about one effect stands
+/// for its repeats; well inside the alerter's de-duplication window.
+const REPEAT_NS: i64 = 1_000_000_000;
+/// Processes × effects remembered for that; past it, memory starts over.
+const RECENT_ALERTS: usize = 16_384;
+
 /// The rule name for forks and exits.
 const LIFECYCLE: &str = "process.lifecycle";
 
@@ -88,6 +98,7 @@ impl Correlator {
             verdict: Verdict::Baseline,
             rule: None,
             alerts: Vec::new(),
+            repeated_alerts: 0,
             undeclared_effects: Vec::new(),
             slot: primary,
         };
@@ -262,7 +273,11 @@ impl Correlator {
 
         if let Some(effect) = judgement.undeclared_effects.first() {
             judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
-            if judgement.verdict == Verdict::Undeclared {
+            let first_hash = self.effect_hasher.hash(effect);
+            if judgement.verdict == Verdict::Undeclared && self.repeat_alert(event, first_hash, now)
+            {
+                judgement.repeated_alerts += 1;
+            } else if judgement.verdict == Verdict::Undeclared {
                 let message = format!("undeclared {effect} by {}", actor(event));
                 let (severity, rule) = match &sensitive {
                     Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.clone())),
@@ -394,6 +409,29 @@ impl Correlator {
             }
         }
         broad
+    }
+
+    /// Whether this process raised the same undeclared alert less than
+    /// [`REPEAT_NS`] ago: a build that opens one header a thousand times
+    /// then costs one alert, not a thousand formatted and discarded.
+    fn repeat_alert(&mut self, event: &Event, effect: EffectHash, now: Now) -> bool {
+        let key = self.effect_hasher.hash_key(&(
+            event.pid,
+            event.start_ns,
+            effect.0,
+            event.comm.as_str(),
+        ));
+        let recent = self
+            .recent_alerts
+            .get(&key)
+            .is_some_and(|last| now.wall_ns.saturating_sub(*last) < REPEAT_NS);
+        if !recent {
+            if self.recent_alerts.len() >= RECENT_ALERTS {
+                self.recent_alerts.clear();
+            }
+            self.recent_alerts.insert(key, now.wall_ns);
+        }
+        recent
     }
 
     /// Counts an effect in a call's summary; the first time, notes every

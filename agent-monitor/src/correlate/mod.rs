@@ -123,6 +123,8 @@ pub struct Correlator {
     fixed: fixed::FixedCache,
     /// Hashes each effect once for all the caches it meets.
     effect_hasher: fixed::EffectHasher,
+    /// When each (process, effect) last raised an undeclared alert.
+    recent_alerts: fixed::ByHash<i64>,
     connections: HashMap<u64, Connection>,
     /// Windows (`CLOCK_BOOTTIME` ns) in which the kernel lost events.
     losses: VecDeque<(u64, u64)>,
@@ -152,6 +154,7 @@ impl Correlator {
             calls: calls::CallBook::default(),
             fixed: fixed::FixedCache::default(),
             effect_hasher: fixed::EffectHasher::default(),
+            recent_alerts: fixed::ByHash::default(),
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),

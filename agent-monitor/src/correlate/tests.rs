@@ -636,3 +636,17 @@ fn an_ended_session_is_written_at_once_and_only_once() {
         .collect();
     assert_eq!(ids, [SESSION]);
 }
+
+#[test]
+fn a_repeated_undeclared_action_alerts_once_a_second() {
+    let mut c = correlator();
+    let first = judge(&mut c, &open(AGENT_PID, 0, 10, "/opt/x", Access::Read));
+    assert_eq!((first.alerts.len(), first.repeated_alerts), (1, 0));
+    let again = judge(&mut c, &open(AGENT_PID, 0, 500, "/opt/x", Access::Read));
+    assert_eq!(again.verdict, Verdict::Undeclared, "the verdict stays");
+    assert_eq!((again.alerts.len(), again.repeated_alerts), (0, 1));
+    let other = judge(&mut c, &open(AGENT_PID, 0, 600, "/opt/y", Access::Read));
+    assert_eq!(other.alerts.len(), 1, "another file is another alert");
+    let later = judge(&mut c, &open(AGENT_PID, 0, 1_200, "/opt/x", Access::Read));
+    assert_eq!(later.alerts.len(), 1, "a second on, it is raised again");
+}

@@ -69,6 +69,14 @@ impl<S: Sink> Processor<S> {
         self.record(&Declared::Alert(alert));
     }
 
+    /// An alert the correlator did not build, being a repeat.
+    pub(super) fn repeated(&mut self, kind: &str) {
+        self.stats.alerts_suppressed += 1;
+        if let Some(alerter) = &mut self.alerter {
+            alerter.repeated(kind, Instant::now());
+        }
+    }
+
     /// The timer's work: summaries of calls whose late events are in, and
     /// the alerter's report of what it held back.
     pub(super) fn tick(&mut self) {

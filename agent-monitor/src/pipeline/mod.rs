@@ -241,6 +241,9 @@ impl<S: Sink> Processor<S> {
         for alert in judgement.alerts {
             self.raise(alert);
         }
+        for _ in 0..judgement.repeated_alerts {
+            self.repeated("undeclared");
+        }
         result
     }
 
