@@ -86,8 +86,13 @@ class Client:
 
     The connection has one *current session* (see docs/protocol.md), so
     threads sharing a client share a session. Under `agent-monitor run` the
-    run's session is current from the start. Not fork-safe: a child process
-    should make its own client.
+    run's session is current from the start.
+
+    Fork-safe: a child process that inherits a client (multiprocessing,
+    os.fork) gets a connection of its own at its first request, since the
+    monitor binds tool calls to the process that connected, and a shared
+    socket would mix two processes' replies. Every request carries an id,
+    and a reply with another id is a broken connection, never an answer.
     """
 
     def __init__(self, path=None, session_id=None, timeout=DEFAULT_TIMEOUT, required=False):
@@ -99,20 +104,27 @@ class Client:
         self._lock = threading.Lock()
         self._sock = None
         self._buf = b""
+        self._pid = os.getpid()
+        self._next_id = 0
         if self.path is None:
             if required:
                 raise MonitorUnavailable("no socket path given and ${} is not set".format(SOCKET_ENV))
             return
+        self._connect()
+
+    def _connect(self):
+        """Open this process's connection; disabled (or raising, if
+        required) when the monitor cannot be reached."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
         except OSError as e:
             sock.close()
-            if required:
+            if self.required:
                 raise MonitorUnavailable("cannot connect to {}: {}".format(self.path, e)) from e
             return
-        self._sock = sock
+        self._sock, self._buf, self._pid = sock, b"", os.getpid()
 
     @property
     def enabled(self):
@@ -151,16 +163,25 @@ class Client:
         """
         msg = {"type": type}
         msg.update((k, v) for k, v in fields.items() if v is not None)
-        line = json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=repr)
-        data = line.encode("utf-8") + b"\n"
         with self._lock:
+            if self._sock is not None and self._pid != os.getpid():
+                # A forked child: the inherited socket is the parent's.
+                self._sock.close()
+                self._sock = None
+                self._connect()
             if self._sock is None:
                 return {"ok": True, "disabled": True}
+            self._next_id += 1
+            msg["id"] = self._next_id
+            line = json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=repr)
             try:
-                self._sock.sendall(data)
+                self._sock.sendall(line.encode("utf-8") + b"\n")
                 reply = json.loads(self._readline())
                 if not isinstance(reply, dict):
                     raise ValueError("reply is not a JSON object")
+                if reply.get("id") != msg["id"]:
+                    raise ValueError("reply to another request (id {!r}, expected {})".format(
+                        reply.get("id"), msg["id"]))
             except (OSError, ValueError) as e:
                 self._close()
                 if self.required:
@@ -281,8 +302,12 @@ class ToolCall:
             self._ended = True  # nothing was started, so nothing to end
             self.decision, self.reason = "allow", "monitor not connected"
         else:
-            self.decision = reply.get("decision", "allow")
+            self.decision = reply.get("decision")
             self.reason, self.rule = reply.get("reason"), reply.get("rule")
+            if self.decision not in ("allow", "deny"):
+                # Never guess "allow": an answer without a decision is not one.
+                self._ended = True
+                raise DeclarationError("bad_reply", "tool.start reply has no decision: {!r}".format(reply))
         if not self.allowed and self.raise_on_deny:
             self._end("error", {"denied": True})
             raise ToolCallDenied(self.reason, self.rule, self.call_id)

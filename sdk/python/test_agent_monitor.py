@@ -45,8 +45,12 @@ class Handler(socketserver.StreamRequestHandler):
             with server.lock:
                 server.raw.append(raw)
             msg = json.loads(raw)
+            # Recorded without the id the client numbers its requests with,
+            # so that tests compare what was declared; the reply echoes it.
+            request_id = msg.pop("id", None)
             with server.lock:
                 server.requests.append(msg)
+                server.ids.append(request_id)
             if server.on_request is not None:
                 action = server.on_request(msg)
                 if action == "close":
@@ -55,8 +59,8 @@ class Handler(socketserver.StreamRequestHandler):
                     time.sleep(1.0)
                     return
             reply = server.respond(msg)
-            if "id" in msg:
-                reply["id"] = msg["id"]
+            if request_id is not None:
+                reply["id"] = request_id
             self.wfile.write(json.dumps(reply).encode() + b"\n")
             self.wfile.flush()
 
@@ -68,6 +72,7 @@ class FakeMonitor(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(path, Handler)
         self.lock = threading.Lock()
         self.raw = []
+        self.ids = []
         self.requests = []
         self.deny = {}      # tool name -> (reason, rule)
         self.errors = {}    # request type -> (code, message)
@@ -140,8 +145,9 @@ class WireFormat(Base):
             keys = set(msg) - {"type"}
             self.assertLessEqual(REQUIRED[msg["type"]], keys, msg)
             self.assertLessEqual(keys, ALLOWED[msg["type"]], msg)
-            self.assertNotIn("id", msg, "the SDK relies on reply order, not ids")
             self.assertFalse(any(v is None for v in msg.values()), "nulls are left out")
+        self.assertEqual(self.server.ids, list(range(1, len(self.server.ids) + 1)),
+                         "every request has an id of its own")
         r = self.server.requests
         self.assertEqual(r[0], {"type": "session.start", "session_id": "s1", "task": "t",
                                 "user": "ana", "parent_session_id": "p1"})
@@ -360,3 +366,41 @@ class Concurrency(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Robustness(unittest.TestCase):
+    """What a shared or confused connection must never turn into."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, "s.sock")
+        self.server = FakeMonitor(self.path)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def tearDown(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def test_a_reply_without_a_decision_is_not_an_allow(self):
+        self.server.respond = lambda msg: {"ok": True}
+        c = am.Client(self.path)
+        with self.assertRaises(am.DeclarationError) as err:
+            with c.tool_call("bash", {"command": "ls"}):
+                self.fail("a call without a decision must not run")
+        self.assertEqual(err.exception.code, "bad_reply")
+
+    def test_a_forked_child_gets_its_own_connection(self):
+        c = am.Client(self.path)
+        c.prompt("parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                c.prompt("child")
+                os._exit(0 if c.enabled else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        c.prompt("parent again")
+        texts = [m["text"] for m in self.server.requests]
+        self.assertEqual(sorted(texts), ["child", "parent", "parent again"])
