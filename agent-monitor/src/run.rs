@@ -98,6 +98,20 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     // The user's own mistakes first (a bad policy, a bad webhook URL):
     // they are cheaper to report than a kernel load is to undo.
     let policy = load_policy(&options)?;
+    // Absolute, and checked now: the socket is made after the kernel load,
+    // and the policy protects its directory by an absolute path.
+    let socket_parent = std::path::absolute(&options.socket_parent)
+        .ok()
+        .filter(|dir| dir.is_dir())
+        .ok_or_else(|| {
+            Error::io(
+                format!(
+                    "the socket directory {} is not a directory",
+                    options.socket_parent.display()
+                ),
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
     let alerter = Alerter::from_config(options.alerts.clone())
         .map_err(|e| Error::io("setting up the alert sinks", io::Error::other(e)))?;
     let monitor = Monitor::load(&options.load)?;
@@ -129,16 +143,15 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let session_id = crate::random::uuid_v4().map_err(|e| Error::io("making a session id", e))?;
     let started = clock.wall_ns(WallClock::boot_now_ns()) as i64;
 
-    let (socket, listener) =
-        PrivateSocket::bind(&options.socket_parent, &session_id).map_err(|e| {
-            Error::io(
-                format!(
-                    "creating the declaration socket in {}",
-                    options.socket_parent.display()
-                ),
-                e,
-            )
-        })?;
+    let (socket, listener) = PrivateSocket::bind(&socket_parent, &session_id).map_err(|e| {
+        Error::io(
+            format!(
+                "creating the declaration socket in {}",
+                socket_parent.display()
+            ),
+            e,
+        )
+    })?;
     let mut policy = policy;
     if let Some(dir) = socket.path().parent() {
         policy

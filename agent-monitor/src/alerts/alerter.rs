@@ -149,8 +149,12 @@ impl Alerter {
             self.tally.duplicate(&row.kind, now);
             return Admission::Duplicate;
         }
-        let critical = row.severity.eq_ignore_ascii_case("critical");
-        if !critical && !self.bucket.take(now) {
+        // A flood of medium alerts must not push a high one out: high and
+        // critical alerts are de-duplicated, never rate-limited.
+        let exempt = ["critical", "high"]
+            .iter()
+            .any(|s| row.severity.eq_ignore_ascii_case(s));
+        if !exempt && !self.bucket.take(now) {
             self.stats.rate_limited += 1;
             self.tally.rate_limited(&row.kind, now);
             return Admission::RateLimited;

@@ -30,8 +30,8 @@ fn alert(kind: &str, severity: &str, message: &str) -> AlertRow {
     }
 }
 
-fn high(message: &str) -> AlertRow {
-    alert("undeclared", "high", message)
+fn medium(message: &str) -> AlertRow {
+    alert("undeclared", "medium", message)
 }
 
 /// Keeps what it is sent, for the test to look at.
@@ -100,7 +100,7 @@ fn alerter(config: AlertConfig) -> (Alerter, Recorder, Instant) {
 #[test]
 fn a_repeat_within_the_window_is_a_duplicate() {
     let (mut alerter, recorder, t0) = alerter(quiet());
-    let row = high("wrote /etc/hosts");
+    let row = medium("wrote /etc/hosts");
     assert_eq!(alerter.raise(&row, t0), Admission::Sent);
     assert_eq!(alerter.raise(&row, t0 + secs(1)), Admission::Duplicate);
     assert_eq!(alerter.raise(&row, t0 + secs(59)), Admission::Duplicate);
@@ -121,7 +121,7 @@ fn a_repeat_within_the_window_is_a_duplicate() {
 #[test]
 fn after_the_window_it_is_sent_again() {
     let (mut alerter, recorder, t0) = alerter(quiet());
-    let row = high("wrote /etc/hosts");
+    let row = medium("wrote /etc/hosts");
     assert_eq!(alerter.raise(&row, t0), Admission::Sent);
     assert_eq!(alerter.raise(&row, t0 + secs(30)), Admission::Duplicate);
     // The window runs from the last send, not the last repeat.
@@ -133,7 +133,7 @@ fn after_the_window_it_is_sent_again() {
 #[test]
 fn different_keys_are_not_duplicates() {
     let (mut alerter, recorder, t0) = alerter(quiet());
-    let base = high("wrote /etc/hosts");
+    let base = medium("wrote /etc/hosts");
     let rows = [
         base.clone(),
         AlertRow {
@@ -173,20 +173,20 @@ fn the_rate_limit_allows_a_burst_then_refills() {
     let (mut alerter, recorder, t0) = alerter(config);
     for i in 0..5 {
         assert_eq!(
-            alerter.raise(&high(&format!("burst {i}")), t0),
+            alerter.raise(&medium(&format!("burst {i}")), t0),
             Admission::Sent
         );
     }
-    assert_eq!(alerter.raise(&high("over"), t0), Admission::RateLimited);
+    assert_eq!(alerter.raise(&medium("over"), t0), Admission::RateLimited);
     let later = t0 + Duration::from_millis(100);
-    assert_eq!(alerter.raise(&high("refilled"), later), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("refilled"), later), Admission::Sent);
     assert_eq!(
-        alerter.raise(&high("over again"), later),
+        alerter.raise(&medium("over again"), later),
         Admission::RateLimited
     );
     // A rate-limited alert reached nobody, so its repeat is not a duplicate.
     let much_later = t0 + secs(1);
-    assert_eq!(alerter.raise(&high("over"), much_later), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("over"), much_later), Admission::Sent);
     assert_eq!(recorder.rows.lock().unwrap().len(), 7);
     let stats = alerter.stats();
     assert_eq!(
@@ -196,23 +196,29 @@ fn the_rate_limit_allows_a_burst_then_refills() {
 }
 
 #[test]
-fn critical_alerts_are_never_rate_limited_but_are_deduplicated() {
+fn high_and_critical_alerts_are_never_rate_limited_but_are_deduplicated() {
     let config = AlertConfig {
         rate_per_sec: 0.0,
         burst: 1,
         ..quiet()
     };
     let (mut alerter, _, t0) = alerter(config);
-    assert_eq!(alerter.raise(&high("first"), t0), Admission::Sent);
-    assert_eq!(alerter.raise(&high("second"), t0), Admission::RateLimited);
+    assert_eq!(alerter.raise(&medium("first"), t0), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("second"), t0), Admission::RateLimited);
     for i in 0..200 {
         let row = alert("tampering", "critical", &format!("probe {i} detached"));
         assert_eq!(alerter.raise(&row, t0), Admission::Sent, "{i}");
     }
+    let sensitive = alert("sensitive", "high", "read ~/.ssh/id_rsa");
+    assert_eq!(
+        alerter.raise(&sensitive, t0),
+        Admission::Sent,
+        "high is exempt too"
+    );
     let repeat = alert("tampering", "critical", "probe 0 detached");
     assert_eq!(alerter.raise(&repeat, t0 + secs(1)), Admission::Duplicate);
     // Critical alerts did not use up the budget either.
-    assert_eq!(alerter.raise(&high("third"), t0), Admission::RateLimited);
+    assert_eq!(alerter.raise(&medium("third"), t0), Admission::RateLimited);
     let stats = alerter.stats();
     assert_eq!(stats.sent_by_kind["tampering"], 200);
     assert_eq!(stats.sent_by_kind["undeclared"], 1);
@@ -227,17 +233,17 @@ fn the_report_counts_what_was_held_back_by_kind() {
     };
     let (mut alerter, recorder, t0) = alerter(config);
     let raised = [
-        (high("u1"), Admission::Sent),
-        (high("u2"), Admission::Sent),
-        (high("u3"), Admission::RateLimited),
-        (high("u4"), Admission::RateLimited),
-        (high("u5"), Admission::RateLimited),
-        (alert("sensitive", "high", "s1"), Admission::RateLimited),
+        (medium("u1"), Admission::Sent),
+        (medium("u2"), Admission::Sent),
+        (medium("u3"), Admission::RateLimited),
+        (medium("u4"), Admission::RateLimited),
+        (medium("u5"), Admission::RateLimited),
+        (alert("sensitive", "medium", "s1"), Admission::RateLimited),
         (
             alert("denied_attempted", "medium", "d1"),
             Admission::RateLimited,
         ),
-        (high("u1"), Admission::Duplicate),
+        (medium("u1"), Admission::Duplicate),
         (alert("tampering", "critical", "c1"), Admission::Sent),
         (alert("tampering", "critical", "c1"), Admission::Duplicate),
     ];
@@ -279,7 +285,7 @@ fn the_report_counts_what_was_held_back_by_kind() {
 #[test]
 fn reports_come_at_most_once_per_period_and_only_when_needed() {
     let (mut alerter, recorder, t0) = alerter(quiet());
-    let row = high("wrote /etc/hosts");
+    let row = medium("wrote /etc/hosts");
     assert_eq!(alerter.tick(t0 + secs(100)), None, "nothing held back");
     assert_eq!(alerter.raise(&row, t0), Admission::Sent);
     assert_eq!(alerter.raise(&row, t0 + secs(1)), Admission::Duplicate);
@@ -327,15 +333,15 @@ fn the_dedup_table_is_bounded() {
     };
     let (mut alerter, _, t0) = alerter(config);
     for message in ["a", "b", "c"] {
-        assert_eq!(alerter.raise(&high(message), t0), Admission::Sent);
+        assert_eq!(alerter.raise(&medium(message), t0), Admission::Sent);
     }
     assert_eq!(alerter.stats().evicted_keys, 1);
     // "a" was forgotten, so its repeat goes out; "c" is still known.
     assert_eq!(
-        alerter.raise(&high("c"), t0 + secs(1)),
+        alerter.raise(&medium("c"), t0 + secs(1)),
         Admission::Duplicate
     );
-    assert_eq!(alerter.raise(&high("a"), t0 + secs(1)), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("a"), t0 + secs(1)), Admission::Sent);
     assert_eq!(alerter.stats().evicted_keys, 2);
 }
 
@@ -345,7 +351,7 @@ fn a_failing_sink_does_not_stop_the_others() {
     let mut alerter = Alerter::new(quiet(), vec![Box::new(Broken), Box::new(recorder.clone())]);
     let t0 = Instant::now();
     for message in ["a", "b", "c"] {
-        assert_eq!(alerter.raise(&high(message), t0), Admission::Sent);
+        assert_eq!(alerter.raise(&medium(message), t0), Admission::Sent);
     }
     assert_eq!(recorder.rows.lock().unwrap().len(), 3);
     let (_, stats) = alerter.finish(t0);
@@ -371,7 +377,7 @@ fn a_failing_sink_does_not_stop_the_others() {
 fn after_finish_no_sink_is_fed() {
     let (mut alerter, recorder, t0) = alerter(quiet());
     alerter.finish(t0);
-    assert_eq!(alerter.raise(&high("late"), t0), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("late"), t0), Admission::Sent);
     assert!(recorder.rows.lock().unwrap().is_empty());
 }
 
@@ -385,7 +391,7 @@ fn from_config_opens_the_sinks_it_names() {
     };
     let mut alerter = Alerter::from_config(config).unwrap();
     let t0 = Instant::now();
-    assert_eq!(alerter.raise(&high("a"), t0), Admission::Sent);
+    assert_eq!(alerter.raise(&medium("a"), t0), Admission::Sent);
     let (_, stats) = alerter.finish(t0);
     assert_eq!(stats.sinks.len(), 1);
     assert_eq!(stats.sinks[0].name, format!("jsonl {}", path.display()));

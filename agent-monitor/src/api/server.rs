@@ -43,6 +43,15 @@ impl Kernel for Slots {
 /// Bytes read from a connection at a time.
 const READ_CHUNK: usize = 64 << 10;
 
+/// Connections served at once. Each holds a file descriptor the monitor
+/// also needs for its evidence; past the limit a new connection gets one
+/// error line and is closed, and the refusal is reported once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long accepting pauses after it fails (out of file descriptors, most
+/// likely), so that a flood of connections cannot spin the stage's thread.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Accepts connections until `stop` turns true, serving each on its own
 /// task. Requests go to the processing stage through `to_stage`.
 pub async fn serve<K: Kernel>(
@@ -53,18 +62,36 @@ pub async fn serve<K: Kernel>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next_conn = 0u64;
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refused_reported = false;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let stream = match accepted {
+        let mut stream = match accepted {
             Ok((stream, _)) => stream,
             Err(err) => {
                 eprintln!("agent-monitor: accepting a declaration connection failed: {err}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
+        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            if !refused_reported {
+                refused_reported = true;
+                eprintln!(
+                    "agent-monitor: {MAX_CONNECTIONS} declaration connections are open; refusing more until some close"
+                );
+            }
+            let reply = Reply::not_permitted(
+                None,
+                &format!("{MAX_CONNECTIONS} connections are open already"),
+            );
+            let _ = stream.write_all(&reply.to_line()).await;
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
         next_conn += 1;
         let connection = Connection {
             conn: next_conn,
@@ -72,7 +99,11 @@ pub async fn serve<K: Kernel>(
             to_stage: to_stage.clone(),
             clock,
         };
-        tokio::spawn(connection.serve(stream));
+        let open = open.clone();
+        tokio::spawn(async move {
+            connection.serve(stream).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
