@@ -11,14 +11,15 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
-    hash::BuildHasherDefault,
+    hash::{BuildHasherDefault, Hasher},
+    sync::Arc,
 };
 
-use super::fixed::{EffectHash, Passthrough};
-use crate::{
-    evidence::declared::ToolCallRow,
-    policy::{Effect, Envelope},
+use super::{
+    effects::EffectRef,
+    fixed::{EffectHash, Passthrough},
 };
+use crate::{evidence::declared::ToolCallRow, policy::Envelope};
 
 /// Most distinct effects a call's summary lists per category; the rest
 /// are counted, and the summary says it was cut.
@@ -51,6 +52,10 @@ pub struct Call {
     /// Calls the declarer had open when this one started: a child forked
     /// while both ran may be working for either.
     pub concurrent: Vec<u64>,
+    /// The row's session and call ids, shared: every event the call
+    /// covers names both, and a clone here is a count, not a copy.
+    pub session_id: Arc<str>,
+    pub call_id: Arc<str>,
     /// The row, filled in at start and completed at the summary.
     pub row: ToolCallRow,
     pub summary: Summary,
@@ -101,7 +106,7 @@ impl Summary {
     pub fn observe(
         &mut self,
         EffectHash(hash): EffectHash,
-        effect: &Effect,
+        effect: &EffectRef,
         undeclared: bool,
     ) -> bool {
         if self.known.contains(&hash) {
@@ -112,7 +117,7 @@ impl Summary {
             return false;
         }
         self.known.insert(hash);
-        let text = effect.to_string();
+        let text = effect.to_effect().to_string();
         if undeclared {
             insert_bounded(&mut self.undeclared, &text, &mut self.cut);
         }
@@ -158,14 +163,47 @@ pub struct EventRef {
     pub process_start_ns: u64,
 }
 
+/// Maps keyed by numbers the correlator hands out itself (call slots,
+/// agent slots), never chosen by an agent: they need no keyed hash, and
+/// judging one event looks calls up half a dozen times, where SipHash
+/// was a tenth of the stage's time.
+type Ours<K, V> = HashMap<K, V, BuildHasherDefault<Spread>>;
+
+/// A multiply by the golden ratio: consecutive numbers land far apart,
+/// in the high bits hashbrown's control bytes use as well as the low.
+#[derive(Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only integer keys are hashed; fold anything else rather than panic.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Calls by slot, and each declarer's calls in start order.
 #[derive(Debug, Default)]
 pub struct CallBook {
-    by_slot: HashMap<u64, Call>,
+    by_slot: Ours<u64, Call>,
     /// Per declaring pid: its calls not yet summarised, oldest first.
+    /// Pids are the kernel's, so this map keeps the keyed hash.
     by_declarer: HashMap<u32, Vec<u64>>,
     /// Per agent: calls declared from outside its tree, not yet summarised.
-    external: HashMap<u32, Vec<u64>>,
+    external: Ours<u32, Vec<u64>>,
     /// Summarised calls, oldest first, for eviction.
     retired: VecDeque<u64>,
     next_slot: u64,
@@ -215,8 +253,10 @@ impl CallBook {
     /// tagged it with; then, for the declarer's own threads, its calls
     /// open at `ts_ns`, latest first; then, for a process the slot's call
     /// started, the calls open alongside it when that process started;
-    /// last, calls declared for the agent from outside its tree.
-    pub fn candidates(&self, event: &EventRef) -> Vec<u64> {
+    /// last, calls declared for the agent from outside its tree. Written
+    /// to `out` (cleared first), a buffer the caller keeps: an allocation
+    /// per event saved.
+    pub fn candidates(&self, event: &EventRef, out: &mut Vec<u64>) {
         let EventRef {
             slot,
             pid,
@@ -224,7 +264,7 @@ impl CallBook {
             ts_ns,
             process_start_ns,
         } = *event;
-        let mut out = Vec::new();
+        out.clear();
         // The declarer's own events carry its slot only while the call is
         // open; a stale slot (a map update that failed) is not believed.
         let primary = self
@@ -241,7 +281,7 @@ impl CallBook {
                 }
             }
         };
-        open_now(self.by_declarer.get(&pid), &mut out);
+        open_now(self.by_declarer.get(&pid), out);
         if let Some(call) = primary.filter(|c| c.declarer != pid) {
             for s in call.concurrent.iter().rev() {
                 if !out.contains(s)
@@ -254,8 +294,7 @@ impl CallBook {
                 }
             }
         }
-        open_now(self.external.get(&agent_slot), &mut out);
-        out
+        open_now(self.external.get(&agent_slot), out);
     }
 
     /// Calls ended at or before `cutoff_ns` and not yet summarised.
@@ -289,23 +328,24 @@ impl CallBook {
             return;
         };
         call.summarised = true;
-        for (map, key) in [
-            (&mut self.by_declarer, call.declarer),
-            (&mut self.external, call.agent_slot),
-        ] {
-            if let Some(list) = map.get_mut(&key) {
-                list.retain(|s| *s != slot);
-                if list.is_empty() {
-                    map.remove(&key);
-                }
-            }
-        }
+        forget(&mut self.by_declarer, call.declarer, slot);
+        forget(&mut self.external, call.agent_slot, slot);
         self.retired.push_back(slot);
         while self.retired.len() > RETAINED_CALLS {
             if let Some(old) = self.retired.pop_front() {
                 self.by_slot.remove(&old);
                 self.evicted += 1;
             }
+        }
+    }
+}
+
+/// Takes `slot` out of `key`'s list, and the list once it is empty.
+fn forget<S: std::hash::BuildHasher>(map: &mut HashMap<u32, Vec<u64>, S>, key: u32, slot: u64) {
+    if let Some(list) = map.get_mut(&key) {
+        list.retain(|s| *s != slot);
+        if list.is_empty() {
+            map.remove(&key);
         }
     }
 }

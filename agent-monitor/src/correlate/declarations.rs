@@ -1,6 +1,6 @@
 //! Declarations: who may make them, and what each one records.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use serde_json::Value;
 
@@ -32,7 +32,7 @@ impl Correlator {
     pub fn open_session(&mut self, spec: SessionSpec) {
         let session = Session::new(&self.policy, spec);
         self.agents
-            .set_session(session.agent_slot, Some(session.row.session_id.clone()));
+            .set_session(session.agent_slot, Some(session.id.clone()));
         self.sessions
             .by_id
             .insert(session.row.session_id.clone(), session);
@@ -199,12 +199,11 @@ impl Correlator {
                     agent_slot,
                     cwd,
                 };
-                self.sessions
-                    .by_id
-                    .insert(session_id.clone(), Session::new(&self.policy, spec));
+                let session = Session::new(&self.policy, spec);
                 if !external {
-                    self.sessions.by_pid.insert(peer_pid, session_id.clone());
+                    self.sessions.by_pid.insert(peer_pid, session.id.clone());
                 }
+                self.sessions.by_id.insert(session_id.clone(), session);
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -337,6 +336,8 @@ impl Correlator {
         }
         self.calls.insert(Call {
             slot,
+            session_id: self.sessions.by_id[&session_id].id.clone(),
+            call_id: Arc::from(start.call_id.as_str()),
             declarer: peer.pid,
             conn,
             agent_slot,

@@ -10,6 +10,7 @@ use std::{
     sync::Arc,
 };
 
+use super::effects::EffectRef;
 use crate::policy::{Effect, Envelope, Policy, Severity};
 
 /// Entries kept per cache; past it the cache starts over, which costs
@@ -28,7 +29,7 @@ pub(super) struct EffectHash(pub u64);
 pub(super) struct EffectHasher(RandomState);
 
 impl EffectHasher {
-    pub fn hash(&self, effect: &Effect) -> EffectHash {
+    pub fn hash(&self, effect: &EffectRef) -> EffectHash {
         EffectHash(self.0.hash_one(effect))
     }
 
@@ -80,25 +81,27 @@ impl FixedCache {
     pub fn get(
         &mut self,
         EffectHash(hash): EffectHash,
-        effect: &Effect,
+        effect: &EffectRef,
         policy: &Policy,
         baseline: &Envelope,
     ) -> Fixed {
         if let Some((cached, fixed)) = self.map.get(&hash)
-            && cached == effect
+            && effect.is(cached)
         {
             return fixed.clone();
         }
+        // A miss: the policy judges, and the cache keeps, an owned effect.
+        let effect = effect.to_effect();
         let fixed = Fixed {
-            baseline: baseline.covers(effect).map(|r| Arc::from(r.name.as_str())),
+            baseline: baseline.covers(&effect).map(|r| Arc::from(r.name.as_str())),
             sensitive: policy
-                .sensitive(effect)
+                .sensitive(&effect)
                 .map(|(r, s)| (Arc::from(r.name.as_str()), s)),
         };
         if self.map.len() >= CAPACITY {
             self.map.clear();
         }
-        self.map.insert(hash, (effect.clone(), fixed.clone()));
+        self.map.insert(hash, (effect, fixed.clone()));
         fixed
     }
 }
@@ -118,15 +121,16 @@ impl CallCache {
     pub fn get(
         &mut self,
         EffectHash(hash): EffectHash,
-        effect: &Effect,
+        effect: &EffectRef,
         envelope: &Envelope,
     ) -> CallCover {
         if let Some((cached, cover)) = self.map.get(&hash)
-            && cached == effect
+            && effect.is(cached)
         {
             return cover.clone();
         }
-        let mut matching = envelope.matching(effect).peekable();
+        let effect = effect.to_effect();
+        let mut matching = envelope.matching(&effect).peekable();
         let first = matching.peek().map(|r| Arc::from(r.name.as_str()));
         let cover = match matching.find(|r| r.named) {
             Some(named) => Some((Arc::from(named.name.as_str()), true)),
@@ -135,7 +139,7 @@ impl CallCache {
         if self.map.len() >= CAPACITY {
             self.map.clear();
         }
-        self.map.insert(hash, (effect.clone(), cover.clone()));
+        self.map.insert(hash, (effect, cover.clone()));
         cover
     }
 }

@@ -1,9 +1,16 @@
 //! Judging one event: its session, its tool call, its verdict, its alerts.
+//!
+//! Every event is judged, so the common path (an effect a call declared)
+//! allocates as little as it can: ids and rule names are shared
+//! `Arc<str>`s, cloned by count from the calls, sessions and caches that
+//! hold them.
+
+use std::sync::{Arc, LazyLock};
 
 use super::{
     Correlator, Now,
     calls::EventRef,
-    effects::{self, Effects},
+    effects::{self, EffectRef, Found, List},
     fixed::{EffectHash, Fixed},
 };
 use crate::{
@@ -37,14 +44,14 @@ impl Verdict {
 /// What correlation concluded about one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judgement {
-    pub session_id: Option<String>,
+    pub session_id: Option<Arc<str>>,
     /// The call that covers it, or for an undeclared action the call it
     /// happened under.
-    pub tool_call_id: Option<String>,
+    pub tool_call_id: Option<Arc<str>>,
     pub verdict: Verdict,
     /// The rule behind the verdict (`tools.read_file`, `baseline.loader`,
     /// `declared`, …).
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     pub alerts: Vec<AlertRow>,
     /// Alerts not built at all: the same process did the same undeclared
     /// thing less than a second ago, so the alerter would hold this one
@@ -60,13 +67,13 @@ pub struct Judgement {
 
 /// One effect's fate.
 enum Cover {
-    Declared { slot: u64, rule: String },
-    Baseline { rule: String },
+    Declared { slot: u64, rule: Arc<str> },
+    Baseline { rule: Arc<str> },
     Undeclared,
 }
 
 /// The rule name for the exec of the session's own command.
-const SESSION_COMMAND: &str = "session.command";
+static SESSION_COMMAND: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("session.command"));
 /// How long an undeclared alert of one process about one effect stands
 /// for its repeats; well inside the alerter's de-duplication window.
 const REPEAT_NS: i64 = 1_000_000_000;
@@ -74,7 +81,7 @@ const REPEAT_NS: i64 = 1_000_000_000;
 const RECENT_ALERTS: usize = 16_384;
 
 /// The rule name for forks and exits.
-const LIFECYCLE: &str = "process.lifecycle";
+static LIFECYCLE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("process.lifecycle"));
 
 impl Correlator {
     /// Judges `event` of `process` (as the table holds it after the
@@ -90,11 +97,15 @@ impl Correlator {
             boot_ns: event.ts_ns,
             wall_ns,
         };
-        let primary = self.calls.get(event.tool_call).map(|c| c.slot);
-        let session_id = self.session_of(event, table, primary);
+        let call = self.calls.get(event.tool_call);
+        let primary = call.map(|c| c.slot);
+        let (session_id, tool_call_id) = match call {
+            Some(call) => (Some(call.session_id.clone()), Some(call.call_id.clone())),
+            None => (self.session_of(event, table), None),
+        };
         let mut judgement = Judgement {
             session_id,
-            tool_call_id: primary.map(|s| self.call_id(s)),
+            tool_call_id,
             verdict: Verdict::Baseline,
             rule: None,
             alerts: Vec::new(),
@@ -102,15 +113,15 @@ impl Correlator {
             undeclared_effects: Vec::new(),
             slot: primary,
         };
-        match effects::of(event, process) {
-            Effects::Lifecycle => {
-                judgement.rule = Some(LIFECYCLE.into());
+        match effects::found(event, process) {
+            Found::Lifecycle => {
+                judgement.rule = Some(LIFECYCLE.clone());
                 self.stats.baseline += 1;
             }
-            Effects::Uncoverable => {
+            Found::Uncoverable => {
                 self.uncoverable(event, primary, &mut judgement, now);
             }
-            Effects::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
+            Found::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
         }
         if let Some(call) = judgement.slot.and_then(|s| self.calls.get_mut(s))
             && !call.summarised
@@ -120,26 +131,18 @@ impl Correlator {
         judgement
     }
 
-    fn session_of(
-        &self,
-        event: &Event,
-        table: &ProcessTable,
-        primary: Option<u64>,
-    ) -> Option<String> {
-        if let Some(call) = primary.and_then(|s| self.calls.get(s)) {
-            return Some(call.row.session_id.clone());
-        }
+    /// The session of an event no call claims.
+    fn session_of(&self, event: &Event, table: &ProcessTable) -> Option<Arc<str>> {
         self.sessions
             .of_process(table, event.pid)
-            .or_else(|| self.agents.session(event.agent_slot))
-            .map(String::from)
+            .or_else(|| self.agents.session_shared(event.agent_slot))
+            .cloned()
     }
 
-    fn call_id(&self, slot: u64) -> String {
+    fn call_id(&self, slot: u64) -> Arc<str> {
         self.calls
             .get(slot)
-            .map(|c| c.row.call_id.clone())
-            .unwrap_or_default()
+            .map_or_else(|| Arc::from(""), |c| c.call_id.clone())
     }
 
     /// An action no effect kind names: always undeclared, and tampering
@@ -214,47 +217,53 @@ impl Correlator {
         event: &Event,
         process: &ProcessInfo,
         primary: Option<u64>,
-        list: Vec<Effect>,
+        list: List,
         judgement: &mut Judgement,
         now: Now,
     ) {
-        let candidates = self.calls.candidates(&EventRef {
-            slot: event.tool_call,
-            pid: event.pid,
-            agent_slot: event.agent_slot,
-            ts_ns: event.ts_ns,
-            process_start_ns: process.key.start_ns,
-        });
+        // The correlator's buffer, taken for the loop and put back after.
+        let mut candidates = std::mem::take(&mut self.candidates);
+        self.calls.candidates(
+            &EventRef {
+                slot: event.tool_call,
+                pid: event.pid,
+                agent_slot: event.agent_slot,
+                ts_ns: event.ts_ns,
+                process_start_ns: process.key.start_ns,
+            },
+            &mut candidates,
+        );
         let root_exec = matches!(event.detail, Detail::Exec(_))
             && process.parent.is_none()
             && judgement
                 .session_id
-                .as_ref()
+                .as_deref()
                 .and_then(|s| self.sessions.by_id.get(s))
                 .is_some_and(|s| s.row.pid == Some(event.pid));
 
-        let mut declared: Option<(u64, String)> = None;
-        let mut baseline: Option<String> = None;
-        let mut sensitive: Option<(Effect, String, Severity)> = None;
-        for effect in list {
-            let hash = self.effect_hasher.hash(&effect);
+        let mut declared: Option<(u64, Arc<str>)> = None;
+        let mut baseline: Option<Arc<str>> = None;
+        let mut sensitive: Option<(Effect, Arc<str>, Severity)> = None;
+        let mut first_undeclared = None;
+        for effect in list.iter() {
+            let hash = self.effect_hasher.hash(effect);
             let cover = self.cover(
                 hash,
-                &effect,
+                effect,
                 &candidates,
                 judgement.session_id.as_deref(),
                 root_exec,
             );
-            if let Some((rule, severity)) = cover.1.sensitive {
+            if let Some((rule, severity)) = cover.1 {
                 let worse = sensitive.as_ref().is_none_or(|(_, _, s)| severity > *s);
                 if worse {
-                    sensitive = Some((effect.clone(), rule.to_string(), severity));
+                    sensitive = Some((effect.to_effect(), rule, severity));
                 }
             }
             let cover = cover.0;
             match cover {
                 Cover::Declared { slot, rule } => {
-                    self.record(slot, hash, &effect, false);
+                    self.record(slot, hash, effect, false);
                     declared.get_or_insert((slot, rule));
                 }
                 Cover::Baseline { rule } => {
@@ -262,25 +271,28 @@ impl Correlator {
                 }
                 Cover::Undeclared => {
                     if let Some(slot) = primary {
-                        self.record(slot, hash, &effect, true);
+                        self.record(slot, hash, effect, true);
                     }
-                    judgement.undeclared_effects.push(effect);
+                    first_undeclared.get_or_insert(hash);
+                    judgement.undeclared_effects.push(effect.to_effect());
                 }
             }
         }
+        self.candidates = candidates;
         let denied_ran = !judgement.undeclared_effects.is_empty()
             && primary.is_some_and(|s| self.calls.get(s).is_some_and(|c| !c.allowed));
 
-        if let Some(effect) = judgement.undeclared_effects.first() {
+        if let (Some(effect), Some(first_hash)) =
+            (judgement.undeclared_effects.first(), first_undeclared)
+        {
             judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
-            let first_hash = self.effect_hasher.hash(effect);
             if judgement.verdict == Verdict::Undeclared && self.repeat_alert(event, first_hash, now)
             {
                 judgement.repeated_alerts += 1;
             } else if judgement.verdict == Verdict::Undeclared {
                 let message = format!("undeclared {effect} by {}", actor(event));
                 let (severity, rule) = match &sensitive {
-                    Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.clone())),
+                    Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.to_string())),
                     None => (Severity::Medium, None),
                 };
                 judgement.alerts.push(self.event_alert(
@@ -310,7 +322,7 @@ impl Correlator {
         if let Some((effect, rule, severity)) = sensitive
             && judgement.verdict != Verdict::Undeclared
         {
-            let monitor = rule == "sensitive.monitor";
+            let monitor = &*rule == "sensitive.monitor";
             let kind = if monitor { "tampering" } else { "sensitive" };
             let message = format!(
                 "{} {effect} by {} ({})",
@@ -328,7 +340,7 @@ impl Correlator {
                 now,
                 kind,
                 severity,
-                Some(rule),
+                Some(rule.to_string()),
                 message,
             ));
         }
@@ -338,17 +350,20 @@ impl Correlator {
         }
     }
 
-    /// Which call, baseline or none covers one effect, and what the
-    /// policy says of it whatever the calls (cached per session).
+    /// Which call, baseline or none covers one effect, and the sensitive
+    /// rule it touches whatever the calls (cached per session).
     fn cover(
         &mut self,
         hash: EffectHash,
-        effect: &Effect,
+        effect: &EffectRef,
         candidates: &[u64],
         session_id: Option<&str>,
         root_exec: bool,
-    ) -> (Cover, Fixed) {
-        let fixed = match session_id.and_then(|s| self.sessions.by_id.get_mut(s)) {
+    ) -> (Cover, Option<(Arc<str>, Severity)>) {
+        let Fixed {
+            baseline,
+            sensitive,
+        } = match session_id.and_then(|s| self.sessions.by_id.get_mut(s)) {
             Some(session) => session
                 .fixed
                 .get(hash, effect, &self.policy, &session.baseline),
@@ -357,21 +372,19 @@ impl Correlator {
                 .get(hash, effect, &self.policy, self.policy.baseline()),
         };
         if let Some(cover) = self.call_cover(hash, effect, candidates) {
-            return (cover, fixed);
+            return (cover, sensitive);
         }
         let cover = if root_exec && effect.kind == EffectKind::Exec {
             Cover::Baseline {
-                rule: SESSION_COMMAND.into(),
+                rule: SESSION_COMMAND.clone(),
             }
         } else {
-            match &fixed.baseline {
-                Some(rule) => Cover::Baseline {
-                    rule: rule.to_string(),
-                },
+            match baseline {
+                Some(rule) => Cover::Baseline { rule },
                 None => Cover::Undeclared,
             }
         };
-        (cover, fixed)
+        (cover, sensitive)
     }
 
     /// The open call that covers an effect, if any. A call that named the
@@ -381,7 +394,7 @@ impl Correlator {
     fn call_cover(
         &mut self,
         hash: EffectHash,
-        effect: &Effect,
+        effect: &EffectRef,
         candidates: &[u64],
     ) -> Option<Cover> {
         let mut broad: Option<Cover> = None;
@@ -394,16 +407,10 @@ impl Correlator {
             }
             match call.covers.get(hash, effect, &call.envelope) {
                 Some((rule, true)) => {
-                    return Some(Cover::Declared {
-                        slot: *slot,
-                        rule: rule.to_string(),
-                    });
+                    return Some(Cover::Declared { slot: *slot, rule });
                 }
                 Some((rule, false)) => {
-                    broad.get_or_insert(Cover::Declared {
-                        slot: *slot,
-                        rule: rule.to_string(),
-                    });
+                    broad.get_or_insert(Cover::Declared { slot: *slot, rule });
                 }
                 None => {}
             }
@@ -436,16 +443,17 @@ impl Correlator {
 
     /// Counts an effect in a call's summary; the first time, notes every
     /// named pattern it fulfils (`/tmp/**` and a named `/tmp/x` both).
-    fn record(&mut self, slot: u64, hash: EffectHash, effect: &Effect, undeclared: bool) {
+    fn record(&mut self, slot: u64, hash: EffectHash, effect: &EffectRef, undeclared: bool) {
         let Some(call) = self.calls.get_mut(slot) else {
             return;
         };
         if call.summarised || !call.summary.observe(hash, effect, undeclared) || undeclared {
             return;
         }
+        let effect = effect.to_effect();
         let matched: Vec<String> = call
             .envelope
-            .matching(effect)
+            .matching(&effect)
             .filter(|r| r.named)
             .map(|r| format!("{} {}", r.kind, r.pattern))
             .collect();
@@ -496,8 +504,8 @@ impl Correlator {
     ) -> AlertRow {
         AlertRow {
             agent: Some(self.agents.name(event.agent_slot).to_string()),
-            session_id: judgement.session_id.clone(),
-            tool_call_id: judgement.tool_call_id.clone(),
+            session_id: judgement.session_id.as_deref().map(String::from),
+            tool_call_id: judgement.tool_call_id.as_deref().map(String::from),
             event_seq: Some(event.seq),
             process_key: Some(format!("{}@{}", event.pid, event.start_ns)),
             rule,

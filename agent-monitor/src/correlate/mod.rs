@@ -125,6 +125,9 @@ pub struct Correlator {
     effect_hasher: fixed::EffectHasher,
     /// When each (process, effect) last raised an undeclared alert.
     recent_alerts: fixed::ByHash<i64>,
+    /// Scratch for an event's candidate calls, kept to save an
+    /// allocation per event.
+    candidates: Vec<u64>,
     connections: HashMap<u64, Connection>,
     /// Windows (`CLOCK_BOOTTIME` ns) in which the kernel lost events.
     losses: VecDeque<(u64, u64)>,
@@ -155,6 +158,7 @@ impl Correlator {
             fixed: fixed::FixedCache::default(),
             effect_hasher: fixed::EffectHasher::default(),
             recent_alerts: fixed::ByHash::default(),
+            candidates: Vec::new(),
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),

@@ -13,11 +13,12 @@ impl Correlator {
     /// directory comes from `spec`, not from `/proc`.
     pub fn restore_session(&mut self, spec: SessionSpec) {
         let session = Session::new(&self.policy, spec);
-        let id = session.row.session_id.clone();
         if let Some(pid) = session.row.pid {
-            self.sessions.by_pid.insert(pid, id.clone());
+            self.sessions.by_pid.insert(pid, session.id.clone());
         }
-        self.sessions.by_id.insert(id, session);
+        self.sessions
+            .by_id
+            .insert(session.row.session_id.clone(), session);
     }
 
     /// The slot of the call `call_id` open in session `session_id`.

@@ -1,7 +1,7 @@
 //! Sessions: the unit of work an agent declares, with the baseline of its
 //! working directory and the calls open in it.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     evidence::declared::SessionRow,
@@ -21,6 +21,8 @@ pub struct SessionSpec {
 
 #[derive(Debug)]
 pub(super) struct Session {
+    /// `row.session_id`, shared by the calls and judgements that name it.
+    pub id: Arc<str>,
     pub row: SessionRow,
     pub agent_slot: u32,
     pub baseline: Envelope,
@@ -40,6 +42,7 @@ impl Session {
             cwd: spec.cwd.as_deref(),
         });
         Session {
+            id: Arc::from(spec.row.session_id.as_str()),
             row: spec.row,
             agent_slot: spec.agent_slot,
             baseline,
@@ -57,7 +60,7 @@ pub(super) struct Sessions {
     pub by_id: HashMap<String, Session>,
     /// A process that started a session of its own (not its agent's
     /// default): its tree's events belong to that session.
-    pub by_pid: HashMap<u32, String>,
+    pub by_pid: HashMap<u32, Arc<str>>,
 }
 
 /// Most ancestors walked to find a process's session.
@@ -66,7 +69,7 @@ const MAX_DEPTH: usize = 64;
 impl Sessions {
     /// The session a process's events belong to when no tool call says:
     /// the nearest ancestor (itself included) that started one.
-    pub fn of_process(&self, table: &ProcessTable, pid: u32) -> Option<&str> {
+    pub fn of_process(&self, table: &ProcessTable, pid: u32) -> Option<&Arc<str>> {
         if self.by_pid.is_empty() {
             return None;
         }

@@ -1,11 +1,14 @@
 //! Agents by slot: the kernel map names an agent by a small number.
 
+use std::sync::Arc;
+
 /// Agent names by slot.
 #[derive(Clone, Debug, Default)]
 pub struct Agents {
     names: Vec<String>,
-    /// The session each agent's events belong to, when there is one.
-    sessions: Vec<Option<String>>,
+    /// The session each agent's events belong to, when there is one;
+    /// shared, as every judgement of the agent's events names it.
+    sessions: Vec<Option<Arc<str>>>,
 }
 
 impl Agents {
@@ -18,7 +21,7 @@ impl Agents {
     }
 
     /// Attributes the agent's events to a session from now on.
-    pub fn set_session(&mut self, slot: u32, session_id: Option<String>) {
+    pub fn set_session(&mut self, slot: u32, session_id: Option<Arc<str>>) {
         if let Some(session) = slot
             .checked_sub(1)
             .and_then(|i| self.sessions.get_mut(i as usize))
@@ -28,9 +31,14 @@ impl Agents {
     }
 
     pub fn session(&self, slot: u32) -> Option<&str> {
+        self.session_shared(slot).map(|s| &**s)
+    }
+
+    /// The same, to keep.
+    pub fn session_shared(&self, slot: u32) -> Option<&Arc<str>> {
         slot.checked_sub(1)
             .and_then(|i| self.sessions.get(i as usize))
-            .and_then(Option::as_deref)
+            .and_then(Option::as_ref)
     }
 
     /// The slot of the agent named `name`.

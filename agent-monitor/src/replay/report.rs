@@ -194,7 +194,8 @@ impl Builder {
             .transitions
             .entry((rank(&old), old, rank(&new), new.clone()))
             .or_insert(0) += 1;
-        if row.verdict.as_deref() != Some(new.as_str()) || row.rule != j.rule {
+        if row.verdict.as_deref() != Some(new.as_str()) || row.rule.as_deref() != j.rule.as_deref()
+        {
             r.changes_total += 1;
             if r.changes.len() < MAX_KEPT {
                 let effect: Vec<String> = effects.iter().map(|e| e.to_string()).collect();
@@ -202,7 +203,7 @@ impl Builder {
                     seq: row.seq,
                     ts: row.ts,
                     session_id: row.session_id.clone(),
-                    tool_call_id: j.tool_call_id.clone(),
+                    tool_call_id: j.tool_call_id.as_deref().map(String::from),
                     kind: row.kind.clone(),
                     effect: if effect.is_empty() {
                         row.kind.clone()
@@ -212,7 +213,7 @@ impl Builder {
                     old_verdict: row.verdict.clone(),
                     old_rule: row.rule.clone(),
                     new_verdict: new,
-                    new_rule: j.rule.clone(),
+                    new_rule: j.rule.as_deref().map(String::from),
                 });
             }
         }
