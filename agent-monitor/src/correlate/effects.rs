@@ -113,13 +113,18 @@ pub(crate) fn found<'a>(event: &'a Event, process: &'a ProcessInfo) -> Found<'a>
 fn found_in(action: &Action) -> Found<'_> {
     use ActionKind::*;
     let f = &action.fields;
-    let path = f.path.as_deref().or(f.raw_path.as_deref());
-    let new_path = f.new_path.as_deref().or(f.new_raw_path.as_deref());
-    let file = |kinds: &[EffectKind]| match path {
+    let (Some(path), Some(new_path)) = (
+        through(f.path.as_deref().or(f.raw_path.as_deref())),
+        through(f.new_path.as_deref().or(f.new_raw_path.as_deref())),
+    ) else {
+        // A file named through a magic link whose text does not say which.
+        return Found::Uncoverable;
+    };
+    let file = |kinds: &[EffectKind]| match &path {
         Some(p) => {
             let mut list = List::default();
             for kind in kinds {
-                list.push(file_effect(*kind, p));
+                list.push(file_effect(*kind, p.clone()));
             }
             Found::Some(list)
         }
@@ -151,9 +156,18 @@ fn found_in(action: &Action) -> Found<'_> {
         FileUnlink => file(&[EffectKind::FileDelete]),
         FileMkdir => file(&[EffectKind::FileCreate]),
         FileChmod | FileChown | FileTruncate => file(&[EffectKind::FileWrite]),
-        // The link's own name is what is created; `path` is its target.
+        // The link's own name is created, and it gives access to its
+        // target (`path`), which is judged as a read: a link to a secret
+        // under a harmless name is still a touch of the secret.
         FileLink => match new_path {
-            Some(p) => one(EffectKind::FileCreate, Cow::Borrowed(p), None),
+            Some(p) => {
+                let mut list = List::default();
+                list.push(file_effect(EffectKind::FileCreate, p));
+                if let Some(target) = path.filter(|t| t.starts_with('/')) {
+                    list.push(file_effect(EffectKind::FileRead, target));
+                }
+                Found::Some(list)
+            }
             None => Found::Uncoverable,
         },
         FileRename => {
@@ -161,7 +175,7 @@ fn found_in(action: &Action) -> Found<'_> {
             if let Some(old) = path {
                 list.push(file_effect(EffectKind::FileDelete, old));
             }
-            if let Some(new) = new_path {
+            if let Some(new) = new_path.clone() {
                 list.push(file_effect(EffectKind::FileCreate, new));
             }
             if list.iter().next().is_none() {
@@ -181,11 +195,48 @@ fn found_in(action: &Action) -> Found<'_> {
     }
 }
 
-fn file_effect(kind: EffectKind, path: &str) -> EffectRef<'_> {
+fn file_effect(kind: EffectKind, path: Cow<'_, str>) -> EffectRef<'_> {
     EffectRef {
         kind,
-        resource: Cow::Borrowed(path),
+        resource: path,
         name: None,
+    }
+}
+
+/// A path as the policy must judge it. Under `/proc/PID/` (or `self`,
+/// `thread-self`, `PID/task/TID`) some entries are magic links the kernel
+/// follows to another file: `root/...` is that file of the process's root
+/// (the host's, for an agent), so it is judged by the path below it;
+/// `cwd`, `exe`, `fd/N` and `map_files/...` name a file their text does
+/// not, so no pattern can judge them (`None`: the action is uncoverable).
+/// Otherwise the path itself. `Some(None)` for no path at all.
+fn through(path: Option<&str>) -> Option<Option<Cow<'_, str>>> {
+    let Some(path) = path else {
+        return Some(None);
+    };
+    let Some(rest) = path.strip_prefix("/proc/") else {
+        return Some(Some(Cow::Borrowed(path)));
+    };
+    let mut parts = rest.splitn(2, '/');
+    let process = parts.next().unwrap_or_default();
+    let is_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(process == "self" || process == "thread-self" || is_id(process)) {
+        return Some(Some(Cow::Borrowed(path)));
+    }
+    let mut below = parts.next().unwrap_or_default();
+    if let Some(task) = below.strip_prefix("task/") {
+        let mut t = task.splitn(2, '/');
+        if t.next().is_some_and(is_id) {
+            below = t.next().unwrap_or_default();
+        }
+    }
+    let (link, after) = below.split_once('/').unwrap_or((below, ""));
+    match link {
+        "root" if after.is_empty() => Some(Some(Cow::Borrowed("/"))),
+        "root" => Some(Some(Cow::Owned(format!("/{after}")))),
+        "cwd" | "exe" => None,
+        "fd" | "map_files" if !after.is_empty() => None,
+        _ => Some(Some(Cow::Borrowed(path))),
     }
 }
 

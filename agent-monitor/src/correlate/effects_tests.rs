@@ -56,7 +56,7 @@ fn renames_delete_one_name_and_create_another() {
     );
     assert_eq!(
         effects(ActionKind::FileLink, fields),
-        some(&[(FileCreate, "/b")])
+        some(&[(FileCreate, "/b"), (FileRead, "/a")])
     );
     let unlink = ActionFields {
         path: s("/a"),
@@ -163,4 +163,57 @@ fn lookups_privilege_and_lifecycle() {
         ..process
     };
     assert_eq!(of(&exec, &with_exe), some(&[(Exec, "/usr/bin/ls")]));
+}
+
+#[test]
+fn magic_links_under_proc_are_followed_or_uncoverable() {
+    let read = |path: &str| {
+        effects(
+            ActionKind::FileOpen,
+            ActionFields {
+                path: s(path),
+                access: Some(Access::Read),
+                ..Default::default()
+            },
+        )
+    };
+    // The process's root is the host's: judged by the path below it.
+    assert_eq!(
+        read("/proc/self/root/root/.ssh/id_rsa"),
+        some(&[(FileRead, "/root/.ssh/id_rsa")])
+    );
+    assert_eq!(
+        read("/proc/1234/task/1235/root/etc/shadow"),
+        some(&[(FileRead, "/etc/shadow")])
+    );
+    assert_eq!(read("/proc/thread-self/root"), some(&[(FileRead, "/")]));
+    // Links whose text does not say which file they open.
+    for path in [
+        "/proc/self/cwd/.env",
+        "/proc/self/fd/3",
+        "/proc/42/exe",
+        "/proc/self/map_files/400000-401000",
+    ] {
+        assert_eq!(read(path), Effects::Uncoverable, "{path}");
+    }
+    // Ordinary /proc files, and listing the descriptors.
+    assert_eq!(
+        read("/proc/self/maps"),
+        some(&[(FileRead, "/proc/self/maps")])
+    );
+    assert_eq!(read("/proc/self/fd"), some(&[(FileRead, "/proc/self/fd")]));
+    assert_eq!(read("/proc/meminfo"), some(&[(FileRead, "/proc/meminfo")]));
+}
+
+#[test]
+fn a_link_reads_its_target() {
+    let fields = ActionFields {
+        path: s("/root/.ssh/id_rsa"),
+        new_path: s("/tmp/k.so"),
+        ..Default::default()
+    };
+    assert_eq!(
+        effects(ActionKind::FileLink, fields),
+        some(&[(FileCreate, "/tmp/k.so"), (FileRead, "/root/.ssh/id_rsa")])
+    );
 }

@@ -273,7 +273,10 @@ impl Correlator {
                     if let Some(slot) = primary {
                         self.record(slot, hash, effect, true);
                     }
-                    first_undeclared.get_or_insert(hash);
+                    // Every undeclared effect counts in the repeat key, so
+                    // a write after a read of one file is not its repeat.
+                    let key = first_undeclared.get_or_insert(EffectHash(0));
+                    key.0 = key.0.rotate_left(17) ^ hash.0;
                     judgement.undeclared_effects.push(effect.to_effect());
                 }
             }
@@ -282,15 +285,17 @@ impl Correlator {
         let denied_ran = !judgement.undeclared_effects.is_empty()
             && primary.is_some_and(|s| self.calls.get(s).is_some_and(|c| !c.allowed));
 
-        if let (Some(effect), Some(first_hash)) =
-            (judgement.undeclared_effects.first(), first_undeclared)
-        {
+        if let Some(first_hash) = first_undeclared {
             judgement.verdict = self.undeclared_or_unverifiable(event.ts_ns);
             if judgement.verdict == Verdict::Undeclared && self.repeat_alert(event, first_hash, now)
             {
                 judgement.repeated_alerts += 1;
             } else if judgement.verdict == Verdict::Undeclared {
-                let message = format!("undeclared {effect} by {}", actor(event));
+                let message = format!(
+                    "undeclared {} by {}",
+                    describe_effects(&judgement.undeclared_effects),
+                    actor(event)
+                );
                 let (severity, rule) = match &sensitive {
                     Some((_, rule, s)) => ((*s).max(Severity::Medium), Some(rule.to_string())),
                     None => (Severity::Medium, None),
@@ -534,6 +539,28 @@ impl Correlator {
             "high",
             format!("the kernel lost {count} events on CPU {cpu}: actions in that window are unverifiable"),
         )
+    }
+}
+
+/// Undeclared effects in words, every one named: `file.read /x` or, for
+/// one resource, `file.read+file.write /x`.
+fn describe_effects(effects: &[Effect]) -> String {
+    let Some(first) = effects.first() else {
+        return String::new();
+    };
+    let same = |e: &&Effect| e.resource == first.resource && e.name == first.name;
+    if effects.iter().all(|e| same(&e)) {
+        let kinds: Vec<&str> = effects.iter().map(|e| e.kind.name()).collect();
+        let name = first.name.as_ref().map(|n| format!(" ({n})"));
+        format!(
+            "{} {}{}",
+            kinds.join("+"),
+            first.resource,
+            name.unwrap_or_default()
+        )
+    } else {
+        let each: Vec<String> = effects.iter().map(Effect::to_string).collect();
+        each.join("; ")
     }
 }
 

@@ -650,3 +650,25 @@ fn a_repeated_undeclared_action_alerts_once_a_second() {
     let later = judge(&mut c, &open(AGENT_PID, 0, 1_200, "/opt/x", Access::Read));
     assert_eq!(later.alerts.len(), 1, "a second on, it is raised again");
 }
+
+#[test]
+fn a_write_after_a_read_of_one_file_is_its_own_alert() {
+    let mut c = correlator();
+    let read = judge(
+        &mut c,
+        &open(AGENT_PID, 0, 10, "/srv/app/config", Access::Read),
+    );
+    assert_eq!(read.alerts.len(), 1);
+    let both = judge(
+        &mut c,
+        &open(AGENT_PID, 0, 20, "/srv/app/config", Access::ReadWrite),
+    );
+    assert_eq!(both.alerts.len(), 1, "not a repeat of the read");
+    assert!(
+        both.alerts[0]
+            .message
+            .starts_with("undeclared file.read+file.write /srv/app/config by pid"),
+        "{}",
+        both.alerts[0].message
+    );
+}

@@ -55,11 +55,21 @@ impl<S: Sink> Processor<S> {
     /// Records an alert unless the alerter holds it back as a duplicate or
     /// over the rate limit; every event's verdict is kept regardless.
     pub(super) fn raise(&mut self, alert: AlertRow) {
-        if let Some(alerter) = &mut self.alerter
-            && alerter.raise(&alert, Instant::now()) != crate::alerts::Admission::Sent
+        use crate::alerts::Admission;
+        // A repeat is dropped (its event keeps its verdict, and the first
+        // is recorded); an alert over the rate limit reaches no sink but is
+        // still evidence, so a flood cannot erase one from the store.
+        match self
+            .alerter
+            .as_mut()
+            .map(|a| a.raise(&alert, Instant::now()))
         {
-            self.stats.alerts_suppressed += 1;
-            return;
+            Some(Admission::Duplicate) => {
+                self.stats.alerts_suppressed += 1;
+                return;
+            }
+            Some(Admission::RateLimited) => self.stats.alerts_suppressed += 1,
+            Some(Admission::Sent) | None => {}
         }
         *self
             .stats
