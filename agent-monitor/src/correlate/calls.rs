@@ -161,6 +161,8 @@ pub struct EventRef {
     pub ts_ns: u64,
     /// Start of the acting process.
     pub process_start_ns: u64,
+    /// Its parent's pid.
+    pub ppid: u32,
 }
 
 /// Maps keyed by numbers the correlator hands out itself (call slots,
@@ -256,21 +258,35 @@ impl CallBook {
     /// last, calls declared for the agent from outside its tree. Written
     /// to `out` (cleared first), a buffer the caller keeps: an allocation
     /// per event saved.
+    /// The call of the event's kernel slot, if the slot is believed. A
+    /// stale slot (a map update that failed, or a fork that raced the
+    /// reset at `tool.end`) is not: the declarer's own events carry its
+    /// slot only while the call is open, and its direct children only if
+    /// they started before the call ended. Processes further down
+    /// inherited it from a process the call started.
+    pub fn believed(&self, event: &EventRef) -> Option<&Call> {
+        self.by_slot.get(&event.slot).filter(|c| {
+            if c.external {
+                true
+            } else if c.declarer == event.pid {
+                c.open_at(event.ts_ns)
+            } else {
+                event.ppid != c.declarer
+                    || c.ended_ns.is_none_or(|end| event.process_start_ns < end)
+            }
+        })
+    }
+
     pub fn candidates(&self, event: &EventRef, out: &mut Vec<u64>) {
         let EventRef {
-            slot,
             pid,
             agent_slot,
             ts_ns,
             process_start_ns,
+            ..
         } = *event;
         out.clear();
-        // The declarer's own events carry its slot only while the call is
-        // open; a stale slot (a map update that failed) is not believed.
-        let primary = self
-            .by_slot
-            .get(&slot)
-            .filter(|c| c.declarer != pid || c.external || c.open_at(ts_ns));
+        let primary = self.believed(event);
         if let Some(call) = primary {
             out.push(call.slot);
         }

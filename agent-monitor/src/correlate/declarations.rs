@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{
     Correlator, Now, Outcome, SlotUpdate,
     calls::{Call, Summary},
-    sessions::{Session, SessionSpec},
+    sessions::{self, Session, SessionSpec},
 };
 use crate::{
     declare::{self, Envelope, ModelOutput, Reply, Request, SessionStart, ToolEnd, ToolStart},
@@ -26,11 +26,16 @@ impl Outcome {
     }
 }
 
+/// Total bytes of the patterns one call may declare: each is compiled into
+/// a glob, and a peer must not be able to stall the stage compiling
+/// megabytes of them (1,024 patterns of 4 KiB took seconds).
+pub const MAX_DECLARED_BYTES: usize = 64 << 10;
+
 impl Correlator {
     /// Opens a session the monitor itself started (the run's), so that
     /// events are attributed to it before any declaration arrives.
     pub fn open_session(&mut self, spec: SessionSpec) {
-        let session = Session::new(&self.policy, spec);
+        let session = self.sessions.create(&self.policy, spec);
         self.agents
             .set_session(session.agent_slot, Some(session.id.clone()));
         self.sessions
@@ -156,9 +161,14 @@ impl Correlator {
             },
         };
         let peer_pid = self.connections[&conn].peer.pid;
+        let open_sessions = self.sessions.open_of(agent_slot);
         match self.sessions.by_id.get_mut(&session_id) {
             Some(existing) if existing.agent_slot != agent_slot => {
                 let why = format!("session `{session_id}` belongs to another agent");
+                return Outcome::reply(Reply::not_permitted(id, &why));
+            }
+            Some(existing) if existing.row.ended.is_some() => {
+                let why = format!("session `{session_id}` has ended");
                 return Outcome::reply(Reply::not_permitted(id, &why));
             }
             Some(existing) => {
@@ -173,6 +183,13 @@ impl Correlator {
                     row.user = start.user;
                 }
                 row.parent_session_id = row.parent_session_id.take().or(start.parent_session_id);
+            }
+            None if open_sessions >= sessions::MAX_OPEN_SESSIONS => {
+                let why = format!(
+                    "the agent has {} sessions open; end one first",
+                    sessions::MAX_OPEN_SESSIONS
+                );
+                return Outcome::reply(Reply::not_permitted(id, &why));
             }
             None => {
                 let external = self.connections[&conn].peer.agent_slot.is_none();
@@ -199,7 +216,7 @@ impl Correlator {
                     agent_slot,
                     cwd,
                 };
-                let session = Session::new(&self.policy, spec);
+                let session = self.sessions.create(&self.policy, spec);
                 if !external {
                     self.sessions.by_pid.insert(peer_pid, session.id.clone());
                 }
@@ -217,7 +234,13 @@ impl Correlator {
         self.connections
             .get(&conn)
             .and_then(|c| c.session.clone())
-            .filter(|s| self.sessions.by_id.contains_key(s))
+            .filter(|s| {
+                // An ended session takes nothing more.
+                self.sessions
+                    .by_id
+                    .get(s)
+                    .is_some_and(|s| s.row.ended.is_none())
+            })
     }
 
     fn message(
@@ -269,8 +292,34 @@ impl Correlator {
             return Outcome::reply(Reply::no_session(id));
         };
         let session = &self.sessions.by_id[&session_id];
-        if session.open_calls.contains_key(&start.call_id) {
+        if session.used_calls.contains(&start.call_id) {
             return Outcome::reply(Reply::duplicate_call_id(id, &start.call_id));
+        }
+        if session.open_calls.len() >= sessions::MAX_OPEN_CALLS
+            || session.used_calls.len() >= sessions::MAX_CALLS
+        {
+            let why = format!(
+                "the session has {} calls open or has started {}; end some, or open a new session",
+                sessions::MAX_OPEN_CALLS,
+                sessions::MAX_CALLS
+            );
+            return Outcome::reply(Reply::not_permitted(id, &why));
+        }
+        let declared_bytes: usize = start
+            .effects
+            .iter()
+            .flat_map(|e| e.values())
+            .flatten()
+            .map(String::len)
+            .sum();
+        if declared_bytes > MAX_DECLARED_BYTES {
+            let error = crate::declare::ProtocolError::bad(
+                "effects",
+                format!(
+                    "its patterns total {declared_bytes} bytes, more than {MAX_DECLARED_BYTES}"
+                ),
+            );
+            return Outcome::reply(Reply::protocol_error(id, &error));
         }
         let peer = self.connections[&conn].peer.clone();
         let external = peer.agent_slot.is_none();
@@ -354,6 +403,7 @@ impl Correlator {
             summarised: false,
         });
         if let Some(session) = self.sessions.by_id.get_mut(&session_id) {
+            session.used_calls.insert(start.call_id.clone());
             session.open_calls.insert(start.call_id, slot);
         }
         Outcome {

@@ -97,7 +97,7 @@ impl Correlator {
             boot_ns: event.ts_ns,
             wall_ns,
         };
-        let call = self.calls.get(event.tool_call);
+        let call = self.calls.believed(&event_ref(event, process));
         let primary = call.map(|c| c.slot);
         let (session_id, tool_call_id) = match call {
             Some(call) => (Some(call.session_id.clone()), Some(call.call_id.clone())),
@@ -223,16 +223,8 @@ impl Correlator {
     ) {
         // The correlator's buffer, taken for the loop and put back after.
         let mut candidates = std::mem::take(&mut self.candidates);
-        self.calls.candidates(
-            &EventRef {
-                slot: event.tool_call,
-                pid: event.pid,
-                agent_slot: event.agent_slot,
-                ts_ns: event.ts_ns,
-                process_start_ns: process.key.start_ns,
-            },
-            &mut candidates,
-        );
+        self.calls
+            .candidates(&event_ref(event, process), &mut candidates);
         let root_exec = matches!(event.detail, Detail::Exec(_))
             && process.parent.is_none()
             && judgement
@@ -350,7 +342,12 @@ impl Correlator {
             ));
         }
 
-        if denied_ran && let Some(slot) = primary {
+        // As for uncoverable actions: only an action judged undeclared (not
+        // one made unverifiable by a loss) shows that the call ran.
+        if denied_ran
+            && judgement.verdict == Verdict::Undeclared
+            && let Some(slot) = primary
+        {
             self.denied_ran(event, slot, judgement, now);
         }
     }
@@ -561,6 +558,18 @@ fn describe_effects(effects: &[Effect]) -> String {
     } else {
         let each: Vec<String> = effects.iter().map(Effect::to_string).collect();
         each.join("; ")
+    }
+}
+
+/// What choosing an event's calls needs of it.
+fn event_ref(event: &Event, process: &ProcessInfo) -> EventRef {
+    EventRef {
+        slot: event.tool_call,
+        pid: event.pid,
+        agent_slot: event.agent_slot,
+        ts_ns: event.ts_ns,
+        process_start_ns: process.key.start_ns,
+        ppid: event.ppid,
     }
 }
 

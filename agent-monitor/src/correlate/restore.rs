@@ -2,7 +2,7 @@
 //! live inputs: sessions and decisions as the evidence recorded them, where
 //! the live path would ask the system (`/proc`) or the policy.
 
-use super::{Correlator, sessions::Session, sessions::SessionSpec};
+use super::{Correlator, sessions::SessionSpec};
 use crate::policy::Envelope;
 
 impl Correlator {
@@ -12,7 +12,7 @@ impl Correlator {
     /// tree) and leaves the agent's default session alone; its working
     /// directory comes from `spec`, not from `/proc`.
     pub fn restore_session(&mut self, spec: SessionSpec) {
-        let session = Session::new(&self.policy, spec);
+        let session = self.sessions.create(&self.policy, spec);
         if let Some(pid) = session.row.pid {
             self.sessions.by_pid.insert(pid, session.id.clone());
         }

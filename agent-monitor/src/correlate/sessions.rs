@@ -1,7 +1,10 @@
 //! Sessions: the unit of work an agent declares, with the baseline of its
 //! working directory and the calls open in it.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use crate::{
     evidence::declared::SessionRow,
@@ -25,11 +28,16 @@ pub(super) struct Session {
     pub id: Arc<str>,
     pub row: SessionRow,
     pub agent_slot: u32,
-    pub baseline: Envelope,
+    /// Shared by every session with the same working directory: a session
+    /// costs the monitor little, however many an agent opens.
+    pub baseline: Arc<Envelope>,
     /// The working directory tool-call templates resolve against.
     pub cwd: Option<String>,
     /// Open calls by call_id → slot.
     pub open_calls: HashMap<String, u64>,
+    /// Every call id the session has used: one is never reused, so that
+    /// (session, call id) names one call in the evidence.
+    pub used_calls: HashSet<String>,
     /// The row has been written (`session.end`); it is not written again.
     pub written: bool,
     /// Baseline and sensitivity answers for this session's effects.
@@ -37,10 +45,7 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub fn new(policy: &Policy, spec: SessionSpec) -> Session {
-        let baseline = policy.baseline_in(&Context {
-            cwd: spec.cwd.as_deref(),
-        });
+    pub fn new(baseline: Arc<Envelope>, spec: SessionSpec) -> Session {
         Session {
             id: Arc::from(spec.row.session_id.as_str()),
             row: spec.row,
@@ -48,6 +53,7 @@ impl Session {
             baseline,
             cwd: spec.cwd,
             open_calls: HashMap::new(),
+            used_calls: HashSet::new(),
             written: false,
             fixed: Default::default(),
         }
@@ -61,12 +67,43 @@ pub(super) struct Sessions {
     /// A process that started a session of its own (not its agent's
     /// default): its tree's events belong to that session.
     pub by_pid: HashMap<u32, Arc<str>>,
+    /// Baselines by working directory.
+    baselines: HashMap<Option<String>, Arc<Envelope>>,
 }
+
+/// Sessions an agent may have open through the socket at once, and calls
+/// one session may have open and may ever start: bounds on what a peer can
+/// make the monitor hold.
+pub(super) const MAX_OPEN_SESSIONS: usize = 1024;
+pub(super) const MAX_OPEN_CALLS: usize = 1024;
+pub(super) const MAX_CALLS: usize = 65_536;
 
 /// Most ancestors walked to find a process's session.
 const MAX_DEPTH: usize = 64;
 
 impl Sessions {
+    /// A new session, its baseline shared with others of its directory.
+    pub fn create(&mut self, policy: &Policy, spec: SessionSpec) -> Session {
+        let baseline = self
+            .baselines
+            .entry(spec.cwd.clone())
+            .or_insert_with(|| {
+                Arc::new(policy.baseline_in(&Context {
+                    cwd: spec.cwd.as_deref(),
+                }))
+            })
+            .clone();
+        Session::new(baseline, spec)
+    }
+
+    /// Sessions of `agent` declared through the socket and not ended.
+    pub fn open_of(&self, agent: u32) -> usize {
+        self.by_id
+            .values()
+            .filter(|s| s.agent_slot == agent && s.row.ended.is_none() && s.row.source == "api")
+            .count()
+    }
+
     /// The session a process's events belong to when no tool call says:
     /// the nearest ancestor (itself included) that started one.
     pub fn of_process(&self, table: &ProcessTable, pid: u32) -> Option<&Arc<str>> {

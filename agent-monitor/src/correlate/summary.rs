@@ -94,6 +94,14 @@ impl Correlator {
         row.declared_unseen.dedup();
         row.summary_cut = summary.cut;
         row.events_lost = lost;
+        // The row is written; a retired call keeps only what binding its
+        // processes needs, not its arguments and result (up to a megabyte
+        // each, for 65,536 retired calls).
+        let call = self.calls.get_mut(slot)?;
+        call.row.args = None;
+        call.row.result = None;
+        call.row.effects = None;
+        call.summary = Default::default();
         self.calls.retire(slot);
         Some(Declared::ToolCall(row))
     }

@@ -672,3 +672,102 @@ fn a_write_after_a_read_of_one_file_is_its_own_alert() {
         both.alerts[0].message
     );
 }
+
+#[test]
+fn a_child_forked_after_the_end_does_not_keep_the_call() {
+    let mut c = correlator();
+    let start = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"sh","tool":"bash","args":{"command":"ls"}}),
+        10,
+    );
+    let slot = slot_of(&start);
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"sh","status":"ok"}),
+        20,
+    );
+    // Forked at 25 ms, after the end, yet tagged with the slot (the reset
+    // raced the fork): the slot is not believed.
+    let mut late = open(400, slot, 26, "/tmp/x", Access::Write);
+    late.start_ns = 25_000_000;
+    late.ppid = AGENT_PID;
+    let process = crate::process_table::ProcessInfo {
+        parent: Some(ProcessKey {
+            pid: AGENT_PID,
+            start_ns: AGENT_PID as u64,
+        }),
+        ..process_info(400, 25_000_000)
+    };
+    let mut table = ProcessTable::new();
+    table.register(process.clone());
+    let verdict = c.judge(&late, &process, &table, 26_000_000);
+    assert_eq!(verdict.tool_call_id, None);
+    // One forked during the call keeps it after the end.
+    let mut early = open(401, slot, 26, "/tmp/x", Access::Write);
+    early.start_ns = 15_000_000;
+    early.ppid = AGENT_PID;
+    let process = process_info(401, 15_000_000);
+    let verdict = c.judge(&early, &process, &table, 26_000_000);
+    assert_eq!(verdict.tool_call_id.as_deref(), Some("sh"));
+}
+
+#[test]
+fn call_ids_are_never_reused_and_an_ended_session_takes_nothing_more() {
+    let mut c = correlator();
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"read_file","args":{"path":"/a"}}),
+        1,
+    );
+    send(
+        &mut c,
+        1,
+        json!({"type":"tool.end","call_id":"c1","status":"ok"}),
+        2,
+    );
+    let again = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c1","tool":"bash","args":{"command":"rm -rf /"}}),
+        3,
+    );
+    assert!(
+        matches!(again.reply, Reply::Error { code, .. } if code == declare::code::DUPLICATE_CALL_ID)
+    );
+    send(&mut c, 1, json!({"type":"session.end"}), 4);
+    let after = send(&mut c, 1, json!({"type":"prompt","text":"more"}), 5);
+    assert!(matches!(after.reply, Reply::Error { code, .. } if code == declare::code::NO_SESSION));
+    let rejoin = send(
+        &mut c,
+        1,
+        json!({"type":"session.start","session_id":SESSION}),
+        6,
+    );
+    assert!(
+        matches!(rejoin.reply, Reply::Error { code, .. } if code == declare::code::NOT_PERMITTED)
+    );
+}
+
+#[test]
+fn a_peer_cannot_make_the_monitor_compile_megabytes_of_patterns() {
+    let mut c = correlator();
+    let patterns: Vec<String> = (0..40)
+        .map(|i| format!("/data/{i}/{}", "x".repeat(2000)))
+        .collect();
+    let huge = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"big","tool":"custom","args":{},"effects":{"file.read":patterns}}),
+        1,
+    );
+    assert!(
+        matches!(&huge.reply, Reply::Error { code, message, .. } if *code == "bad_field" && message.contains("bytes")),
+        "{:?}",
+        huge.reply
+    );
+    assert!(huge.slots.is_empty() && huge.records.is_empty());
+}
