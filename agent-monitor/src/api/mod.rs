@@ -32,6 +32,9 @@ pub enum ApiMessage {
         conn: u64,
         envelope: Envelope,
         now: Now,
+        /// The peer's tool-call slot as the kernel holds it now: a call
+        /// declared from inside another call is confined to it.
+        slot: u64,
         answer: oneshot::Sender<Answer>,
     },
     /// A line the decoder refused; its error reply is already written.

@@ -25,6 +25,8 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// The agent slot and start time of a tracked process; none for any
     /// other.
     fn agent_of(&self, pid: u32) -> Option<(u32, u64)>;
+    /// The process's tool-call slot now (0: none, or not tracked).
+    fn tool_call_of(&self, pid: u32) -> u64;
     fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()>;
 }
 
@@ -37,6 +39,10 @@ impl Kernel for Slots {
 
     fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
         Slots::set_tool_call(self, pid, slot)
+    }
+
+    fn tool_call_of(&self, pid: u32) -> u64 {
+        self.lookup(pid).map_or(0, |p| p.tool_call)
     }
 }
 
@@ -144,6 +150,7 @@ impl<K: Kernel> Connection<K> {
                 return;
             }
         };
+        let pid = peer.pid;
         let connect = ApiMessage::Connect {
             conn: self.conn,
             peer,
@@ -160,13 +167,13 @@ impl<K: Kernel> Connection<K> {
             };
             lines.feed(&chunk[..n]);
             while let Some(line) = lines.next_line() {
-                if !self.handle(&mut stream, line).await {
+                if !self.handle(&mut stream, pid, line).await {
                     return self.disconnect().await;
                 }
             }
         }
         if let Some(line) = lines.finish() {
-            self.handle(&mut stream, line).await;
+            self.handle(&mut stream, pid, line).await;
         }
         self.disconnect().await;
     }
@@ -175,6 +182,7 @@ impl<K: Kernel> Connection<K> {
     async fn handle(
         &self,
         stream: &mut UnixStream,
+        pid: u32,
         line: Result<Vec<u8>, crate::declare::Oversize>,
     ) -> bool {
         let now = self.now();
@@ -191,6 +199,7 @@ impl<K: Kernel> Connection<K> {
                     conn: self.conn,
                     envelope,
                     now,
+                    slot: self.kernel.tool_call_of(pid),
                     answer,
                 };
                 if self.to_stage.send(request).await.is_err() {

@@ -32,6 +32,10 @@ impl Kernel for FakeKernel {
         self.agents.lock().unwrap().get(&pid).map(|a| (*a, 7))
     }
 
+    fn tool_call_of(&self, _pid: u32) -> u64 {
+        0
+    }
+
     fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
         self.log.lock().unwrap().push(format!("slot {pid} {slot}"));
         Ok(())
@@ -60,9 +64,10 @@ fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
                     conn,
                     envelope,
                     now,
+                    slot,
                     answer,
                 } => {
-                    let outcome = correlator.declare(conn, envelope, now);
+                    let outcome = correlator.declare_under(conn, envelope, now, slot);
                     for alert in &outcome.alerts {
                         log.lock().unwrap().push(format!("alert {}", alert.kind));
                     }

@@ -31,6 +31,14 @@ impl Outcome {
 /// megabytes of them (1,024 patterns of 4 KiB took seconds).
 pub const MAX_DECLARED_BYTES: usize = 64 << 10;
 
+/// The rule of a call refused because it would reach beyond the call its
+/// declarer runs under.
+pub const NESTED_RULE: &str = "nested.outside_parent";
+
+/// Declaring processes whose inherited call is remembered; past it the
+/// memory starts over (a process then falls back to no call).
+const INHERITED_LIMIT: usize = 65_536;
+
 impl Correlator {
     /// Opens a session the monitor itself started (the run's), so that
     /// events are attributed to it before any declaration arrives.
@@ -50,6 +58,20 @@ impl Correlator {
 
     /// Handles one decoded request from connection `conn`.
     pub fn declare(&mut self, conn: u64, envelope: Envelope, now: Now) -> Outcome {
+        self.declare_under(conn, envelope, now, 0)
+    }
+
+    /// [`Correlator::declare`], from a peer whose kernel tool-call slot is
+    /// `peer_slot`: a process running under another process's call may
+    /// declare calls only within that call's envelope, or code a call runs
+    /// could declare itself whatever it likes.
+    pub fn declare_under(
+        &mut self,
+        conn: u64,
+        envelope: Envelope,
+        now: Now,
+        peer_slot: u64,
+    ) -> Outcome {
         let Envelope { id, agent, request } = envelope;
         let agent_slot = match self.authorize(conn, agent.as_deref(), &request, now) {
             Ok(slot) => slot,
@@ -76,7 +98,9 @@ impl Correlator {
                 let ids = tool_calls.into_iter().map(|c| c.call_id).collect();
                 self.message(conn, "model_output", &text, ids, id, now)
             }
-            Request::ToolStart(start) => self.tool_start(conn, agent_slot, start, id, now),
+            Request::ToolStart(start) => {
+                self.tool_start(conn, agent_slot, start, id, now, peer_slot)
+            }
             Request::ToolEnd(end) => self.tool_end(conn, end, id, now),
             Request::SessionEnd => self.session_end(conn, id, now),
         };
@@ -287,6 +311,7 @@ impl Correlator {
         start: ToolStart,
         id: Option<Value>,
         now: Now,
+        peer_slot: u64,
     ) -> Outcome {
         let Some(session_id) = self.current(conn) else {
             return Outcome::reply(Reply::no_session(id));
@@ -326,7 +351,7 @@ impl Correlator {
         let cwd = session_cwd(session);
         let args = Value::Object(start.args);
         let declared: Option<Effects> = start.effects.map(|e| e.into_iter().collect());
-        let decision = self.policy.decide_start_in(
+        let mut decision = self.policy.decide_start_in(
             &Context {
                 cwd: cwd.as_deref(),
             },
@@ -334,6 +359,29 @@ impl Correlator {
             &args,
             declared.as_ref(),
         );
+        // Declared from inside another process's call: confined to it.
+        let parent = self
+            .calls
+            .get(peer_slot)
+            .filter(|p| p.declarer != peer.pid && !p.external && !external);
+        if let Some(parent) = parent {
+            if self.inherited.len() >= INHERITED_LIMIT {
+                self.inherited.clear();
+            }
+            self.inherited.insert(peer.pid, peer_slot);
+            if let Some(outside) = decision
+                .envelope
+                .first_outside(&parent.envelope)
+                .filter(|_| decision.allow)
+            {
+                decision.reason = format!(
+                    "declared from inside call `{}` ({}), whose envelope does not cover {} {}",
+                    parent.row.call_id, parent.row.tool, outside.kind, outside.pattern
+                );
+                decision.allow = false;
+                decision.rule = NESTED_RULE.to_string();
+            }
+        }
         let slot = self.calls.allocate();
         let concurrent: Vec<u64> = if external {
             Vec::new()
@@ -461,7 +509,15 @@ impl Correlator {
         if external {
             return None;
         }
-        let fallback = self.calls.open_of(declarer).last().map_or(0, |c| c.slot);
+        // Its latest call still open; else the call it runs under, if it
+        // declared from inside one; else none.
+        let fallback = self
+            .calls
+            .open_of(declarer)
+            .last()
+            .map(|c| c.slot)
+            .or_else(|| self.inherited.get(&declarer).copied())
+            .unwrap_or(0);
         Some(SlotUpdate {
             pid: declarer,
             slot: fallback,

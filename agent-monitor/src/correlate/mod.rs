@@ -123,6 +123,9 @@ pub struct Correlator {
     fixed: fixed::FixedCache,
     /// Hashes each effect once for all the caches it meets.
     effect_hasher: fixed::EffectHasher,
+    /// The call each declaring process runs under, when it declared from
+    /// inside another process's call: its slot once its own calls end.
+    inherited: HashMap<u32, u64>,
     /// When each (process, effect) last raised an undeclared alert.
     recent_alerts: fixed::ByHash<i64>,
     /// Scratch for an event's candidate calls, kept to save an
@@ -158,6 +161,7 @@ impl Correlator {
             fixed: fixed::FixedCache::default(),
             effect_hasher: fixed::EffectHasher::default(),
             recent_alerts: fixed::ByHash::default(),
+            inherited: HashMap::new(),
             candidates: Vec::new(),
             connections: HashMap::new(),
             losses: VecDeque::new(),

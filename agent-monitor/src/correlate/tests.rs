@@ -771,3 +771,69 @@ fn a_peer_cannot_make_the_monitor_compile_megabytes_of_patterns() {
     );
     assert!(huge.slots.is_empty() && huge.records.is_empty());
 }
+
+#[test]
+fn a_process_under_a_call_declares_only_within_it_and_falls_back_to_it() {
+    let mut c = correlator();
+    let outer = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"sh","tool":"bash","args":{"command":"python3 /tmp/sub.py"}}),
+        1,
+    );
+    let outer_slot = slot_of(&outer);
+    // pid 500 was started by the call (it carries its slot) and declares.
+    c.connect(
+        5,
+        Peer {
+            pid: 500,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    let decode = |v: serde_json::Value| declare::decode(v.to_string().as_bytes()).unwrap();
+    let wide = c.declare_under(
+        5,
+        decode(json!({"type":"tool.start","call_id":"x","tool":"helper","args":{},"effects":{"file.read":["/**"],"net.connect":["*:*"]}})),
+        at(2),
+        outer_slot,
+    );
+    assert!(
+        matches!(&wide.reply, Reply::Decision { decision: declare::Decision::Deny, rule: Some(r), .. } if r == crate::correlate::declarations::NESTED_RULE),
+        "{:?}",
+        wide.reply
+    );
+    let narrow = c.declare_under(
+        5,
+        decode(json!({"type":"tool.start","call_id":"y","tool":"read_file","args":{"path":"/tmp/in.txt"}})),
+        at(3),
+        outer_slot,
+    );
+    assert!(
+        matches!(
+            &narrow.reply,
+            Reply::Decision {
+                decision: declare::Decision::Allow,
+                ..
+            }
+        ),
+        "{:?}",
+        narrow.reply
+    );
+    // When its own calls end, it falls back to the call it runs under.
+    send(
+        &mut c,
+        5,
+        json!({"type":"tool.end","call_id":"x","status":"error"}),
+        4,
+    );
+    let end = send(
+        &mut c,
+        5,
+        json!({"type":"tool.end","call_id":"y","status":"ok"}),
+        4,
+    );
+    let fallbacks: Vec<u64> = end.slots.iter().map(|u| u.slot).collect();
+    assert!(fallbacks.contains(&outer_slot), "{fallbacks:?}");
+}

@@ -21,9 +21,10 @@ impl<S: Sink> Processor<S> {
                 conn,
                 envelope,
                 now,
+                slot,
                 answer,
             } => {
-                let outcome = self.correlator.declare(conn, envelope, now);
+                let outcome = self.correlator.declare_under(conn, envelope, now, slot);
                 for record in &outcome.records {
                     self.record(record);
                 }

@@ -7,7 +7,23 @@
 //! costs an extension; a wrong yes would let a declaration widen an
 //! envelope it may not, which is why prop_tests.rs checks the yeses.
 
-use super::matching::{Host, NetPattern, Pattern, Port, TextGlob};
+use super::matching::{Envelope, Host, NetPattern, Pattern, Port, Rule, TextGlob};
+
+impl Envelope {
+    /// The first rule of `self` that no rule of `outer` (of its kind)
+    /// provably contains; none when all of `self` lies inside `outer`.
+    pub fn first_outside<'a>(&'a self, outer: &Envelope) -> Option<&'a Rule> {
+        self.entries()
+            .iter()
+            .find(|inner| {
+                !outer
+                    .entries()
+                    .iter()
+                    .any(|o| o.rule.kind == inner.rule.kind && inner.pattern.within(&o.pattern))
+            })
+            .map(|e| &e.rule)
+    }
+}
 
 impl Pattern {
     /// True only when every resource `self` matches, `other` matches too.
