@@ -108,7 +108,7 @@ impl<S: Sink> Processor<S> {
             root_pid: None,
             state: TreeState::default(),
             stats: Stats::default(),
-            dns: DnsCache::default(),
+            dns: DnsCache::system(),
             cwd_of: proc_cwd,
             identity_of: identity::observe,
             hasher: ExeHasher::new(),
@@ -261,7 +261,11 @@ impl<S: Sink> Processor<S> {
         match action.kind {
             ActionKind::DnsAnswer => {
                 if let (Some(name), Some(answers)) = (&fields.name, &fields.answers) {
-                    self.dns.learn(event.agent_slot, name, answers);
+                    let from = (
+                        fields.addr.as_deref().unwrap_or(""),
+                        fields.port.unwrap_or(0),
+                    );
+                    self.dns.learn_from(event.agent_slot, name, answers, from);
                 }
             }
             ActionKind::NetConnect | ActionKind::NetSend | ActionKind::NetAccept => {
