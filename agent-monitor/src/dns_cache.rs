@@ -55,7 +55,8 @@ impl DnsCache {
 
     /// Whether an answer from `addr`:`port` comes from a trusted resolver.
     pub fn trusts(&self, addr: &str, port: u16) -> bool {
-        let Ok(ip) = addr.parse::<IpAddr>() else {
+        // An IPv4 resolver heard on an IPv6 socket is `::ffff:a.b.c.d`.
+        let Ok(ip) = addr.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
             return false;
         };
         port == 53 && (ip.is_loopback() || self.resolvers.contains(&ip))

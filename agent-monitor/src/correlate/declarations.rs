@@ -360,23 +360,31 @@ impl Correlator {
             declared.as_ref(),
         );
         // Declared from inside another process's call: confined to it.
-        let parent = self
-            .calls
-            .get(peer_slot)
-            .filter(|p| p.declarer != peer.pid && !p.external && !external);
-        if let Some(parent) = parent {
+        // The process's slot names that call, or, once it has calls of its
+        // own open, one of those: then the call it inherited still rules.
+        let parent_slot = match self.calls.get(peer_slot) {
+            _ if external => None,
+            Some(p) if p.declarer != peer.pid && !p.external => Some(peer_slot),
+            Some(_) => self.inherited.get(&peer.pid).copied(),
+            None => None,
+        };
+        if let Some(parent) = parent_slot.and_then(|s| self.calls.get(s)) {
             if self.inherited.len() >= INHERITED_LIMIT {
                 self.inherited.clear();
             }
-            self.inherited.insert(peer.pid, peer_slot);
-            if let Some(outside) = decision
-                .envelope
-                .first_outside(&parent.envelope)
-                .filter(|_| decision.allow)
-            {
+            self.inherited.insert(peer.pid, parent.slot);
+            let outside = if parent.allowed {
+                decision
+                    .envelope
+                    .first_outside(&parent.envelope)
+                    .map(|r| format!("whose envelope does not cover {} {}", r.kind, r.pattern))
+            } else {
+                Some("which was denied".to_string())
+            };
+            if let Some(why) = outside.filter(|_| decision.allow) {
                 decision.reason = format!(
-                    "declared from inside call `{}` ({}), whose envelope does not cover {} {}",
-                    parent.row.call_id, parent.row.tool, outside.kind, outside.pattern
+                    "declared from inside call `{}` ({}), {why}",
+                    parent.row.call_id, parent.row.tool
                 );
                 decision.allow = false;
                 decision.rule = NESTED_RULE.to_string();
@@ -558,7 +566,13 @@ impl Correlator {
             .into_keys()
             .map(|pid| SlotUpdate {
                 pid,
-                slot: self.calls.open_of(pid).last().map_or(0, |c| c.slot),
+                slot: self
+                    .calls
+                    .open_of(pid)
+                    .last()
+                    .map(|c| c.slot)
+                    .or_else(|| self.inherited.get(&pid).copied())
+                    .unwrap_or(0),
             })
             .collect();
         updates.sort_by_key(|u| u.pid);

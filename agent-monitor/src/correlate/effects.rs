@@ -163,7 +163,15 @@ fn found_in(action: &Action) -> Found<'_> {
             Some(p) => {
                 let mut list = List::default();
                 list.push(file_effect(EffectKind::FileCreate, p));
+                // A symlink's target is text as written (`/etc//shadow`):
+                // judged in the normal form every pattern expects.
                 if let Some(target) = path.filter(|t| t.starts_with('/')) {
+                    let normal = crate::actions::paths::normalize(&target);
+                    let target = if normal == *target {
+                        target
+                    } else {
+                        Cow::Owned(normal)
+                    };
                     list.push(file_effect(EffectKind::FileRead, target));
                 }
                 Found::Some(list)

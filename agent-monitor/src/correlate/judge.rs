@@ -580,5 +580,18 @@ fn actor(event: &Event) -> String {
 
 /// An uncoverable action in words: `priv.setuid by pid 42 (sudo)`.
 fn describe(event: &Event) -> String {
-    format!("{} by {}", event.kind_name(), actor(event))
+    // A file action is uncoverable when its path goes through a magic
+    // link: name the path, or two such opens would read as one alert.
+    let path = match &event.detail {
+        Detail::Action(action) => action
+            .fields
+            .path
+            .as_deref()
+            .or(action.fields.raw_path.as_deref()),
+        _ => None,
+    };
+    match path {
+        Some(path) => format!("{} {path} by {}", event.kind_name(), actor(event)),
+        None => format!("{} by {}", event.kind_name(), actor(event)),
+    }
 }

@@ -821,6 +821,32 @@ fn a_process_under_a_call_declares_only_within_it_and_falls_back_to_it() {
         "{:?}",
         narrow.reply
     );
+    // With a call of its own open, its slot names that call: the call it
+    // runs under still rules.
+    let own = slot_of(&narrow);
+    let again = c.declare_under(
+        5,
+        decode(json!({"type":"tool.start","call_id":"z","tool":"helper","args":{},"effects":{"net.connect":["*:*"]}})),
+        at(3),
+        own,
+    );
+    assert!(
+        matches!(
+            &again.reply,
+            Reply::Decision {
+                decision: declare::Decision::Deny,
+                ..
+            }
+        ),
+        "{:?}",
+        again.reply
+    );
+    send(
+        &mut c,
+        5,
+        json!({"type":"tool.end","call_id":"z","status":"error"}),
+        4,
+    );
     // When its own calls end, it falls back to the call it runs under.
     send(
         &mut c,
@@ -836,4 +862,37 @@ fn a_process_under_a_call_declares_only_within_it_and_falls_back_to_it() {
     );
     let fallbacks: Vec<u64> = end.slots.iter().map(|u| u.slot).collect();
     assert!(fallbacks.contains(&outer_slot), "{fallbacks:?}");
+}
+
+#[test]
+fn nothing_may_be_declared_from_inside_a_denied_call() {
+    let mut c = correlator();
+    let denied = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"rm","tool":"bash","args":{"command":"rm -rf /"}}),
+        1,
+    );
+    let slot = slot_of(&denied);
+    c.connect(
+        6,
+        Peer {
+            pid: 600,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    let request = declare::decode(
+        json!({"type":"tool.start","call_id":"n","tool":"bash","args":{"command":"ls"}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let nested = c.declare_under(6, request, at(2), slot);
+    assert!(
+        matches!(&nested.reply, Reply::Decision { decision: declare::Decision::Deny, reason, .. } if reason.contains("was denied")),
+        "{:?}",
+        nested.reply
+    );
 }

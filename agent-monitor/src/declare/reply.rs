@@ -15,7 +15,8 @@ pub mod code {
     /// `tool.end` names a call_id that no open `tool.start` of the session
     /// declared.
     pub const UNKNOWN_CALL_ID: &str = "unknown_call_id";
-    /// `tool.start` reuses the call_id of a call still open.
+    /// `tool.start` reuses a call_id the session has used already (open or
+    /// ended): one (session, call_id) names one call in the evidence.
     pub const DUPLICATE_CALL_ID: &str = "duplicate_call_id";
     /// The peer may not declare this: it belongs to no monitored agent, or
     /// it named an `agent` without being root.
@@ -114,7 +115,7 @@ impl Reply {
 
     pub fn duplicate_call_id(id: Option<Value>, call_id: &str) -> Reply {
         let message = format!(
-            "call_id `{}` is already open in this session",
+            "call_id `{}` is already used in this session",
             quote(call_id)
         );
         Reply::error(id, code::DUPLICATE_CALL_ID, message)

@@ -66,7 +66,7 @@ fn server_errors() {
         ),
         (
             Reply::duplicate_call_id(None, "c1"),
-            r#"{"ok":false,"error":{"code":"duplicate_call_id","message":"call_id `c1` is already open in this session"}}"#,
+            r#"{"ok":false,"error":{"code":"duplicate_call_id","message":"call_id `c1` is already used in this session"}}"#,
         ),
         (
             Reply::agent_not_permitted(None),
