@@ -27,7 +27,9 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn agent_of(&self, pid: u32) -> Option<(u32, u64)>;
     /// The process's tool-call slot now (0: none, or not tracked).
     fn tool_call_of(&self, pid: u32) -> u64;
-    fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()>;
+    /// Sets the slot of `pid`, if it is still the process that started at
+    /// `start_ns` (0: unknown, any).
+    fn set_tool_call(&self, pid: u32, slot: u64, start_ns: u64) -> io::Result<()>;
 }
 
 impl Kernel for Slots {
@@ -37,8 +39,8 @@ impl Kernel for Slots {
             .map(|p| (p.agent, p.start_ns))
     }
 
-    fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
-        Slots::set_tool_call(self, pid, slot)
+    fn set_tool_call(&self, pid: u32, slot: u64, start_ns: u64) -> io::Result<()> {
+        Slots::set_tool_call(self, pid, slot, start_ns)
     }
 
     fn tool_call_of(&self, pid: u32) -> u64 {
@@ -101,6 +103,7 @@ pub async fn serve<K: Kernel>(
         next_conn += 1;
         let connection = Connection {
             conn: next_conn,
+            peer: std::sync::OnceLock::new(),
             kernel: kernel.clone(),
             to_stage: to_stage.clone(),
             clock,
@@ -115,6 +118,8 @@ pub async fn serve<K: Kernel>(
 
 struct Connection<K> {
     conn: u64,
+    /// The peer's pid and start, once known.
+    peer: std::sync::OnceLock<(u32, u64)>,
     kernel: K,
     to_stage: mpsc::Sender<ApiMessage>,
     clock: WallClock,
@@ -151,6 +156,7 @@ impl<K: Kernel> Connection<K> {
             }
         };
         let pid = peer.pid;
+        let _ = self.peer.set((peer.pid, peer.start_ns));
         let connect = ApiMessage::Connect {
             conn: self.conn,
             peer,
@@ -225,8 +231,11 @@ impl<K: Kernel> Connection<K> {
     }
 
     fn apply(&self, update: SlotUpdate) {
+        // The peer's own slot only while the pid is still the peer.
+        let (peer, start) = self.peer.get().copied().unwrap_or_default();
+        let start = if update.pid == peer { start } else { 0 };
         // A process that has exited is no longer in the map: nothing to set.
-        if let Err(err) = self.kernel.set_tool_call(update.pid, update.slot)
+        if let Err(err) = self.kernel.set_tool_call(update.pid, update.slot, start)
             && err.kind() != io::ErrorKind::NotFound
             && !SLOT_FAILURE_REPORTED.swap(true, Ordering::Relaxed)
         {

@@ -36,7 +36,7 @@ impl Kernel for FakeKernel {
         0
     }
 
-    fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
+    fn set_tool_call(&self, pid: u32, slot: u64, _start_ns: u64) -> io::Result<()> {
         self.log.lock().unwrap().push(format!("slot {pid} {slot}"));
         Ok(())
     }

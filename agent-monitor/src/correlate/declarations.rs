@@ -242,7 +242,10 @@ impl Correlator {
                 };
                 let session = self.sessions.create(&self.policy, spec);
                 if !external {
-                    self.sessions.by_pid.insert(peer_pid, session.id.clone());
+                    let start = self.connections[&conn].peer.start_ns;
+                    self.sessions
+                        .by_pid
+                        .insert(peer_pid, (start, session.id.clone()));
                 }
                 self.sessions.by_id.insert(session_id.clone(), session);
             }

@@ -14,7 +14,7 @@ impl Correlator {
     pub fn restore_session(&mut self, spec: SessionSpec) {
         let session = self.sessions.create(&self.policy, spec);
         if let Some(pid) = session.row.pid {
-            self.sessions.by_pid.insert(pid, session.id.clone());
+            self.sessions.by_pid.insert(pid, (0, session.id.clone()));
         }
         self.sessions
             .by_id

@@ -66,7 +66,9 @@ pub(super) struct Sessions {
     pub by_id: HashMap<String, Session>,
     /// A process that started a session of its own (not its agent's
     /// default): its tree's events belong to that session.
-    pub by_pid: HashMap<u32, Arc<str>>,
+    /// By pid, with the process's start (0 when the kernel did not know it
+    /// yet): a later process that reuses the pid is not the owner.
+    pub by_pid: HashMap<u32, (u64, Arc<str>)>,
     /// Baselines by working directory.
     baselines: HashMap<Option<String>, Arc<Envelope>>,
 }
@@ -110,14 +112,14 @@ impl Sessions {
         if self.by_pid.is_empty() {
             return None;
         }
-        let mut pid = pid;
+        let mut key = table.get(pid)?.key;
         for _ in 0..MAX_DEPTH {
-            if let Some(id) = self.by_pid.get(&pid) {
+            if let Some((start, id)) = self.by_pid.get(&key.pid)
+                && (*start == 0 || *start == key.start_ns)
+            {
                 return Some(id);
             }
-            let process = table.get(pid)?;
-            let parent = process.parent?;
-            pid = parent.pid;
+            key = table.by_key(key)?.parent?;
         }
         None
     }

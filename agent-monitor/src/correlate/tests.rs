@@ -896,3 +896,39 @@ fn nothing_may_be_declared_from_inside_a_denied_call() {
         nested.reply
     );
 }
+
+#[test]
+fn a_process_reusing_a_session_owners_pid_is_not_in_its_session() {
+    let mut c = correlator();
+    c.connect(
+        2,
+        Peer {
+            pid: 300,
+            start_ns: 300,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    send(
+        &mut c,
+        2,
+        json!({"type":"session.start","session_id":"owned"}),
+        1,
+    );
+    let mut table = ProcessTable::new();
+    table.register(process_info(300, 300));
+    let owner = open(300, 0, 2, "/usr/lib/x.so", Access::Read);
+    let verdict = c.judge(&owner, &process_info(300, 300), &table, 2);
+    assert_eq!(verdict.session_id.as_deref(), Some("owned"));
+    // pid 300 again, another process (started later).
+    let mut table = ProcessTable::new();
+    table.register(process_info(300, 9_000));
+    let mut other = open(300, 0, 10, "/usr/lib/x.so", Access::Read);
+    other.start_ns = 9_000;
+    let verdict = c.judge(&other, &process_info(300, 9_000), &table, 10);
+    assert_eq!(
+        verdict.session_id.as_deref(),
+        Some(SESSION),
+        "the run's session, not `owned`"
+    );
+}

@@ -77,10 +77,13 @@ impl Slots {
     }
 
     /// Sets the tool-call slot of a tracked process: its threads' events,
-    /// and the children it forks from now on, carry `slot`.
-    pub fn set_tool_call(&self, pid: u32, slot: u64) -> io::Result<()> {
+    /// and the children it forks from now on, carry `slot`. With a
+    /// `start_ns` (non-zero), only if the entry is that process: a pid
+    /// reused since is another process, left alone (NotFound).
+    pub fn set_tool_call(&self, pid: u32, slot: u64, start_ns: u64) -> io::Result<()> {
         let mut entry = self
             .lookup(pid)
+            .filter(|e| start_ns == 0 || e.start_ns == 0 || e.start_ns == start_ns)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         // The kernel only adds `start_ns` to an entry; writing back the
         // copy just read cannot lose anything else.
