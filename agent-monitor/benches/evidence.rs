@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p agent-monitor --bench evidence` (run by `cargo xtask bench`).
 
-use std::{hint::black_box, io};
+use std::{hint::black_box, io, sync::Arc};
 
 use agent_monitor::{
     alerts::{AlertConfig, Alerter},
@@ -17,6 +17,7 @@ use agent_monitor::{
         store::{EvidenceStore, StoreOptions},
     },
     pipeline::{Agents, Processor},
+    policy::Policy,
     process_table::ProcessInfo,
     sink::{Attribution, Discard, Sink},
     time::WallClock,
@@ -94,54 +95,30 @@ fn pipeline(c: &mut Criterion) {
         })
     });
 
+    // Compiled once, as a run compiles its policy once.
+    let policy = Arc::new(Policy::default_policy());
+    let stage = |sink| judged(sink, &policy);
+
     group.bench_function("decode+process", |b| {
-        b.iter(|| {
-            let mut agents = Agents::default();
-            agents.add("bench");
-            let mut processor = Processor::new(Discard, agents)
-                .with_cwd_lookup(|_| None)
-                .with_alerter(quiet_alerter());
-            for (seq, bytes) in records.iter().enumerate() {
-                processor.handle(Record::Event(
-                    decode(bytes, seq as u64).expect("valid record"),
-                ));
-            }
-            black_box(processor.into_parts());
-        })
+        b.iter(|| black_box(feed(stage(Discard), &records).into_parts()))
     });
 
     // The same stream inside a declared `bash` call that covers it: the
     // common case of an agent at work, with no alert to write.
     group.bench_function("decode+process(declared)", |b| {
         b.iter(|| {
-            let mut agents = Agents::default();
-            agents.add("bench");
-            let mut processor = Processor::new(Discard, agents)
-                .with_cwd_lookup(|_| None)
-                .with_alerter(quiet_alerter());
+            let mut processor = stage(Discard);
             declare_build(processor.correlator_mut());
-            for (seq, bytes) in in_call.iter().enumerate() {
-                processor.handle(Record::Event(
-                    decode(bytes, seq as u64).expect("valid record"),
-                ));
-            }
-            black_box(processor.into_parts());
+            black_box(feed(processor, &in_call).into_parts())
         })
     });
 
     group.bench_function("decode+process+arrow", |b| {
         b.iter(|| {
-            let mut agents = Agents::default();
-            agents.add("bench");
-            let sink = ArrowOnly(EventsBuilder::default());
-            let mut processor = Processor::new(sink, agents)
-                .with_cwd_lookup(|_| None)
-                .with_alerter(quiet_alerter());
-            for (seq, bytes) in records.iter().enumerate() {
-                processor.handle(Record::Event(
-                    decode(bytes, seq as u64).expect("valid record"),
-                ));
-            }
+            let processor = feed(
+                judged(ArrowOnly(EventsBuilder::default()), &policy),
+                &records,
+            );
             let (_, _, mut sink) = processor.into_parts();
             black_box(sink.0.finish().expect("batch"));
         })
@@ -153,21 +130,31 @@ fn pipeline(c: &mut Criterion) {
             let clock = WallClock::with_offset(0);
             let store = EvidenceStore::open(dir.path(), clock, StoreOptions::default())
                 .expect("store opens");
-            let mut agents = Agents::default();
-            agents.add("bench");
-            let mut processor = Processor::new(store, agents)
-                .with_cwd_lookup(|_| None)
-                .with_alerter(quiet_alerter());
-            for (seq, bytes) in records.iter().enumerate() {
-                processor.handle(Record::Event(
-                    decode(bytes, seq as u64).expect("valid record"),
-                ));
-            }
-            let (_, _, mut store) = processor.into_parts();
+            let (_, _, mut store) = feed(judged(store, &policy), &records).into_parts();
             agent_monitor::sink::Sink::close(&mut store).expect("store closes");
         })
     });
     group.finish();
+}
+
+/// The processing stage of a run of agent `bench`, judging by `policy`,
+/// with the alerter every run has.
+fn judged<S: Sink>(sink: S, policy: &Arc<Policy>) -> Processor<S> {
+    let mut agents = Agents::default();
+    agents.add("bench");
+    Processor::judged_by(sink, Correlator::new(policy.clone(), agents))
+        .with_cwd_lookup(|_| None)
+        .with_alerter(quiet_alerter())
+}
+
+/// Decodes and handles every record, as the reader and the stage do.
+fn feed<S: Sink>(mut processor: Processor<S>, records: &[Vec<u8>]) -> Processor<S> {
+    for (seq, bytes) in records.iter().enumerate() {
+        processor.handle(Record::Event(
+            decode(bytes, seq as u64).expect("valid record"),
+        ));
+    }
+    processor
 }
 
 /// The alerter every run has, with no sink: repeats and excess alerts are

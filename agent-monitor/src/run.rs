@@ -222,8 +222,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         agent_slot: slot,
         cwd: cwd.clone(),
     });
-    let mut processor = Processor::new(sink, Agents::default())
-        .with_correlator(correlator)
+    let mut processor = Processor::judged_by(sink, correlator)
         .with_alerter(alerter)
         .with_clock(clock)
         .with_capture(capture.clone());

@@ -15,9 +15,12 @@ use tokio::{
 use super::*;
 use crate::{
     correlate::{Correlator, SessionSpec},
-    evidence::declared::SessionRow,
-    pipeline::Agents,
+    event::{Event, LossReport},
+    evidence::declared::{Declared, SessionRow},
+    pipeline::{Agents, Processor, TreeState},
     policy::Policy,
+    process_table::ProcessInfo,
+    sink::{Attribution, Sink},
 };
 
 /// The kernel map as a table, and a log of what was set and when.
@@ -42,9 +45,34 @@ impl Kernel for FakeKernel {
     }
 }
 
-/// A correlator answering on its own task, as the processing stage does.
+/// A sink that keeps only the kinds of the alerts recorded.
+struct AlertLog(Arc<Mutex<Vec<String>>>);
+
+impl Sink for AlertLog {
+    fn event(&mut self, _: &Event, _: &ProcessInfo, _: &Attribution) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn loss(&mut self, _: &LossReport) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn declared(&mut self, record: &Declared) -> io::Result<()> {
+        if let Declared::Alert(alert) = record {
+            self.0.lock().unwrap().push(format!("alert {}", alert.kind));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The real processing stage, answering declarations on its own task;
+/// its alerts go to `log`.
 fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
-    let (tx, mut rx) = mpsc::channel::<ApiMessage>(8);
+    let (tx, rx) = mpsc::channel::<ApiMessage>(8);
     let mut agents = Agents::default();
     agents.add("coder");
     let mut correlator = Correlator::new(Arc::new(Policy::default_policy()), agents);
@@ -56,32 +84,12 @@ fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
         agent_slot: 1,
         cwd: None,
     });
+    let processor = Processor::judged_by(AlertLog(log), correlator);
     tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            match message {
-                ApiMessage::Connect { conn, peer } => correlator.connect(conn, peer),
-                ApiMessage::Request {
-                    conn,
-                    envelope,
-                    now,
-                    slot,
-                    answer,
-                } => {
-                    let outcome = correlator.declare_under(conn, envelope, now, slot);
-                    for alert in &outcome.alerts {
-                        log.lock().unwrap().push(format!("alert {}", alert.kind));
-                    }
-                    let _ = answer.send(Answer {
-                        reply: outcome.reply,
-                        slots: outcome.slots,
-                    });
-                }
-                ApiMessage::Refused { .. } => correlator.refused(),
-                ApiMessage::Disconnect { conn, now, answer } => {
-                    let _ = answer.send(correlator.disconnect(conn, now));
-                }
-            }
-        }
+        // No kernel records in these tests: the input stays open, empty.
+        let (_records, input) = mpsc::channel(1);
+        let (state, _) = watch::channel(TreeState::default());
+        processor.serve(input, Some(rx), state).await;
     });
     tx
 }

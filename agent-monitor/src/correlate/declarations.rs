@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{
     Correlator, Now, Outcome, SlotUpdate,
     calls::{Call, Summary},
-    sessions::{self, Session, SessionSpec},
+    sessions::{self, SessionSpec},
 };
 use crate::{
     declare::{self, Envelope, ModelOutput, Reply, Request, SessionStart, ToolEnd, ToolStart},
@@ -351,7 +351,7 @@ impl Correlator {
         }
         let peer = self.connections[&conn].peer.clone();
         let external = peer.agent_slot.is_none();
-        let cwd = session_cwd(session);
+        let cwd = session.cwd.clone();
         let args = Value::Object(start.args);
         let declared: Option<Effects> = start.effects.map(|e| e.into_iter().collect());
         let mut decision = self.policy.decide_start_in(
@@ -616,10 +616,6 @@ fn capture(capture: &Option<crate::capture::Capture>, text: &str) -> Option<Stri
         Some(c) => c.apply(text).map(|t| t.into_owned()),
         None => Some(text.to_string()),
     }
-}
-
-fn session_cwd(session: &Session) -> Option<String> {
-    session.cwd.clone()
 }
 
 /// The decision's reason with the notes that qualify it.

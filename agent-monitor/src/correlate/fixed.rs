@@ -130,12 +130,9 @@ impl CallCache {
             return cover.clone();
         }
         let effect = effect.to_effect();
-        let mut matching = envelope.matching(&effect).peekable();
-        let first = matching.peek().map(|r| Arc::from(r.name.as_str()));
-        let cover = match matching.find(|r| r.named) {
-            Some(named) => Some((Arc::from(named.name.as_str()), true)),
-            None => first.map(|rule| (rule, false)),
-        };
+        let cover = envelope
+            .best_cover(&effect)
+            .map(|rule| (Arc::from(rule.name.as_str()), rule.named));
         if self.map.len() >= CAPACITY {
             self.map.clear();
         }

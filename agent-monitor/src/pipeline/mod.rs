@@ -98,11 +98,21 @@ pub fn proc_cwd(pid: u32) -> Option<String> {
 }
 
 impl<S: Sink> Processor<S> {
+    /// A stage judging by the embedded default policy.
     pub fn new(sink: S, agents: Agents) -> Processor<S> {
+        Processor::judged_by(
+            sink,
+            Correlator::new(Arc::new(Policy::default_policy()), agents),
+        )
+    }
+
+    /// A stage judging events with `correlator` (its policy, its agents
+    /// and sessions).
+    pub fn judged_by(sink: S, correlator: Correlator) -> Processor<S> {
         Processor {
             table: ProcessTable::new(),
             sink,
-            correlator: Correlator::new(Arc::new(Policy::default_policy()), agents),
+            correlator,
             alerter: None,
             clock: WallClock::with_offset(0),
             root_pid: None,
@@ -121,13 +131,6 @@ impl<S: Sink> Processor<S> {
         identity_of: fn(&mut ExeHasher, u32, Option<&str>) -> WorkloadIdentity,
     ) -> Processor<S> {
         self.identity_of = identity_of;
-        self
-    }
-
-    /// Judges events against this correlator (its policy, its sessions)
-    /// instead of the default policy's.
-    pub fn with_correlator(mut self, correlator: Correlator) -> Processor<S> {
-        self.correlator = correlator;
         self
     }
 

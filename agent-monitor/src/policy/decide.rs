@@ -266,10 +266,20 @@ fn classify_with<'a>(
     baseline: &'a Envelope,
     open_calls: &[(&'a str, &'a Envelope)],
 ) -> Verdict<'a> {
+    // A call that named the resource beats an earlier one that merely
+    // includes it; among equals, the first.
+    let mut broad = None;
     for (call_id, envelope) in open_calls {
-        if let Some(rule) = envelope.covers(effect) {
-            return Verdict::Declared { call_id, rule };
+        match envelope.best_cover(effect) {
+            Some(rule) if rule.named => return Verdict::Declared { call_id, rule },
+            Some(rule) => {
+                broad.get_or_insert(Verdict::Declared { call_id, rule });
+            }
+            None => {}
         }
+    }
+    if let Some(verdict) = broad {
+        return verdict;
     }
     match baseline.covers(effect) {
         Some(rule) => Verdict::Baseline { rule },

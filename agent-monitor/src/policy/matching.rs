@@ -331,6 +331,19 @@ impl Envelope {
         self.matching(effect).next()
     }
 
+    /// The rule that best covers `effect`: one that named the resource
+    /// (`read_file /srv/a`) over one that merely includes it (`/srv/**`),
+    /// else the first in policy order. How both the daemon and
+    /// [`super::Policy::classify`] choose among an envelope's rules.
+    pub fn best_cover(&self, effect: &Effect) -> Option<&Rule> {
+        let mut matching = self.matching(effect);
+        let first = matching.next()?;
+        if first.named {
+            return Some(first);
+        }
+        Some(matching.find(|r| r.named).unwrap_or(first))
+    }
+
     /// Every rule whose pattern matches `effect`, in policy order.
     pub fn matching<'a>(&'a self, effect: &Effect) -> impl Iterator<Item = &'a Rule> + 'a {
         let mut hits: Vec<usize> = Vec::new();
