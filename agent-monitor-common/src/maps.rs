@@ -8,7 +8,8 @@ pub const EVENTS: &str = "EVENTS";
 /// Hash map: tracked thread-group id (`u32`) → [`TrackedProcess`].
 pub const TRACKED: &str = "TRACKED";
 /// Array of `u64` words, one bit per pid: set while the pid is in
-/// [`TRACKED`]. A pre-filter the syscall probe can test without a helper
+/// [`TRACKED`]. Memory-mappable, so that userspace can set a bit with an
+/// atomic OR when it adopts a running process. A pre-filter the syscall probe can test without a helper
 /// call (array lookups are inlined by the verifier).
 pub const TRACKED_BITS: &str = "TRACKED_BITS";
 /// The highest pid Linux can hand out (`PID_MAX_LIMIT` on 64-bit).
@@ -23,6 +24,26 @@ pub const EXEC_SCRATCH: &str = "EXEC_SCRATCH";
 pub const EXIT_PROGRAMS: &str = "EXIT_PROGRAMS";
 /// The global holding [`crate::layout::KernelLayout`].
 pub const KERNEL_LAYOUT: &str = "KERNEL_LAYOUT";
+
+/// Hash maps of the discovery rules' exact keys, each key → 1: the path
+/// `execve` received (NUL-padded to [`RULE_EXE_LEN`]), the task name
+/// (NUL-padded to 16 bytes), and the uid.
+pub const RULES_EXE: &str = "RULES_EXE";
+pub const RULES_COMM: &str = "RULES_COMM";
+pub const RULES_UID: &str = "RULES_UID";
+/// Bytes of a [`RULES_EXE`] key.
+pub const RULE_EXE_LEN: usize = 256;
+/// Most keys of each rule map.
+pub const RULE_KEYS_MAX: u32 = 64;
+/// Per-CPU scratch holding one exe key while it is looked up.
+pub const RULE_KEY_SCRATCH: &str = "RULE_KEY_SCRATCH";
+/// `TrackedProcess::agent` of a process the kernel started tracking at
+/// exec because a rule key matched, until userspace has checked the whole
+/// rule and given it an agent of its own (or dropped it).
+pub const AGENT_PENDING: u32 = 1 << 31;
+
+/// `BPF_F_MMAPABLE`, the flag of [`TRACKED_BITS`].
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Default ring-buffer size: 16 MiB holds a few thousand exec records, so a
 /// burst survives a scheduling hiccup of the reader.

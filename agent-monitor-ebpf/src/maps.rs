@@ -1,7 +1,10 @@
 //! The maps, named and sized by `agent_monitor_common::maps`.
 
 use agent_monitor_common::{
-    maps::{Counter, EVENTS_BYTES, TRACKED_MAX, TRACKED_WORDS, TrackedProcess},
+    maps::{
+        BPF_F_MMAPABLE, Counter, EVENTS_BYTES, RULE_EXE_LEN, RULE_KEYS_MAX, TRACKED_MAX,
+        TRACKED_WORDS, TrackedProcess,
+    },
     process::ExecEvent,
     syscall::{Family, SYSCALL_SCRATCH, SyscallHead},
 };
@@ -19,7 +22,22 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 pub static TRACKED: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(TRACKED_MAX, 0);
 
 #[map]
-pub static TRACKED_BITS: Array<u64> = Array::with_max_entries(TRACKED_WORDS, 0);
+pub static TRACKED_BITS: Array<u64> = Array::with_max_entries(TRACKED_WORDS, BPF_F_MMAPABLE);
+
+/// Discovery rule keys (see `agent_monitor_common::maps::RULES_EXE`).
+#[map]
+pub static RULES_EXE: HashMap<[u8; RULE_EXE_LEN], u32> =
+    HashMap::with_max_entries(RULE_KEYS_MAX, 0);
+
+#[map]
+pub static RULES_COMM: HashMap<[u8; 16], u32> = HashMap::with_max_entries(RULE_KEYS_MAX, 0);
+
+#[map]
+pub static RULES_UID: HashMap<u32, u32> = HashMap::with_max_entries(RULE_KEYS_MAX, 0);
+
+/// Room to build an exe key: too big for the stack.
+#[map]
+pub static RULE_KEY_SCRATCH: PerCpuArray<[u8; RULE_EXE_LEN]> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);

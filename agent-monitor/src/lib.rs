@@ -10,6 +10,7 @@ pub mod actions;
 pub mod alerts;
 pub mod api;
 pub mod capture;
+pub mod config;
 pub mod correlate;
 pub mod declare;
 pub mod decode;

@@ -136,6 +136,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         tracker,
         unattached,
         stats,
+        rules: _,
     } = monitor;
 
     let mut agents = Agents::default();

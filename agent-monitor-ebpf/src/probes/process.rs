@@ -6,21 +6,27 @@
 
 use agent_monitor_common::{
     EventKind,
-    maps::{Counter, TrackedProcess},
+    maps::{AGENT_PENDING, Counter, RULE_EXE_LEN, TrackedProcess},
     process::{
         ARGV_CAP, EXEC_ARGV_TRUNCATED, EXEC_ARGV_UNREADABLE, EXEC_DATA_CAP,
         EXEC_FILENAME_TRUNCATED, EXEC_FIXED_LEN, ExecEvent, ExitEvent, ForkEvent, PATH_CAP,
     },
 };
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, generated},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel_str_bytes, generated,
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
 use crate::{
     emit::{header, send, send_bytes},
-    maps::{EXEC_SCRATCH, TRACKED, count, mark_tracked, scratch, tracked},
+    maps::{
+        EXEC_SCRATCH, RULE_KEY_SCRATCH, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, count,
+        mark_tracked, scratch, tracked,
+    },
     task::{Task, offset, read},
 };
 
@@ -80,8 +86,25 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let Some(process) = tracked(current_tgid()) else {
-        return Ok(());
+    let bprm = ctx.arg::<*const u8>(2);
+    let filename = read::<*const u8>(bprm, offset!(binprm_filename))?;
+    let process = match tracked(current_tgid()) {
+        Some(process) => process,
+        None if matches_rule(filename) => {
+            // Tracked from this exec on, as pending: userspace checks the
+            // whole rule when it reads the exec, and gives the process an
+            // agent or drops it.
+            let entry = TrackedProcess {
+                agent: AGENT_PENDING,
+                ..TrackedProcess::default()
+            };
+            if TRACKED.insert(current_tgid(), entry, 0).is_err() {
+                count(Counter::TrackFull);
+                return Ok(());
+            }
+            tracked(current_tgid()).ok_or(-1i64)?
+        }
+        None => return Ok(()),
     };
     // A process put in the map from userspace (the command `run` launches)
     // gets its pre-filter bit here, at its first exec.
@@ -96,8 +119,6 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     event.head._pad = 0;
     event.head._pad2 = 0;
 
-    let bprm = ctx.arg::<*const u8>(2);
-    let filename = read::<*const u8>(bprm, offset!(binprm_filename))?;
     // SAFETY: the helper bounds the copy by the slice and checks the source.
     let filename_len =
         match unsafe { bpf_probe_read_kernel_str_bytes(filename, &mut event.data[..PATH_CAP]) } {
@@ -120,6 +141,41 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         send_bytes(bytes);
     }
     Ok(())
+}
+
+/// Whether an exec by an untracked process hits a discovery rule's key:
+/// its uid, its new task name, or the path `execve` received. Costs an
+/// untracked exec three hash lookups and one string copy; execs are rare
+/// next to the syscalls the pre-filter spares.
+#[inline(always)]
+fn matches_rule(filename: *const u8) -> bool {
+    let uid = bpf_get_current_uid_gid() as u32;
+    // SAFETY: reading a map value as a lookup key; nothing holds it.
+    if unsafe { RULES_UID.get(&uid) }.is_some() {
+        return true;
+    }
+    if let Ok(comm) = bpf_get_current_comm()
+        && unsafe { RULES_COMM.get(&comm) }.is_some()
+    {
+        return true;
+    }
+    let Some(key) = RULE_KEY_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's scratch slot, used by nothing else while we run.
+    let key: &mut [u8; RULE_EXE_LEN] = unsafe { &mut *key };
+    // Keys are NUL-padded: clear what an earlier, longer path left.
+    for word in key.chunks_exact_mut(8) {
+        word.copy_from_slice(&[0; 8]);
+    }
+    // SAFETY: the helper bounds the copy by the slice and checks the source.
+    // A path that fills the key is longer than any rule's exe (the
+    // config refuses those), so its missing tail cannot make a false hit.
+    if unsafe { bpf_probe_read_kernel_str_bytes(filename, &mut key[..RULE_EXE_LEN]) }.is_err() {
+        return false;
+    }
+    // SAFETY: as above.
+    unsafe { RULES_EXE.get(key) }.is_some()
 }
 
 /// Copies the NUL-separated argument block after the filename and returns

@@ -7,12 +7,16 @@ pub mod layout;
 pub mod preflight;
 pub mod programs;
 pub mod ring;
+pub mod rules;
 pub mod tracefs;
 pub mod tracker;
 
-use std::path::Path;
+use std::{os::fd::AsFd, path::Path};
 
-use agent_monitor_common::maps::{COUNTERS, EVENTS, KERNEL_LAYOUT, TRACKED};
+use agent_monitor_common::maps::{
+    COUNTERS, EVENTS, KERNEL_LAYOUT, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, TRACKED_BITS,
+    TRACKED_WORDS,
+};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
@@ -21,7 +25,11 @@ use aya::{
 use crate::{
     error::{Error, Result},
     kernel::{
-        btf::Btf, counters::Counters, programs::Unattached, ring::RingReader, tracker::Tracker,
+        btf::Btf,
+        counters::Counters,
+        programs::Unattached,
+        ring::RingReader,
+        tracker::{TrackedBits, Tracker},
     },
 };
 
@@ -52,6 +60,8 @@ pub struct Monitor {
     pub ebpf: Ebpf,
     pub reader: RingReader,
     pub tracker: Tracker,
+    /// The discovery rules' keys, empty until a daemon fills them.
+    pub rules: rules::RuleMaps,
     /// Optional programs that could not be attached.
     pub unattached: Vec<Unattached>,
     /// Keeps the kernel's run-time statistics on while it is open.
@@ -94,10 +104,33 @@ impl Monitor {
             .map_err(map_error(COUNTERS))?;
         let tracked =
             HashMap::try_from(take_map(&mut ebpf, TRACKED)?).map_err(map_error(TRACKED))?;
+        let bits = take_map(&mut ebpf, TRACKED_BITS)?;
+        let bits = match &bits {
+            Map::Array(data) => TrackedBits::map(data.fd().as_fd(), TRACKED_WORDS as usize)
+                .map_err(|e| Error::Map {
+                    map: TRACKED_BITS,
+                    detail: format!("mapping it into memory: {e}"),
+                })?,
+            _ => {
+                return Err(Error::Map {
+                    map: TRACKED_BITS,
+                    detail: "not an array".into(),
+                });
+            }
+        };
+        let rules = rules::RuleMaps {
+            exe: HashMap::try_from(take_map(&mut ebpf, RULES_EXE)?)
+                .map_err(map_error(RULES_EXE))?,
+            comm: HashMap::try_from(take_map(&mut ebpf, RULES_COMM)?)
+                .map_err(map_error(RULES_COMM))?,
+            uid: HashMap::try_from(take_map(&mut ebpf, RULES_UID)?)
+                .map_err(map_error(RULES_UID))?,
+        };
         Ok(Monitor {
             ebpf,
             reader: RingReader::new(ring, Counters::new(counters))?,
-            tracker: Tracker::new(tracked),
+            tracker: Tracker::new(tracked, bits),
+            rules,
             unattached,
             stats,
         })

@@ -1,10 +1,11 @@
 //! The tracked-process map from userspace: letting a child put itself in
-//! an agent's tree before it execs, and seeing who is still tracked.
+//! an agent's tree before it execs, adopting processes already running,
+//! and seeing who is still tracked.
 //!
-//! A process put in the map from userspace gets its bit in the kernel's
-//! pre-filter bitmap at its first exec (`probes/process.rs`). Tracking a
-//! process that is already running (adoption) will also need that bit set
-//! from here; there is deliberately no such call until it does.
+//! A child that puts itself in the map gets its bit in the kernel's
+//! pre-filter bitmap at its first exec (`probes/process.rs`). A process
+//! adopted while it runs gets its bit from here, through the bitmap's
+//! memory mapping, with the same atomic operations the kernel uses.
 
 use std::{
     io,
@@ -16,11 +17,15 @@ use aya::maps::{HashMap, IterableMap, MapData};
 
 pub struct Tracker {
     map: HashMap<MapData, u32, TrackedProcess>,
+    bits: std::sync::Arc<TrackedBits>,
 }
 
 impl Tracker {
-    pub fn new(map: HashMap<MapData, u32, TrackedProcess>) -> Tracker {
-        Tracker { map }
+    pub fn new(map: HashMap<MapData, u32, TrackedProcess>, bits: TrackedBits) -> Tracker {
+        Tracker {
+            map,
+            bits: std::sync::Arc::new(bits),
+        }
     }
 
     /// Tracked thread-group ids, as the kernel holds them now.
@@ -46,6 +51,7 @@ impl Tracker {
     pub fn slots(&self) -> io::Result<Slots> {
         Ok(Slots {
             map: std::sync::Arc::new(self.map.map().fd().as_fd().try_clone_to_owned()?),
+            bits: self.bits.clone(),
         })
     }
 }
@@ -55,9 +61,14 @@ impl Tracker {
 #[derive(Clone, Debug)]
 pub struct Slots {
     map: std::sync::Arc<std::os::fd::OwnedFd>,
+    bits: std::sync::Arc<TrackedBits>,
 }
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+/// Create only an entry that does not exist: a process the kernel already
+/// tracks keeps its agent.
+const BPF_NOEXIST: u64 = 1;
 /// Update only an entry that exists: a process that exited meanwhile is
 /// not put back.
 const BPF_EXIST: u64 = 2;
@@ -96,6 +107,135 @@ impl Slots {
             flags: BPF_EXIST,
         };
         bpf(BPF_MAP_UPDATE_ELEM, &attr)
+    }
+}
+
+impl Slots {
+    /// Tracks a running process as `agent`'s, with its pre-filter bit set.
+    /// False when it is tracked already (it keeps the agent it has).
+    pub fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
+        let entry = TrackedProcess {
+            agent,
+            ..TrackedProcess::default()
+        };
+        let attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: &entry as *const TrackedProcess as u64,
+            flags: BPF_NOEXIST,
+        };
+        match bpf(BPF_MAP_UPDATE_ELEM, &attr) {
+            Ok(()) => {
+                self.bits.set(pid);
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops tracking a process. Whoever deletes the entry clears the bit:
+    /// here, or the kernel at exit, never both.
+    pub fn forget(&self, pid: u32) -> io::Result<()> {
+        let attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: 0,
+            flags: 0,
+        };
+        match bpf(BPF_MAP_DELETE_ELEM, &attr) {
+            Ok(()) => {
+                self.bits.clear(pid);
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a tracked process another agent; the children it forks from
+    /// now on inherit it.
+    pub fn set_agent(&self, pid: u32, agent: u32) -> io::Result<()> {
+        let mut entry = self
+            .lookup(pid)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        entry.agent = agent;
+        let attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &pid as *const u32 as u64,
+            value: &entry as *const TrackedProcess as u64,
+            flags: BPF_EXIST,
+        };
+        bpf(BPF_MAP_UPDATE_ELEM, &attr)
+    }
+}
+
+/// The kernel's pre-filter bitmap, mapped into this process.
+#[derive(Debug)]
+pub struct TrackedBits {
+    words: std::ptr::NonNull<u64>,
+    len: usize,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics.
+unsafe impl Send for TrackedBits {}
+// SAFETY: as above.
+unsafe impl Sync for TrackedBits {}
+
+impl TrackedBits {
+    /// Maps the bitmap through the map's file descriptor.
+    pub fn map(fd: std::os::fd::BorrowedFd<'_>, words: usize) -> io::Result<TrackedBits> {
+        let len = words * 8;
+        // SAFETY: a fresh shared mapping of the map's memory; the kernel
+        // checks the size and the flags against the map.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TrackedBits {
+            words: std::ptr::NonNull::new(addr.cast()).expect("mmap does not return null"),
+            len: words,
+        })
+    }
+
+    fn word(&self, pid: u32) -> Option<&std::sync::atomic::AtomicU64> {
+        let index = (pid / 64) as usize;
+        // SAFETY: in bounds, aligned (page-aligned mapping), and the kernel
+        // too changes these words only atomically.
+        (index < self.len).then(|| unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(self.words.as_ptr().add(index))
+        })
+    }
+
+    pub fn set(&self, pid: u32) {
+        if let Some(word) = self.word(pid) {
+            word.fetch_or(1 << (pid % 64), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    pub fn clear(&self, pid: u32) {
+        if let Some(word) = self.word(pid) {
+            word.fetch_and(!(1 << (pid % 64)), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for TrackedBits {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.words.as_ptr().cast(), self.len * 8) };
     }
 }
 
