@@ -19,6 +19,21 @@ struct Cli {
 enum Command {
     /// Run CMD as an agent and record its whole process tree.
     Run(Box<RunArgs>),
+    /// Monitor the host: find agents by rules, adoption and registration,
+    /// and keep one evidence store, until SIGTERM (SIGHUP reloads).
+    Daemon(cmd::daemon::DaemonArgs),
+    /// The daemon's configuration.
+    #[command(subcommand)]
+    Config(cmd::daemon::ConfigCommand),
+    /// Show a running daemon's agents, sessions, rates, drops and chain.
+    Status(cmd::daemon::StatusArgs),
+    /// Install the daemon as a systemd service: the binary, the unit, the
+    /// config (kept if there is one) and the directories it writes to;
+    /// then enable and start it.
+    Install(cmd::install::InstallArgs),
+    /// Stop and remove the service and the binary. The evidence and the
+    /// capture key are always kept.
+    Uninstall(cmd::install::UninstallArgs),
     /// Check every file and every link of an evidence store; exits 0 only
     /// when it is intact.
     Verify {
@@ -59,6 +74,11 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => cmd::run::run_command(*args),
+        Command::Daemon(args) => cmd::daemon::daemon_command(args),
+        Command::Config(command) => cmd::daemon::config_command(command),
+        Command::Status(args) => cmd::daemon::status_command(args),
+        Command::Install(args) => cmd::install::install_command(args),
+        Command::Uninstall(args) => cmd::install::uninstall_command(args),
         Command::Verify { dir, pubkey } => cmd::store::verify_command(&dir, pubkey.as_deref()),
         Command::Recover { dir, signing_key } => {
             cmd::store::recover_command(&dir, signing_key.as_deref())

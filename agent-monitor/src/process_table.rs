@@ -199,6 +199,14 @@ impl ProcessTable {
         }
     }
 
+    /// Moves a live process to another agent (it exec'd that agent's
+    /// program); its children from now on inherit it.
+    pub fn set_agent(&mut self, pid: u32, agent_slot: u32) {
+        if let Some(info) = self.live.get_mut(&pid) {
+            info.agent_slot = agent_slot;
+        }
+    }
+
     fn replace_live(&mut self, info: ProcessInfo) {
         if let Some(old) = self.live.insert(info.key.pid, info) {
             self.exited.push(old);

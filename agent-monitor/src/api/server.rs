@@ -34,8 +34,9 @@ pub trait Kernel: Clone + Send + Sync + 'static {
 
 impl Kernel for Slots {
     fn agent_of(&self, pid: u32) -> Option<(u32, u64)> {
+        // A pending process is not an agent's until the daemon says so.
         self.lookup(pid)
-            .filter(|p| p.agent != 0)
+            .filter(|p| p.agent != 0 && p.agent & agent_monitor_common::maps::AGENT_PENDING == 0)
             .map(|p| (p.agent, p.start_ns))
     }
 

@@ -136,6 +136,10 @@ impl Rules {
         self.agents.is_empty()
     }
 
+    pub fn identity_count(&self) -> usize {
+        self.identity.len()
+    }
+
     /// The first agent rule `candidate` matches.
     pub fn agent_for(&self, candidate: &Candidate) -> Option<&AgentRule> {
         self.agents

@@ -73,6 +73,11 @@ impl Correlator {
         peer_slot: u64,
     ) -> Outcome {
         let Envelope { id, agent, request } = envelope;
+        if matches!(request, Request::Register(_) | Request::DaemonStatus) {
+            // The processing stage answers these when it can.
+            self.stats.refused += 1;
+            return Outcome::reply(Reply::daemon_only(id, request.type_name()));
+        }
         let agent_slot = match self.authorize(conn, agent.as_deref(), &request, now) {
             Ok(slot) => slot,
             Err(outcome) => {
@@ -103,6 +108,7 @@ impl Correlator {
             }
             Request::ToolEnd(end) => self.tool_end(conn, end, id, now),
             Request::SessionEnd => self.session_end(conn, id, now),
+            Request::Register(_) | Request::DaemonStatus => unreachable!("answered above"),
         };
         if !outcome.reply.is_ok() {
             self.stats.refused += 1;
@@ -552,7 +558,12 @@ impl Correlator {
 
     /// Ends every call of a session still open, with `status`; returns
     /// each declarer's slot as it must be once they have all ended.
-    fn end_open_calls(&mut self, session_id: &str, status: &str, now: Now) -> Vec<SlotUpdate> {
+    pub(super) fn end_open_calls(
+        &mut self,
+        session_id: &str,
+        status: &str,
+        now: Now,
+    ) -> Vec<SlotUpdate> {
         let open: Vec<u64> = match self.sessions.by_id.get_mut(session_id) {
             Some(s) => s.open_calls.drain().map(|(_, slot)| slot).collect(),
             None => return Vec::new(),

@@ -19,6 +19,7 @@
 //!
 //! It is pure: no I/O, no clock. Times come in with each input.
 
+mod agents;
 mod calls;
 mod declarations;
 pub mod effects;

@@ -98,6 +98,24 @@ impl Sessions {
         Session::new(baseline, spec)
     }
 
+    /// Recomputes every baseline under a new policy.
+    pub fn rebase(&mut self, policy: &Policy) {
+        self.baselines.clear();
+        for session in self.by_id.values_mut() {
+            let baseline = self
+                .baselines
+                .entry(session.cwd.clone())
+                .or_insert_with(|| {
+                    Arc::new(policy.baseline_in(&Context {
+                        cwd: session.cwd.as_deref(),
+                    }))
+                })
+                .clone();
+            session.baseline = baseline;
+            session.fixed = Default::default();
+        }
+    }
+
     /// Sessions of `agent` declared through the socket and not ended.
     pub fn open_of(&self, agent: u32) -> usize {
         self.by_id

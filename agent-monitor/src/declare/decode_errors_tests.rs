@@ -34,7 +34,7 @@ fn every_error_code_with_its_message() {
         (
             r#"{"type":"tool.begin"}"#,
             "unknown_type",
-            "unknown message type `tool.begin`; expected session.start, prompt, model.output, tool.start, tool.end or session.end",
+            "unknown message type `tool.begin`; expected session.start, prompt, model.output, tool.start, tool.end, session.end, agent.register or status",
         ),
         (
             r#"{"type":"prompt"}"#,

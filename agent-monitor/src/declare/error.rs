@@ -16,7 +16,7 @@ pub enum ProtocolError {
     NotAnObject,
 
     #[error(
-        "unknown message type `{given}`; expected session.start, prompt, model.output, tool.start, tool.end or session.end"
+        "unknown message type `{given}`; expected session.start, prompt, model.output, tool.start, tool.end, session.end, agent.register or status"
     )]
     UnknownType { given: String },
 

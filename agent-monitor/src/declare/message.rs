@@ -61,17 +61,26 @@ pub enum Request {
     ToolEnd(ToolEnd),
     #[serde(rename = "session.end")]
     SessionEnd,
+    /// Daemon only: makes the peer (or a descendant of it) and its
+    /// descendants a new agent.
+    #[serde(rename = "agent.register")]
+    Register(Register),
+    /// Daemon only: the daemon's state, as `agent-monitor status` shows it.
+    #[serde(rename = "status")]
+    DaemonStatus,
 }
 
 impl Request {
     /// Every message type, as it is spelt on the wire.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 8] = [
         "session.start",
         "prompt",
         "model.output",
         "tool.start",
         "tool.end",
         "session.end",
+        "agent.register",
+        "status",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -82,8 +91,24 @@ impl Request {
             Request::ToolStart(_) => "tool.start",
             Request::ToolEnd(_) => "tool.end",
             Request::SessionEnd => "session.end",
+            Request::Register(_) => "agent.register",
+            Request::DaemonStatus => "status",
         }
     }
+}
+
+/// `agent.register`: who becomes an agent, under which name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Register {
+    /// The agent's name in the evidence.
+    pub name: String,
+    /// The process to register: the peer itself when absent, else one of
+    /// its descendants (root may name any process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// A task description for the session row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -29,7 +29,7 @@ pub use error::ProtocolError;
 pub use lines::{LineSplitter, MAX_LINE, Oversize};
 pub use message::{
     EffectKind, Effects, Envelope, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS, ModelOutput,
-    PlannedCall, Request, SessionStart, Status, ToolEnd, ToolStart,
+    PlannedCall, Register, Request, SessionStart, Status, ToolEnd, ToolStart,
 };
 pub use parse::{Rejected, decode, decode_with_id};
 pub use reply::{Decision, Reply, code};

@@ -15,7 +15,7 @@ use super::{
     error::{ProtocolError, quote},
     message::{
         EffectKind, Effects, Envelope, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS, ModelOutput,
-        PlannedCall, Request, SessionStart, Status, ToolEnd, ToolStart,
+        PlannedCall, Register, Request, SessionStart, Status, ToolEnd, ToolStart,
     },
 };
 
@@ -99,6 +99,21 @@ fn envelope(mut fields: Fields, id: Option<Value>) -> Result<Envelope, ProtocolE
             result: fields.take("result"),
         }),
         "session.end" => Request::SessionEnd,
+        "agent.register" => Request::Register(Register {
+            name: fields.ident("name")?,
+            pid: match fields.take("pid") {
+                None => None,
+                Some(Value::Number(n)) => Some(
+                    n.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| fields.bad("pid", "must be a process id"))?,
+                ),
+                Some(_) => return Err(fields.bad("pid", "must be a number")),
+            },
+            task: fields.optional_string("task")?,
+        }),
+        "status" => Request::DaemonStatus,
         other => return Err(ProtocolError::unknown_type(other)),
     };
     Ok(Envelope { id, agent, request })

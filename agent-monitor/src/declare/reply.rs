@@ -23,12 +23,20 @@ pub mod code {
     pub const NOT_PERMITTED: &str = "not_permitted";
     /// A message that needs a session came before `session.start`.
     pub const NO_SESSION: &str = "no_session";
+    /// `agent.register` or `status` sent to `agent-monitor run`, which has
+    /// no daemon state to answer them with.
+    pub const UNSUPPORTED: &str = "unsupported";
+    /// `agent.register` names a process that is gone, or already belongs
+    /// to an agent.
+    pub const NOT_REGISTERED: &str = "not_registered";
 
-    pub const ALL: [&str; 4] = [
+    pub const ALL: [&str; 6] = [
         UNKNOWN_CALL_ID,
         DUPLICATE_CALL_ID,
         NOT_PERMITTED,
         NO_SESSION,
+        UNSUPPORTED,
+        NOT_REGISTERED,
     ];
 }
 
@@ -64,6 +72,8 @@ pub enum Reply {
         /// The rule that decided; `None` for the policy's default.
         rule: Option<String>,
     },
+    /// The answer to `status`: the daemon's state.
+    Status { id: Option<Value>, status: Value },
     /// Refused: nothing of the request was recorded.
     Error {
         id: Option<Value>,
@@ -132,6 +142,19 @@ impl Reply {
         Reply::not_permitted(id, "only root may name an agent")
     }
 
+    pub fn not_registered(id: Option<Value>, why: String) -> Reply {
+        Reply::error(id, code::NOT_REGISTERED, why)
+    }
+
+    /// A request only the daemon answers, sent to `agent-monitor run`.
+    pub fn daemon_only(id: Option<Value>, kind: &str) -> Reply {
+        Reply::error(
+            id,
+            code::UNSUPPORTED,
+            format!("{kind} is answered by `agent-monitor daemon` only, not by `run`"),
+        )
+    }
+
     pub fn no_session(id: Option<Value>) -> Reply {
         let message = "no session is open on this connection; send session.start first";
         Reply::error(id, code::NO_SESSION, message.to_owned())
@@ -143,9 +166,10 @@ impl Reply {
 
     pub fn id(&self) -> Option<&Value> {
         match self {
-            Reply::Accepted { id, .. } | Reply::Decision { id, .. } | Reply::Error { id, .. } => {
-                id.as_ref()
-            }
+            Reply::Accepted { id, .. }
+            | Reply::Decision { id, .. }
+            | Reply::Status { id, .. }
+            | Reply::Error { id, .. } => id.as_ref(),
         }
     }
 
@@ -192,6 +216,7 @@ impl Serialize for Reply {
                 map.serialize_entry("reason", reason)?;
                 map.serialize_entry("rule", rule)?;
             }
+            Reply::Status { status, .. } => map.serialize_entry("status", status)?,
             Reply::Error { code, message, .. } => {
                 map.serialize_entry("error", &WireError { code, message })?;
             }

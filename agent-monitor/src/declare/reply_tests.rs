@@ -45,7 +45,7 @@ fn protocol_errors_carry_code_message_and_id() {
     let rejected = decode_with_id(br#"{"id":"x","type":"what"}"#).expect_err("refused");
     assert_eq!(
         line(&Reply::from(rejected)),
-        r#"{"ok":false,"id":"x","error":{"code":"unknown_type","message":"unknown message type `what`; expected session.start, prompt, model.output, tool.start, tool.end or session.end"}}"#
+        r#"{"ok":false,"id":"x","error":{"code":"unknown_type","message":"unknown message type `what`; expected session.start, prompt, model.output, tool.start, tool.end, session.end, agent.register or status"}}"#
     );
     let too_large = ProtocolError::from(Oversize {
         len_seen: 9,

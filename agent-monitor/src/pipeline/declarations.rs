@@ -8,6 +8,7 @@ use super::Processor;
 use crate::{
     api::{Answer, ApiMessage},
     correlate::Now,
+    declare::Request,
     evidence::declared::{AlertRow, Declared},
     sink::Sink,
     time::WallClock,
@@ -24,6 +25,22 @@ impl<S: Sink> Processor<S> {
                 slot,
                 answer,
             } => {
+                // The daemon's own requests, answered here: they change
+                // or read the stage's state, not the correlator's.
+                let reply = match &envelope.request {
+                    Request::Register(register) => {
+                        Some(self.register(conn, register.clone(), envelope.id.clone()))
+                    }
+                    Request::DaemonStatus => Some(self.status_reply(envelope.id.clone())),
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    let _ = answer.send(Answer {
+                        reply,
+                        slots: Vec::new(),
+                    });
+                    return;
+                }
                 let outcome = self.correlator.declare_under(conn, envelope, now, slot);
                 for record in &outcome.records {
                     self.record(record);
@@ -47,7 +64,7 @@ impl<S: Sink> Processor<S> {
         }
     }
 
-    fn record(&mut self, record: &Declared) {
+    pub(super) fn record(&mut self, record: &Declared) {
         if let Err(err) = self.sink.declared(record) {
             self.sink_error(&err);
         }
@@ -91,6 +108,7 @@ impl<S: Sink> Processor<S> {
     /// The timer's work: summaries of calls whose late events are in, and
     /// the alerter's report of what it held back.
     pub(super) fn tick(&mut self) {
+        self.sample_rate();
         for row in self.correlator.tick(WallClock::boot_now_ns()) {
             self.record(&row);
         }

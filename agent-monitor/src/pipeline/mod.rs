@@ -3,7 +3,10 @@
 //! records and alerts out to the sink, counts kept for the summary.
 
 mod agents;
+pub mod control;
 mod declarations;
+mod discovered;
+mod status;
 
 use std::{collections::BTreeMap, fs, io, sync::Arc};
 
@@ -11,6 +14,7 @@ use agent_monitor_common::maps::Counter;
 use tokio::sync::{mpsc, watch};
 
 pub use agents::Agents;
+pub use status::{AgentStatus, StatusSnapshot};
 
 use crate::{
     actions::ActionKind,
@@ -68,6 +72,8 @@ impl Stats {
 
 /// How often sinks are flushed when no input arrives.
 const FLUSH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+/// Ticks between two status snapshots for the daemon's metrics.
+const STATUS_TICKS: u64 = 10;
 
 pub struct Processor<S: Sink> {
     table: ProcessTable,
@@ -88,6 +94,11 @@ pub struct Processor<S: Sink> {
     hasher: ExeHasher,
     /// The capture policy for argv; none: kept as the kernel sent it.
     capture: Option<Capture>,
+    /// The daemon's agent discovery; none under `run`.
+    discovery: Option<crate::discovery::Discovery>,
+    /// The evidence directory, for `status`.
+    evidence_dir: Option<std::path::PathBuf>,
+    rate: status::Rate,
 }
 
 /// The working directory of a live process, from /proc.
@@ -123,6 +134,9 @@ impl<S: Sink> Processor<S> {
             identity_of: identity::observe,
             hasher: ExeHasher::new(),
             capture: None,
+            discovery: None,
+            evidence_dir: None,
+            rate: status::Rate::default(),
         }
     }
 
@@ -170,8 +184,13 @@ impl<S: Sink> Processor<S> {
     pub fn handle(&mut self, record: Record) {
         let result = match record {
             Record::Event(mut event) => {
+                if !self.admit(&mut event) {
+                    return;
+                }
                 self.enrich(&mut event);
-                self.event(&event)
+                let result = self.event(&event);
+                self.lifecycle(&event);
+                result
             }
             Record::Invalid(err) => {
                 self.invalid(&err);
@@ -317,15 +336,28 @@ impl<S: Sink> Processor<S> {
 
     /// [`Processor::run`], answering declarations from `api` as well.
     pub async fn serve(
+        self,
+        input: mpsc::Receiver<Vec<Record>>,
+        api: Option<mpsc::Receiver<ApiMessage>>,
+        state: watch::Sender<TreeState>,
+    ) -> Processor<S> {
+        self.serve_controlled(input, api, None, state).await
+    }
+
+    /// [`Processor::serve`], taking the daemon's reloads from `control`
+    /// and publishing its status there about once a second.
+    pub async fn serve_controlled(
         mut self,
         mut input: mpsc::Receiver<Vec<Record>>,
         mut api: Option<mpsc::Receiver<ApiMessage>>,
+        mut control: Option<control::Controls>,
         state: watch::Sender<TreeState>,
     ) -> Processor<S> {
         // Sinks flush on a tick too, not only after input: a journal must
         // reach disk within its interval even when the events stop.
         let mut tick = tokio::time::interval(FLUSH_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 batch = input.recv() => {
@@ -339,7 +371,17 @@ impl<S: Sink> Processor<S> {
                     Some(message) => self.declaration(message),
                     None => api = None,
                 },
-                _ = tick.tick() => self.tick(),
+                command = control::recv(&mut control) => match command {
+                    Some(command) => self.control(command),
+                    None => control = None,
+                },
+                _ = tick.tick() => {
+                    self.tick();
+                    ticks += 1;
+                    if ticks.is_multiple_of(STATUS_TICKS) && let Some(control) = &control {
+                        control.status.send_replace(self.status());
+                    }
+                }
             }
             if let Err(err) = self.sink.flush() {
                 self.sink_error(&err);

@@ -1,0 +1,256 @@
+//! How the daemon finds its agents: by rules at exec, by adopting
+//! processes that were running before it, and by registration.
+//!
+//! The kernel starts tracking a process at exec when one of a rule's exact
+//! keys matches (`probes/process.rs`), marked as pending. This module holds
+//! what the processing stage needs to settle it: the rules, the kernel map
+//! to write back to, the pending processes it dropped, and each agent's
+//! live processes, so that its session ends with its tree.
+
+pub mod proc_scan;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    io,
+    sync::Arc,
+};
+
+use crate::{
+    config::{Candidate, Rules},
+    kernel::tracker::Slots,
+};
+
+/// What discovery writes to the kernel's tracked-process map. A trait so
+/// that the processing stage is tested without BPF.
+pub trait Membership: Send {
+    /// Tracks a running process as `agent`'s; false if already tracked.
+    fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool>;
+    /// Stops tracking a process.
+    fn forget(&self, pid: u32) -> io::Result<()>;
+    /// Gives a tracked process (and its future children) another agent.
+    fn set_agent(&self, pid: u32, agent: u32) -> io::Result<()>;
+}
+
+impl Membership for Slots {
+    fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
+        Slots::adopt(self, pid, agent)
+    }
+
+    fn forget(&self, pid: u32) -> io::Result<()> {
+        Slots::forget(self, pid)
+    }
+
+    fn set_agent(&self, pid: u32, agent: u32) -> io::Result<()> {
+        Slots::set_agent(self, pid, agent)
+    }
+}
+
+/// Pending processes remembered as dropped: their events still in the
+/// ring are dropped too, and so are the children they forked meanwhile.
+const DISMISSED_MAX: usize = 65_536;
+
+/// How an agent's process tree became one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A rule matched at exec.
+    Rule,
+    /// A rule matched a process running when the daemon started.
+    Adopted,
+    /// It registered through the API.
+    Registered,
+    /// An agent's process exec'd another agent's program.
+    Delegated,
+}
+
+impl Source {
+    /// The session row's `source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Rule => "rule",
+            Source::Adopted => "adopted",
+            Source::Registered => "register",
+            Source::Delegated => "delegated",
+        }
+    }
+}
+
+/// One discovered agent: a process tree with its own slot and session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub agent: String,
+    pub root_pid: u32,
+    pub session_id: String,
+    pub source: Source,
+    /// Its processes still running.
+    pub live: u64,
+}
+
+pub struct Discovery {
+    rules: Arc<Rules>,
+    kernel: Box<dyn Membership>,
+    dismissed: HashSet<u32>,
+    dismissed_order: VecDeque<u32>,
+    instances: HashMap<u32, Instance>,
+    /// Counts for `status` and the metrics.
+    pub stats: DiscoveryStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryStats {
+    /// Agents found, by how.
+    pub by_rule: u64,
+    pub adopted: u64,
+    pub registered: u64,
+    pub delegated: u64,
+    /// Processes the kernel tracked at exec that the whole rule refused.
+    pub dismissed: u64,
+    /// Kernel map writes that failed.
+    pub kernel_errors: u64,
+}
+
+impl Discovery {
+    pub fn new(rules: Arc<Rules>, kernel: Box<dyn Membership>) -> Discovery {
+        Discovery {
+            rules,
+            kernel,
+            dismissed: HashSet::new(),
+            dismissed_order: VecDeque::new(),
+            instances: HashMap::new(),
+            stats: DiscoveryStats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// New rules from a reload; agents already found keep their slot.
+    pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        self.rules = rules;
+    }
+
+    pub fn kernel(&self) -> &dyn Membership {
+        self.kernel.as_ref()
+    }
+
+    /// Counts a failed kernel write, reporting the first.
+    pub fn kernel_result<T>(&mut self, what: &str, result: io::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                if self.stats.kernel_errors == 0 {
+                    tracing::warn!("discovery: {what} failed: {err}");
+                }
+                self.stats.kernel_errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Drops a pending process: the kernel forgets it, and whatever of it
+    /// is still in the ring is dropped when read.
+    pub fn dismiss(&mut self, pid: u32) {
+        let result = self.kernel.forget(pid);
+        self.kernel_result("forgetting a process", result);
+        if self.dismissed.insert(pid) {
+            self.dismissed_order.push_back(pid);
+            if self.dismissed_order.len() > DISMISSED_MAX
+                && let Some(old) = self.dismissed_order.pop_front()
+            {
+                self.dismissed.remove(&old);
+            }
+        }
+    }
+
+    pub fn is_dismissed(&self, pid: u32) -> bool {
+        self.dismissed.contains(&pid)
+    }
+
+    /// A dismissed pid was reused by a process a rule does match.
+    pub fn undismiss(&mut self, pid: u32) {
+        self.dismissed.remove(&pid);
+    }
+
+    pub fn add_instance(&mut self, slot: u32, instance: Instance) {
+        match instance.source {
+            Source::Rule => self.stats.by_rule += 1,
+            Source::Adopted => self.stats.adopted += 1,
+            Source::Registered => self.stats.registered += 1,
+            Source::Delegated => self.stats.delegated += 1,
+        }
+        self.instances.insert(slot, instance);
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = (u32, &Instance)> {
+        self.instances.iter().map(|(slot, i)| (*slot, i))
+    }
+
+    pub fn instance(&self, slot: u32) -> Option<&Instance> {
+        self.instances.get(&slot)
+    }
+
+    /// A process of `slot` started.
+    pub fn born(&mut self, slot: u32) {
+        if let Some(instance) = self.instances.get_mut(&slot) {
+            instance.live += 1;
+        }
+    }
+
+    /// A process of `slot` exited (or left it for another agent). True
+    /// when it was the agent's last: its session ends. The instance is
+    /// forgotten then.
+    pub fn died(&mut self, slot: u32) -> bool {
+        let Some(instance) = self.instances.get_mut(&slot) else {
+            return false;
+        };
+        instance.live = instance.live.saturating_sub(1);
+        if instance.live == 0 {
+            self.instances.remove(&slot);
+            return true;
+        }
+        false
+    }
+}
+
+/// The task name the kernel gives at exec: the file name's last
+/// component, cut to 15 bytes.
+pub fn comm_of(filename: &str) -> String {
+    let base = filename.rsplit('/').next().unwrap_or(filename).as_bytes();
+    String::from_utf8_lossy(&base[..base.len().min(15)]).into_owned()
+}
+
+/// A process as the rules see it.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub exe: Option<String>,
+    pub comm: String,
+    pub argv: Vec<String>,
+    pub uid: u32,
+    pub cgroup: Option<String>,
+    pub container_id: Option<String>,
+}
+
+impl Facts {
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            exe: self.exe.as_deref(),
+            comm: &self.comm,
+            argv: &self.argv,
+            uid: self.uid,
+            cgroup: self.cgroup.as_deref(),
+            container_id: self.container_id.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_is_the_base_name_cut_to_fifteen_bytes() {
+        assert_eq!(comm_of("/usr/bin/python3"), "python3");
+        assert_eq!(comm_of("a-very-long-program-name"), "a-very-long-pro");
+        assert_eq!(comm_of("sh"), "sh");
+    }
+}

@@ -1,0 +1,160 @@
+//! What /proc says about running processes: for adopting the ones that
+//! started before the daemon, and for registering a process with its
+//! descendants. Every read is best effort: a process can exit at any time.
+
+use std::{collections::HashMap, fs};
+
+/// One running process, as much of it as could be read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcFacts {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The real uid, as the kernel's events carry it.
+    pub uid: u32,
+    pub comm: String,
+    /// The executable's resolved path.
+    pub exe: Option<String>,
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+/// Every process's (pid, parent pid), kernel threads left out.
+pub fn parents() -> Vec<(u32, u32)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (ppid, _) = stat(pid)?;
+            // Kernel threads: kthreadd and its children have no user memory.
+            (pid != 2 && ppid != 2).then_some((pid, ppid))
+        })
+        .collect()
+}
+
+/// `root` and every descendant of it in `parents`, parents before their
+/// children.
+pub fn tree(root: u32, parents: &[(u32, u32)]) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for &(pid, ppid) in parents {
+        if pid != ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = vec![root];
+    let mut next = 0;
+    while next < out.len() {
+        if let Some(kids) = children.get(&out[next]) {
+            for kid in kids {
+                if !out.contains(kid) {
+                    out.push(*kid);
+                }
+            }
+        }
+        next += 1;
+    }
+    out
+}
+
+/// Whether `pid` is `ancestor` or descends from it, by the live parent
+/// chain.
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..4096 {
+        if current == ancestor {
+            return true;
+        }
+        match stat(current) {
+            Some((ppid, _)) if ppid != 0 && ppid != current => current = ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// What /proc has of `pid`; none once it is gone.
+pub fn read(pid: u32) -> Option<ProcFacts> {
+    let (ppid, comm) = stat(pid)?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())?;
+    let link = |name: &str| {
+        fs::read_link(format!("/proc/{pid}/{name}"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    };
+    let argv = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| split_nul(&bytes))
+        .unwrap_or_default();
+    Some(ProcFacts {
+        pid,
+        ppid,
+        uid,
+        comm,
+        exe: link("exe"),
+        argv,
+        cwd: link("cwd"),
+        cgroup: crate::identity::read_cgroup(pid),
+    })
+}
+
+/// The parent pid and the task name, from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(u32, String)> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `pid (comm) state ppid …`: the name may hold spaces and parentheses,
+/// so the fields after it are found from the last `)`.
+pub fn parse_stat(text: &str) -> Option<(u32, String)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((ppid, comm))
+}
+
+fn split_nul(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_awkward_names_parse() {
+        assert_eq!(
+            parse_stat("42 (a (b) c) S 7 42 42 0 -1"),
+            Some((7, "a (b) c".to_string()))
+        );
+        assert_eq!(parse_stat("42 (x"), None);
+    }
+
+    #[test]
+    fn a_tree_lists_parents_before_children_and_nothing_else() {
+        let parents = [(10, 1), (11, 10), (12, 11), (13, 10), (20, 1), (21, 20)];
+        assert_eq!(tree(10, &parents), vec![10, 11, 13, 12]);
+        assert_eq!(tree(21, &parents), vec![21]);
+    }
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let me = read(std::process::id()).unwrap();
+        assert_eq!(me.pid, std::process::id());
+        assert_eq!(me.uid, unsafe { libc::getuid() });
+        assert!(!me.argv.is_empty());
+        assert!(descends_from(std::process::id(), me.ppid));
+        assert!(!descends_from(me.ppid, std::process::id()));
+        assert!(parents().iter().any(|(pid, _)| *pid == std::process::id()));
+    }
+}
