@@ -5,6 +5,8 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 use agent_monitor::{
     alerts::{AlertConfig, WebhookConfig},
     capture::Policy,
+    config::{self, Config},
+    daemon::client_run,
     evidence::{signing::LinkSigner, store::StoreOptions},
     kernel::LoadOptions,
     run::{RunOptions, run},
@@ -78,12 +80,23 @@ pub struct RunArgs {
     /// in the summary.
     #[arg(long)]
     probe_stats: bool,
+    /// Load this run's own probes even when a daemon is running (by
+    /// default, `run` hands the command to the daemon; see docs/daemon.md).
+    #[arg(long)]
+    standalone: bool,
+    /// The daemon's socket [default: the one in
+    /// /etc/agent-monitor/config.toml, else /run/agent-monitor/api.sock].
+    #[arg(long, value_name = "PATH")]
+    daemon_socket: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     command: Vec<OsString>,
 }
 
 pub fn run_command(args: RunArgs) -> ExitCode {
+    if let Some(code) = run_under_daemon(&args) {
+        return code;
+    }
     let fail_on_undeclared = args.fail_on_undeclared;
     let options = match run_options(args) {
         Ok(options) => options,
@@ -122,6 +135,66 @@ pub fn run_command(args: RunArgs) -> ExitCode {
     }
 }
 
+/// Hands the command to a running daemon, unless `--standalone` or an
+/// option the daemon's run cannot honour asks for this run's own probes.
+/// None: run standalone.
+fn run_under_daemon(args: &RunArgs) -> Option<ExitCode> {
+    if args.standalone {
+        return None;
+    }
+    let socket = args.daemon_socket.clone().unwrap_or_else(|| {
+        Config::load(std::path::Path::new(config::DEFAULT_PATH))
+            .unwrap_or_else(|_| Config::defaults())
+            .api
+            .socket
+    });
+    if !client_run::daemon_listening(&socket) {
+        return None;
+    }
+    let own_outputs = [
+        ("--events", args.events.is_some()),
+        ("--evidence", args.evidence.is_some()),
+        ("--policy", args.policy.is_some()),
+        ("--fail-on-undeclared", args.fail_on_undeclared),
+        ("--alerts", args.alerts.is_some()),
+        ("--webhook", args.webhook.is_some()),
+        ("--socket-dir", args.socket_dir.is_some()),
+        ("--ring-mib", args.ring_mib.is_some()),
+        ("--probe-stats", args.probe_stats),
+    ];
+    if let Some((flag, _)) = own_outputs.iter().find(|(_, given)| *given) {
+        eprintln!(
+            "agent-monitor: a daemon is running at {}, but {flag} needs this run's own probes: running standalone",
+            socket.display()
+        );
+        return None;
+    }
+    let agent = agent_name(args);
+    match client_run::run(&socket, &agent, &args.command) {
+        Ok(run) => {
+            eprintln!(
+                "agent-monitor: the daemon recorded {agent} as session {}; status {}",
+                run.session_id,
+                run.status.shell_status()
+            );
+            Some(ExitCode::from(run.status.shell_status().clamp(0, 255) as u8))
+        }
+        Err(err) => {
+            eprintln!("agent-monitor: {err} (or pass --standalone)");
+            Some(ExitCode::from(125))
+        }
+    }
+}
+
+/// `--agent`, or the command's file name.
+fn agent_name(args: &RunArgs) -> String {
+    args.agent.clone().unwrap_or_else(|| {
+        std::path::Path::new(&args.command[0])
+            .file_name()
+            .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
+    })
+}
+
 fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(
         args.linger.is_finite() && args.linger >= 0.0,
@@ -137,11 +210,7 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             Ok(mib << 20)
         })
         .transpose()?;
-    let agent = args.agent.unwrap_or_else(|| {
-        std::path::Path::new(&args.command[0])
-            .file_name()
-            .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
-    });
+    let agent = agent_name(&args);
     let signer = args
         .signing_key
         .as_deref()

@@ -181,16 +181,29 @@ impl Config {
 
     /// Checks `text` merged over the defaults; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let parse_error = |origin: &str, e: toml::de::Error| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().replace('\n', " "),
+        // One line: the position and the parser's message, without the
+        // multi-line excerpt, so that it reads well in a log and an alert.
+        let parse_error = |origin: &str, source: &str, e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|span| source[..span.start.min(source.len())].matches('\n').count() + 1);
+            ConfigError::Parse {
+                origin: origin.to_string(),
+                message: match line {
+                    Some(line) => format!("line {line}: {}", e.message()),
+                    None => e.message().to_string(),
+                },
+            }
         };
-        let mut merged: toml::Table =
-            toml::from_str(DEFAULT).map_err(|e| parse_error("the embedded defaults", e))?;
-        let given: toml::Table = toml::from_str(text).map_err(|e| parse_error(origin, e))?;
+        let mut merged: toml::Table = toml::from_str(DEFAULT)
+            .map_err(|e| parse_error("the embedded defaults", DEFAULT, e))?;
+        let given: toml::Table = toml::from_str(text).map_err(|e| parse_error(origin, text, e))?;
         merge(&mut merged, given);
-        let raw =
-            Raw::deserialize(toml::Value::Table(merged)).map_err(|e| parse_error(origin, e))?;
+        // Spans point into the merged table, not the file: no line here.
+        let raw = Raw::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.message().to_string(),
+        })?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
             key: key.to_string(),

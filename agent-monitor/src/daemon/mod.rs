@@ -6,6 +6,7 @@
 //! neither changes and a `config_invalid` alert says why. SIGTERM (and
 //! SIGINT) stops reading, flushes, and closes the chain.
 
+pub mod client_run;
 pub mod metrics;
 pub mod setup;
 pub mod socket;
@@ -39,6 +40,8 @@ const QUEUE: usize = 64;
 #[derive(Debug)]
 pub struct DaemonReport {
     pub status: StatusSnapshot,
+    /// The chain's last link once the store is closed.
+    pub chain_head: Option<String>,
     pub reloads: u64,
     pub failed_reloads: u64,
 }
@@ -217,7 +220,13 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     let (_table, _stats, mut store) = processor.finish();
     crate::sink::Sink::close(&mut store).map_err(|e| Error::io("closing the evidence store", e))?;
     drop(socket);
+    let chain_head = crate::evidence::chain::read_log(
+        &config.evidence.dir.join(crate::evidence::chain::CHAIN_LOG),
+    )
+    .ok()
+    .and_then(|entries| entries.last().map(|e| e.link.clone()));
     Ok(DaemonReport {
+        chain_head,
         status,
         reloads,
         failed_reloads,
