@@ -30,12 +30,14 @@ import threading
 __all__ = [
     "Client", "Session", "ToolCall", "MonitorError", "MonitorUnavailable",
     "DeclarationError", "ToolCallDenied", "configure", "get_client",
-    "session", "prompt", "model_output", "tool_call",
+    "session", "prompt", "model_output", "tool_call", "register",
 ]
 
 SOCKET_ENV = "AGENT_MONITOR_SOCKET"
 SESSION_ENV = "AGENT_MONITOR_SESSION"
 DEFAULT_TIMEOUT = 10.0
+#: Where `agent-monitor daemon` listens unless its config says otherwise.
+DAEMON_SOCKET = "/run/agent-monitor/api.sock"
 
 
 class MonitorError(Exception):
@@ -214,6 +216,15 @@ class Client:
         self.session_id = reply.get("session_id") or sid
         return Session(self, self.session_id)
 
+    def register(self, name, task=None, pid=None):
+        """Make this process (or pid, one of its descendants) and its
+        descendants an agent named name, monitored by the daemon
+        (agent.register). Returns the new session's id, which becomes the
+        client's; this connection then declares for that agent."""
+        reply = self.request("agent.register", name=name, task=task, pid=pid)
+        self.session_id = reply.get("session_id") or self.session_id
+        return self.session_id
+
     def prompt(self, text):
         """Declare a prompt given to the model."""
         self.request("prompt", text=text)
@@ -357,6 +368,27 @@ def get_client():
 def session(task=None, user=None, session_id=None, parent_session_id=None):
     """Declare a session on the default client; see Client.session."""
     return get_client().session(task, user, session_id, parent_session_id)
+
+
+def register(name, task=None, path=None, timeout=DEFAULT_TIMEOUT):
+    """Register this process with a running daemon as the agent name, and
+    make the module's client declare for it. path defaults to
+    $AGENT_MONITOR_SOCKET, else the daemon's default socket. The socket and
+    the session are put in os.environ, so that children started from now on
+    declare to the same session. Raises MonitorUnavailable when no daemon
+    answers: registering is asked for explicitly, so it never fails quietly.
+    """
+    global _default
+    path = path or os.environ.get(SOCKET_ENV) or DAEMON_SOCKET
+    client = Client(path=path, timeout=timeout, required=True)
+    session_id = client.register(name, task=task)
+    os.environ[SOCKET_ENV] = path
+    os.environ[SESSION_ENV] = session_id
+    with _default_lock:
+        old, _default = _default, client
+    if old is not None:
+        old.close()
+    return session_id
 
 
 def prompt(text):

@@ -88,6 +88,8 @@ class FakeMonitor(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return {"ok": False, "error": {"code": code, "message": message}}
         if t == "session.start":
             return {"ok": True, "session_id": msg.get("session_id") or "srv-made-id"}
+        if t == "agent.register":
+            return {"ok": True, "session_id": "registered-" + msg["name"]}
         if t == "tool.start":
             if msg["tool"] in self.deny:
                 reason, rule = self.deny[msg["tool"]]
@@ -223,6 +225,33 @@ class Sessions(Base):
         self.assertIs(am.get_client(), c)
         am.prompt("p")
         self.assertEqual(self.types(), ["prompt"])
+
+
+class Register(Base):
+    def test_register_declares_for_the_new_session_and_exports_it(self):
+        session_id = am.register("nightly", task="refactor", path=self.path)
+        self.assertEqual(session_id, "registered-nightly")
+        self.assertEqual(os.environ[am.SOCKET_ENV], self.path)
+        self.assertEqual(os.environ[am.SESSION_ENV], "registered-nightly")
+        am.prompt("p")
+        first = self.server.requests[0]
+        self.assertEqual(first["type"], "agent.register")
+        self.assertEqual(first["name"], "nightly")
+        self.assertEqual(first["task"], "refactor")
+        self.assertNotIn("pid", first)
+        self.assertEqual(self.types(), ["agent.register", "prompt"])
+        self.assertEqual(am.get_client().session_id, "registered-nightly")
+
+    def test_register_without_a_daemon_raises(self):
+        with self.assertRaises(am.MonitorUnavailable):
+            am.register("x", path=os.path.join(self.dir, "nobody.sock"))
+        self.assertNotIn(am.SESSION_ENV, os.environ)
+
+    def test_register_refused_raises(self):
+        self.server.errors["agent.register"] = ("not_registered", "pid 1 already belongs to agent a")
+        with self.assertRaises(am.DeclarationError) as raised:
+            am.register("x", path=self.path)
+        self.assertEqual(raised.exception.code, "not_registered")
 
 
 class ToolCalls(Base):
