@@ -163,11 +163,13 @@ pub fn status_command(args: StatusArgs) -> ExitCode {
     match status {
         Ok(reply) => {
             let status = &reply["status"];
-            if args.json {
-                println!("{status:#}");
+            let text = if args.json {
+                format!("{status:#}\n")
             } else {
-                print!("{}", render(status));
-            }
+                render(status)
+            };
+            // A closed pipe (`status | head`) is the reader's choice.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(err) => {

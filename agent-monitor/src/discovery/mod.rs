@@ -147,6 +147,18 @@ impl Discovery {
         }
     }
 
+    /// [`Discovery::kernel_result`], where a process that has exited
+    /// meanwhile (its entry gone) is no failure: its events in the ring
+    /// are still attributed from the table.
+    pub fn kernel_result_unless_gone(&mut self, what: &str, result: io::Result<()>) {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => {
+                self.kernel_result(what, other);
+            }
+        }
+    }
+
     /// Drops a pending process: the kernel forgets it, and whatever of it
     /// is still in the ring is dropped when read.
     pub fn dismiss(&mut self, pid: u32) {

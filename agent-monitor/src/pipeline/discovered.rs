@@ -71,16 +71,19 @@ impl<S: Sink> Processor<S> {
             }
             return false;
         }
-        // A child forked before its parent was settled: it has the
-        // parent's agent, which its kernel entry now learns too.
+        // A process already settled whose events were sent before the
+        // kernel learned its agent: a child forked before its parent was
+        // settled, or a root's own events (its re-exec too) sent meanwhile.
         if let Some(process) = self.table.get(event.pid)
             && (process.key.start_ns == 0 || process.key.start_ns == event.start_ns)
             && process.agent_slot & AGENT_PENDING == 0
-            && !exec
         {
             event.agent_slot = process.agent_slot;
             let result = discovery.kernel().set_agent(event.pid, event.agent_slot);
-            discovery.kernel_result("setting a child's agent", result);
+            discovery.kernel_result_unless_gone("setting a process's agent", result);
+            if exec {
+                self.delegate(event);
+            }
             return true;
         }
         let Detail::Exec(detail) = &event.detail else {
@@ -416,7 +419,7 @@ impl<S: Sink> Processor<S> {
     fn set_kernel_agent(&mut self, pid: u32, slot: u32) {
         if let Some(discovery) = self.discovery.as_mut() {
             let result = discovery.kernel().set_agent(pid, slot);
-            discovery.kernel_result("setting a process's agent", result);
+            discovery.kernel_result_unless_gone("setting a process's agent", result);
         }
     }
 

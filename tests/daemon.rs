@@ -1,0 +1,494 @@
+//! End-to-end: `agent-monitor daemon` as a host monitor. It is started,
+//! reloaded and stopped by running the binary directly (no systemd), and
+//! finds its agents by an exe rule, by registration, by adoption of a
+//! process that was running before it, and through `run`. Run as root
+//! (`cargo xtask test`).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use support::{BIN, duckdb, real_python, verify};
+
+/// A daemon with its own config, socket and evidence in a temp directory.
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+    socket: PathBuf,
+    evidence: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// A config for `dir` with `extra` appended (rules, identity).
+    fn config_text(dir: &Path, extra: &str) -> String {
+        format!(
+            "[evidence]\ndir = \"{0}/evidence\"\nrotate_seconds = 1\n\
+             [api]\nsocket = \"{0}/run/api.sock\"\n\
+             [capture]\nkey = \"{0}/capture.key\"\n\
+             [alerts]\njsonl = \"{0}/alerts.jsonl\"\n{extra}",
+            dir.display()
+        )
+    }
+
+    fn start(dir: &Path, extra: &str) -> Daemon {
+        let config = dir.join("config.toml");
+        std::fs::write(&config, Daemon::config_text(dir, extra)).unwrap();
+        let mut daemon = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            socket: dir.join("run/api.sock"),
+            evidence: dir.join("evidence"),
+            config,
+            log: dir.join("daemon.log"),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["daemon", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the daemon exited ({status}) before it listened:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never listened:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn request(&self, request: Value) -> Value {
+        let stream = UnixStream::connect(&self.socket).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        writer.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    fn status(&self) -> Value {
+        let reply = self.request(json!({"type": "status"}));
+        assert_eq!(reply["ok"], true, "{reply}");
+        reply["status"].clone()
+    }
+
+    /// Polls the status until `done` holds, for at most 20 s.
+    fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {status:#}\nlog:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
+    }
+
+    /// SIGTERM, and the daemon's exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self.child.take().unwrap().wait().unwrap();
+        assert!(
+            status.success(),
+            "the daemon failed to stop:\n{}",
+            self.log_text()
+        );
+        assert!(!self.socket.exists(), "the socket outlived the daemon");
+        status
+    }
+
+    fn table(&self, table: &str) -> String {
+        format!(
+            "read_parquet('{}/{table}/**/*.parquet', hive_partitioning=true, union_by_name=true)",
+            self.evidence.display()
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A copy of /bin/sh named `name` in `dir`/bin: an agent program with an
+/// executable path of its own.
+fn agent_program(dir: &Path, name: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join(name);
+    std::fs::copy("/bin/sh", &path).unwrap();
+    path
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("am-daemon-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+fn run_ok(command: &mut Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn two_agents_are_found_one_by_an_exe_rule_one_by_registration() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "ruled-agent");
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[[agents]]\nname = \"ruled\"\nexe = \"{}\"\n\
+             [[identity]]\nspiffe_id = \"spiffe://test.local/ruled\"\nagent = \"ruled\"\n",
+            program.display()
+        ),
+    );
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python");
+    let script = format!(
+        "import sys; sys.path.insert(0, {sdk:?})\n\
+         import agent_monitor as am\n\
+         print(am.register('registered', task='read the hostname', path={socket:?}), flush=True)\n\
+         open('/etc/hostname').read()\n",
+        sdk = sdk.display().to_string(),
+        socket = daemon.socket.display().to_string(),
+    );
+    let out = Command::new(real_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registered_session = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(registered_session.len(), 36, "{registered_session}");
+    let status = daemon.wait_for("both agents to be found and to end", |s| {
+        s["discovery"]["by_rule"] == 1
+            && s["discovery"]["registered"] == 1
+            && s["agents"] == json!([])
+    });
+    assert_eq!(status["discovery"]["dismissed"], 0, "{status:#}");
+    daemon.stop();
+
+    let sessions = duckdb(&format!(
+        "select agent, source, spiffe_id, task, ended is not null from {} order by agent",
+        daemon.table("sessions")
+    ));
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions[0][0], "registered");
+    assert_eq!(sessions[0][1], "register");
+    assert_eq!(sessions[0][2], Value::Null);
+    assert_eq!(sessions[0][3], "read the hostname");
+    assert_eq!(sessions[1][0], "ruled");
+    assert_eq!(sessions[1][1], "rule");
+    assert_eq!(sessions[1][2], "spiffe://test.local/ruled");
+    assert_eq!(sessions[0][4], true);
+    assert_eq!(sessions[1][4], true);
+    // Each agent's read of /etc/hostname is in its own session; the
+    // ruled agent's from its exec on, through its child `cat`.
+    let reads = duckdb(&format!(
+        "select e.agent, count(*) from {} e join {} s using (session_id) \
+         where e.kind = 'file.open' and e.path = '/etc/hostname' group by e.agent order by e.agent",
+        daemon.table("events"),
+        daemon.table("sessions")
+    ));
+    assert_eq!(reads, vec![json!(["registered", 1]), json!(["ruled", 1])]);
+    let first = duckdb(&format!(
+        "select kind, list_aggregate(argv, 'string_agg', ' ') from {} where agent = 'ruled' order by seq limit 1",
+        daemon.table("events")
+    ));
+    assert_eq!(
+        first[0][0], "process.exec",
+        "the ruled agent's exec is its first event"
+    );
+    assert_eq!(verify(&daemon.evidence).0, 0);
+}
+
+#[test]
+fn a_process_running_before_the_daemon_starts_is_adopted() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "early-agent");
+    let go = dir.path().join("go");
+    let mut early = Command::new(&program)
+        .args([
+            "-c",
+            &format!(
+                "while [ ! -e {} ]; do sleep 0.05; done; cat /etc/hostname > /dev/null",
+                go.display()
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[[agents]]\nname = \"early\"\nexe = \"{}\"\n",
+            program.display()
+        ),
+    );
+    let status = daemon.wait_for("the early agent to be adopted", |s| {
+        s["discovery"]["adopted"] == 1
+    });
+    assert_eq!(status["agents"][0]["agent"], "early", "{status:#}");
+    assert_eq!(status["agents"][0]["root_pid"], early.id(), "{status:#}");
+    assert_eq!(status["agents"][0]["source"], "adopted");
+    std::fs::write(&go, "").unwrap();
+    assert!(early.wait().unwrap().success());
+    daemon.wait_for("the adopted agent to end", |s| s["agents"] == json!([]));
+    daemon.stop();
+    let rows = duckdb(&format!(
+        "select s.source, e.pid from {} e join {} s using (session_id) \
+         where e.kind = 'file.open' and e.path = '/etc/hostname'",
+        daemon.table("events"),
+        daemon.table("sessions")
+    ));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], "adopted");
+}
+
+#[test]
+fn a_restart_continues_the_chain_and_verify_passes_across_it() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "restart-agent");
+    let rule = format!(
+        "[[agents]]\nname = \"r\"\nexe = \"{}\"\n",
+        program.display()
+    );
+    let mut daemon = Daemon::start(dir.path(), &rule);
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    daemon.wait_for("the first agent", |s| {
+        s["discovery"]["by_rule"] == 1 && s["agents"] == json!([])
+    });
+    daemon.stop();
+    let chain = dir.path().join("evidence/chain.log");
+    let before = std::fs::read_to_string(&chain).unwrap().lines().count();
+    assert!(before > 0);
+
+    daemon.spawn();
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    daemon.wait_for("the second agent", |s| {
+        s["discovery"]["by_rule"] == 1 && s["agents"] == json!([])
+    });
+    daemon.stop();
+    let links: Vec<Value> = std::fs::read_to_string(&chain)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(links.len() > before);
+    // The first link after the restart continues from the last before it.
+    assert_eq!(links[before]["prev"], links[before - 1]["link"]);
+    let (code, out) = verify(&daemon.evidence);
+    assert_eq!(code, 0, "{out}");
+    let sessions = duckdb(&format!(
+        "select count(*) from {}",
+        daemon.table("sessions")
+    ));
+    assert_eq!(sessions, vec![json!([2])]);
+}
+
+#[test]
+fn a_tracked_process_signalling_the_daemon_raises_a_tampering_alert() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "rogue-agent");
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[[agents]]\nname = \"rogue\"\nexe = \"{}\"\n",
+            program.display()
+        ),
+    );
+    // SIGCONT: harmless to the daemon, and still a signal aimed at it.
+    run_ok(Command::new(&program).args(["-c", &format!("kill -CONT {}", daemon.pid())]));
+    let status = daemon.wait_for("the tampering alert", |s| {
+        s["alerts"]["tampering"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["alerts"]["tampering"], 1, "{status:#}");
+    daemon.stop();
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
+    let tampering: Vec<Value> = alerts
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| a["kind"] == "tampering")
+        .collect();
+    assert_eq!(tampering.len(), 1, "{alerts}");
+    assert_eq!(tampering[0]["agent"], "rogue");
+    let stored = duckdb(&format!(
+        "select severity from {} where kind = 'tampering'",
+        daemon.table("alerts")
+    ));
+    assert_eq!(stored.len(), 1);
+}
+
+#[test]
+fn sighup_reloads_the_rules_and_an_invalid_config_keeps_the_old_one() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "late-agent");
+    let mut daemon = Daemon::start(dir.path(), "");
+    run_ok(Command::new(&program).args(["-c", "true"]));
+    // Give the daemon time to see the exec, had it been tracked.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.status()["discovery"]["by_rule"], 0);
+
+    let rule = format!(
+        "[[agents]]\nname = \"late\"\nexe = \"{}\"\n",
+        program.display()
+    );
+    std::fs::write(&daemon.config, Daemon::config_text(dir.path(), &rule)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for("the reload", |s| s["discovery"]["rules"] == 1);
+    run_ok(Command::new(&program).args(["-c", "true"]));
+    daemon.wait_for("the late agent", |s| s["discovery"]["by_rule"] == 1);
+
+    std::fs::write(&daemon.config, "[[agents]]\nname = \"broken\"\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    let status = daemon.wait_for("the refused reload's alert", |s| {
+        s["alerts"]["config_invalid"] == 1
+    });
+    assert_eq!(
+        status["discovery"]["rules"], 1,
+        "the old rules stay in force"
+    );
+    run_ok(Command::new(&program).args(["-c", "true"]));
+    daemon.wait_for("the late agent again", |s| s["discovery"]["by_rule"] == 2);
+    daemon.stop();
+    assert!(
+        daemon.log_text().contains("agents[0].exe"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn run_hands_its_command_to_a_running_daemon() {
+    let dir = temp_dir();
+    let mut daemon = Daemon::start(dir.path(), "");
+    let out = Command::new(BIN)
+        .args(["run", "--agent", "handed", "--daemon-socket"])
+        .arg(&daemon.socket)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/hostname > /dev/null; echo \"$AGENT_MONITOR_SESSION\"; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let session = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&session),
+        "run names the daemon's session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemon.wait_for("the handed agent to end", |s| {
+        s["discovery"]["registered"] == 1 && s["agents"] == json!([])
+    });
+    daemon.stop();
+    let rows = duckdb(&format!(
+        "select s.agent, s.source, e.kind from {} e join {} s using (session_id) \
+         where s.session_id = '{session}' and (e.kind = 'process.exec' or e.path = '/etc/hostname') order by e.seq",
+        daemon.table("events"),
+        daemon.table("sessions")
+    ));
+    // The command's own exec is recorded: it was tracked before it ran.
+    assert_eq!(
+        rows[0],
+        json!(["handed", "register", "process.exec"]),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r[2] == "file.open"), "{rows:?}");
+}
+
+#[test]
+fn config_default_prints_a_config_that_checks() {
+    let out = Command::new(BIN)
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = temp_dir();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::fs::write(&file, "[api]\nmode = \"0666\"\n").unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("api.mode"));
+}
