@@ -403,7 +403,10 @@ fn a_pending_process_whose_exec_was_lost_is_dropped() {
     let mut p = discovering(RULES, &kernel);
     // Its exec never arrived: the rules cannot judge it.
     p.handle(pending(ROOT, 1).fork(1, CHILD, 20));
+    assert_eq!(kernel.forgotten(), vec![ROOT]);
     p.handle(pending(ROOT, 1).exit(2, 0));
+    // The child it forked is dropped at its own first event.
+    p.handle(pending_child(CHILD, 20, ROOT).exit(3, 0));
     assert_eq!(p.sink.events, vec![]);
     assert_eq!(kernel.forgotten(), vec![ROOT, CHILD]);
     assert_eq!(p.status().agents, vec![]);
@@ -907,10 +910,11 @@ fn a_registered_descendant_becomes_an_agent() {
     let Reply::Accepted {
         session_id: Some(session_id),
         ..
-    } = reply
+    } = &reply
     else {
         panic!("registration refused: {reply:?}");
     };
+    let session_id = session_id.clone();
     let status = p.status();
     assert_eq!(
         status.agents,

@@ -3,6 +3,7 @@
 //!   is counted, the tree state;
 //! - `stage`: the async stage, batches in and state published.
 
+mod discovered;
 mod processor;
 mod stage;
 
