@@ -492,3 +492,48 @@ fn config_default_prints_a_config_that_checks() {
     assert_eq!(check.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&check.stderr).contains("api.mode"));
 }
+
+#[test]
+fn the_installed_unit_passes_systemd_analyze_verify() {
+    let prefix = temp_dir();
+    let out = Command::new(BIN)
+        .args(["install", "--no-start", "--prefix"])
+        .arg(prefix.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit_path = prefix
+        .path()
+        .join("etc/systemd/system/agent-monitor.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(unit.contains("ProtectSystem=strict"), "{unit}");
+    assert!(unit.contains("CapabilityBoundingSet="), "{unit}");
+    let installed = prefix.path().join("usr/local/bin/agent-monitor");
+    assert!(installed.exists());
+    // systemd-analyze checks that ExecStart's program exists on this
+    // root: point it at the copy install made.
+    let unit = unit.replace(
+        "/usr/local/bin/agent-monitor",
+        &installed.display().to_string(),
+    );
+    let checked = prefix.path().join("agent-monitor.service");
+    std::fs::write(&checked, unit).unwrap();
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&checked)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(err) => {
+            eprintln!("systemd-analyze is not installed ({err}): the unit was not verified")
+        }
+    }
+}

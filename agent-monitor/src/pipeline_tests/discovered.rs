@@ -244,7 +244,10 @@ fn a_pending_exec_matching_the_whole_rule_becomes_a_new_agent() {
     let events = &p.sink.events;
     assert_eq!(events.len(), 1, "the exec reaches the sink");
     let got = &events[0];
-    assert_eq!((got.kind, got.pid, got.agent.as_str()), ("process.exec", ROOT, "agent"));
+    assert_eq!(
+        (got.kind, got.pid, got.agent.as_str()),
+        ("process.exec", ROOT, "agent")
+    );
     let slot = got.slot;
     assert_ne!(slot, 0);
     assert_eq!(slot & AGENT_PENDING, 0, "the event is re-attributed");
@@ -590,7 +593,11 @@ fn a_process_running_another_agents_program_is_delegated_to_it() {
     let first_session = agent_status(&p, "agent").expect("the agent").session_id;
     let root = actor(ROOT, 0, 1).agent(first);
     p.handle(root.fork(2, CHILD, 20));
-    p.handle(actor(CHILD, 20, ROOT).agent(first).exec(3, "/usr/bin/helper", &["helper", "run"]));
+    p.handle(
+        actor(CHILD, 20, ROOT)
+            .agent(first)
+            .exec(3, "/usr/bin/helper", &["helper", "run"]),
+    );
 
     let exec = p.sink.events.last().expect("the exec").clone();
     assert_eq!(exec.agent, "helper");
@@ -635,7 +642,10 @@ fn a_process_running_another_agents_program_is_delegated_to_it() {
     let rows = sink.sessions();
     assert_eq!(rows.len(), 2);
     let first_row = rows.iter().find(|r| r.agent == "agent").expect("agent row");
-    let second_row = rows.iter().find(|r| r.agent == "helper").expect("helper row");
+    let second_row = rows
+        .iter()
+        .find(|r| r.agent == "helper")
+        .expect("helper row");
     assert_eq!(first_row.session_id, first_session);
     assert_eq!(first_row.source, "rule");
     assert_eq!(second_row.session_id, helper.session_id);
@@ -652,7 +662,11 @@ fn a_delegating_last_process_ends_the_first_agents_session() {
     let first = start_agent(&mut p);
     let first_session = agent_status(&p, "agent").expect("the agent").session_id;
     // The root itself runs the helper: the first agent has nothing left.
-    p.handle(actor(ROOT, 0, 1).agent(first).exec(2, "/usr/bin/helper", &["helper"]));
+    p.handle(
+        actor(ROOT, 0, 1)
+            .agent(first)
+            .exec(2, "/usr/bin/helper", &["helper"]),
+    );
     let rows = p.sink.sessions();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].session_id, first_session);
@@ -679,9 +693,16 @@ fn running_the_same_agents_program_again_is_not_delegation() {
     let kernel = FakeKernel::default();
     let mut p = discovering(RULES, &kernel);
     let slot = start_agent(&mut p);
-    p.handle(actor(ROOT, 0, 1).agent(slot).exec(2, "/usr/bin/agent", &["agent", "--task", "y"]));
+    p.handle(
+        actor(ROOT, 0, 1)
+            .agent(slot)
+            .exec(2, "/usr/bin/agent", &["agent", "--task", "y"]),
+    );
     p.handle(actor(ROOT, 0, 1).agent(slot).exec(3, "/bin/sh", &["sh"]));
-    assert_eq!(p.sink.agents(), vec![(1, "agent"), (2, "agent"), (3, "agent")]);
+    assert_eq!(
+        p.sink.agents(),
+        vec![(1, "agent"), (2, "agent"), (3, "agent")]
+    );
     assert!(p.sink.events.iter().all(|e| e.slot == slot));
     assert_eq!(kernel.calls(), vec![Call::SetAgent(ROOT, slot)]);
     assert_eq!(p.status().discovery.delegated, 0);
@@ -747,7 +768,10 @@ agent = "agent"
 
     let (_, _, sink) = p.finish();
     let rows = sink.sessions();
-    let helper = rows.iter().find(|r| r.agent == "helper").expect("helper row");
+    let helper = rows
+        .iter()
+        .find(|r| r.agent == "helper")
+        .expect("helper row");
     assert_eq!(helper.spiffe_id, None);
 }
 
@@ -772,7 +796,10 @@ fn without_discovery_pending_events_pass_through_unjudged() {
         vec![(1, "unknown"), (2, "unknown"), (3, "unknown")]
     );
     assert!(p.sink.events.iter().all(|e| e.slot == AGENT_PENDING));
-    assert_eq!(p.table().get(ROOT).map(|r| r.agent_slot), Some(AGENT_PENDING));
+    assert_eq!(
+        p.table().get(ROOT).map(|r| r.agent_slot),
+        Some(AGENT_PENDING)
+    );
     let status = p.status();
     assert_eq!(status.agents, vec![]);
     assert_eq!(status.discovery, status::DiscoveryStatus::default());
@@ -841,11 +868,19 @@ fn running_processes_a_rule_matches_are_adopted() {
     assert_eq!(status.agents.len(), 1);
     let agent = &status.agents[0];
     assert_eq!(
-        (agent.agent.as_str(), agent.root_pid, agent.source, agent.processes),
+        (
+            agent.agent.as_str(),
+            agent.root_pid,
+            agent.source,
+            agent.processes
+        ),
         ("sleeper", pid, "adopted", 1)
     );
     assert_eq!(status.discovery.adopted, 1);
-    let process = p.table().get(pid).expect("the adopted process is in the table");
+    let process = p
+        .table()
+        .get(pid)
+        .expect("the adopted process is in the table");
     assert_eq!(process.agent_slot, slot);
     assert_eq!(process.argv, vec!["sleep".to_string(), sleeper.arg.clone()]);
 
