@@ -21,7 +21,6 @@ use support::{BIN, duckdb, real_python, verify};
 /// A daemon with its own config, socket and evidence in a temp directory.
 struct Daemon {
     child: Option<Child>,
-    dir: PathBuf,
     socket: PathBuf,
     evidence: PathBuf,
     config: PathBuf,
@@ -45,7 +44,6 @@ impl Daemon {
         std::fs::write(&config, Daemon::config_text(dir, extra)).unwrap();
         let mut daemon = Daemon {
             child: None,
-            dir: dir.to_path_buf(),
             socket: dir.join("run/api.sock"),
             evidence: dir.join("evidence"),
             config,

@@ -151,11 +151,11 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
 fn matches_rule(filename: *const u8) -> bool {
     let uid = bpf_get_current_uid_gid() as u32;
     // SAFETY: reading a map value as a lookup key; nothing holds it.
-    if unsafe { RULES_UID.get(&uid) }.is_some() {
+    if unsafe { RULES_UID.get(uid) }.is_some() {
         return true;
     }
     if let Ok(comm) = bpf_get_current_comm()
-        && unsafe { RULES_COMM.get(&comm) }.is_some()
+        && unsafe { RULES_COMM.get(comm) }.is_some()
     {
         return true;
     }

@@ -57,34 +57,39 @@ impl<S: Sink> Processor<S> {
         let Some(discovery) = self.discovery.as_mut() else {
             return true;
         };
-        if event.agent_slot & AGENT_PENDING == 0 {
-            if matches!(event.detail, Detail::Exec(_)) {
+        let exec = matches!(event.detail, Detail::Exec(_));
+        // The table is the authority on a known process's agent: the
+        // kernel's entry can lag behind it, for a child forked before its
+        // parent was settled, a root's events sent before the kernel
+        // learned its agent, or a process that moved to another agent
+        // (delegation) with events still in the ring. Those are re-attributed,
+        // and the kernel's entry is corrected.
+        if let Some(process) = self.table.get(event.pid)
+            && (process.key.start_ns == 0 || process.key.start_ns == event.start_ns)
+            && process.agent_slot & AGENT_PENDING == 0
+        {
+            if process.agent_slot != event.agent_slot {
+                let pending = event.agent_slot & AGENT_PENDING != 0;
+                event.agent_slot = process.agent_slot;
+                if pending {
+                    let result = discovery.kernel().set_agent(event.pid, event.agent_slot);
+                    discovery.kernel_result_unless_gone("setting a process's agent", result);
+                }
+            }
+            if exec {
                 self.delegate(event);
             }
             return true;
         }
-        let exec = matches!(event.detail, Detail::Exec(_));
+        if event.agent_slot & AGENT_PENDING == 0 {
+            return true;
+        }
         if discovery.is_dismissed(event.pid) && !exec {
             // Children it forked before it was dropped go with it.
             if let Detail::Fork { child_pid, .. } = event.detail {
                 discovery.dismiss(child_pid);
             }
             return false;
-        }
-        // A process already settled whose events were sent before the
-        // kernel learned its agent: a child forked before its parent was
-        // settled, or a root's own events (its re-exec too) sent meanwhile.
-        if let Some(process) = self.table.get(event.pid)
-            && (process.key.start_ns == 0 || process.key.start_ns == event.start_ns)
-            && process.agent_slot & AGENT_PENDING == 0
-        {
-            event.agent_slot = process.agent_slot;
-            let result = discovery.kernel().set_agent(event.pid, event.agent_slot);
-            discovery.kernel_result_unless_gone("setting a process's agent", result);
-            if exec {
-                self.delegate(event);
-            }
-            return true;
         }
         let Detail::Exec(detail) = &event.detail else {
             // Pending, but its exec was not seen (lost): it cannot be

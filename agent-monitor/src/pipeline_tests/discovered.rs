@@ -459,7 +459,6 @@ fn a_child_forked_before_its_parent_was_settled_gets_the_parents_agent() {
 }
 
 #[test]
-#[ignore = "bug: pipeline/discovered.rs admit() excludes exec events (`&& !exec`, line 79) from the settled-parent branch, so a pending child's exec of an ordinary program is judged by the rules and dismissed"]
 fn a_pending_childs_exec_of_an_ordinary_program_keeps_the_parents_agent() {
     let kernel = FakeKernel::default();
     let mut p = discovering(RULES, &kernel);
@@ -487,7 +486,40 @@ fn a_pending_childs_exec_of_an_ordinary_program_keeps_the_parents_agent() {
 }
 
 #[test]
-#[ignore = "bug: pipeline/discovered.rs admit() checks is_dismissed (line 67) before the settled-parent branch and nothing undismisses a forked child, so a pending child reusing a dismissed pid is dropped"]
+fn a_pending_childs_exec_of_another_agents_program_is_delegated() {
+    let kernel = FakeKernel::default();
+    let mut p = discovering(RULES, &kernel);
+    let first = start_agent(&mut p);
+    let first_session = agent_status(&p, "agent").expect("the agent").session_id;
+    let child = pending_child(CHILD, 20, ROOT);
+    p.handle(pending(ROOT, 1).fork(2, CHILD, 20));
+    p.handle(child.exec(3, "/usr/bin/helper", &["helper"]));
+
+    let exec = p.sink.events.last().expect("the exec").clone();
+    assert_eq!((exec.seq, exec.agent.as_str()), (3, "helper"));
+    let second = exec.slot;
+    assert_ne!(second, first);
+    assert_eq!(second & AGENT_PENDING, 0);
+    assert_eq!(kernel.forgotten(), Vec::<u32>::new());
+    assert_eq!(
+        kernel.calls().last(),
+        Some(&Call::SetAgent(CHILD, second)),
+        "the kernel ends with the child in the helper: {:?}",
+        kernel.calls()
+    );
+    let helper = agent_status(&p, "helper").expect("the helper");
+    assert_eq!((helper.root_pid, helper.source), (CHILD, "delegated"));
+    assert_eq!(agent_status(&p, "agent").map(|a| a.processes), Some(1));
+
+    p.handle(actor(CHILD, 20, ROOT).agent(second).exit(4, 0));
+    let rows = p.sink.sessions();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].agent, "helper");
+    assert_eq!(rows[0].parent_session_id, Some(first_session));
+    assert_eq!(agent_status(&p, "agent").map(|a| a.processes), Some(1));
+}
+
+#[test]
 fn a_pending_child_reusing_a_dismissed_pid_keeps_the_parents_agent() {
     let kernel = FakeKernel::default();
     let mut p = discovering(RULES, &kernel);
@@ -710,7 +742,6 @@ fn running_the_same_agents_program_again_is_not_delegation() {
 }
 
 #[test]
-#[ignore = "bug: pipeline/discovered.rs delegate() (line 157) counts the process out of the old agent at its exec, but lifecycle() counts its exit against the slot the event carries; an exit still carrying the old slot is counted out twice"]
 fn a_delegated_process_exiting_before_the_kernel_learned_its_new_agent() {
     let kernel = FakeKernel::default();
     let mut p = discovering(RULES, &kernel);
