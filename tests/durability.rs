@@ -32,10 +32,10 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn journaled_seqs(store: &Path) -> Vec<u64> {
     let mut seqs = Vec::new();
     for segment in journal::segments(store).unwrap() {
-        let Some(read) = journal::read_table(&segment, "events").unwrap() else {
+        let Some(stream) = journal::stream_table(&segment, "events").unwrap() else {
             continue;
         };
-        for batch in read.batches {
+        for batch in stream {
             let seq = batch.column_by_name("seq").unwrap();
             let seq = seq.as_any().downcast_ref::<UInt64Array>().unwrap();
             let agent = batch.column_by_name("agent").unwrap();
@@ -244,8 +244,8 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
     assert!(!kept.is_empty(), "the journal is kept");
     let journaled: usize = kept
         .iter()
-        .filter_map(|s| journal::read_table(s, "events").unwrap())
-        .flat_map(|read| read.batches)
+        .filter_map(|s| journal::stream_table(s, "events").unwrap())
+        .flatten()
         .map(|b| b.num_rows())
         .sum();
     assert!(journaled > 0, "journaled rows are kept when the disk fills");

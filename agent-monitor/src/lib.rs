@@ -25,6 +25,7 @@ pub mod install;
 pub mod kernel;
 pub mod keyfile;
 pub mod learn;
+pub mod memory;
 pub mod pipeline;
 pub mod policy;
 pub mod process_table;

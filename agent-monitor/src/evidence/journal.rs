@@ -246,45 +246,60 @@ pub fn segment_opened_ns(segment: &Path) -> Option<i64> {
     stamp.parse().ok()
 }
 
-/// What a table's stream in a segment holds.
-pub struct TableRead {
-    pub batches: Vec<RecordBatch>,
-    /// The stream ended inside a batch (a crash while appending it): that
-    /// batch was never synced and is not included.
-    pub torn_tail: bool,
+/// A table's stream in a segment, read one batch at a time, so that
+/// publishing a segment holds one batch in memory, not the whole segment.
+pub struct TableStream {
+    /// None: the stream was cut inside its schema message, so it holds no
+    /// batch at all.
+    reader: Option<StreamReader<BufReader<File>>>,
+    torn_tail: bool,
 }
 
-/// Reads one table's stream from a segment; `None` if the segment has no
+impl TableStream {
+    /// The stream ended inside a batch (a crash while appending it): that
+    /// batch was never synced and is not returned. Known once the stream
+    /// is exhausted.
+    pub fn torn_tail(&self) -> bool {
+        self.torn_tail
+    }
+}
+
+impl Iterator for TableStream {
+    type Item = RecordBatch;
+
+    fn next(&mut self) -> Option<RecordBatch> {
+        match self.reader.as_mut()?.next()? {
+            Ok(batch) => Some(batch),
+            Err(_) => {
+                self.torn_tail = true;
+                self.reader = None;
+                None
+            }
+        }
+    }
+}
+
+/// Opens one table's stream in a segment; `None` if the segment has no
 /// stream for it.
-pub fn read_table(segment: &Path, table: &str) -> Result<Option<TableRead>, EvidenceError> {
+pub fn stream_table(segment: &Path, table: &str) -> Result<Option<TableStream>, EvidenceError> {
     let path = segment.join(format!("{table}{STREAM_SUFFIX}"));
     let file = match File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EvidenceError::io(format!("opening {}", path.display()), e)),
     };
-    // A stream cut inside its schema message holds no batch at all.
-    let reader = match StreamReader::try_new(BufReader::new(file), None) {
-        Ok(reader) => reader,
-        Err(_) => {
-            return Ok(Some(TableRead {
-                batches: Vec::new(),
+    Ok(Some(
+        match StreamReader::try_new(BufReader::new(file), None) {
+            Ok(reader) => TableStream {
+                reader: Some(reader),
+                torn_tail: false,
+            },
+            Err(_) => TableStream {
+                reader: None,
                 torn_tail: true,
-            }));
-        }
-    };
-    let mut batches = Vec::new();
-    let mut torn_tail = false;
-    for batch in reader {
-        match batch {
-            Ok(batch) => batches.push(batch),
-            Err(_) => {
-                torn_tail = true;
-                break;
-            }
-        }
-    }
-    Ok(Some(TableRead { batches, torn_tail }))
+            },
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -5,6 +5,19 @@ use arrow_schema::{DataType, Field, Schema};
 
 use super::*;
 
+/// A whole table's stream, read to its end.
+struct TableRead {
+    batches: Vec<RecordBatch>,
+    torn_tail: bool,
+}
+
+fn read_table(segment: &Path, table: &str) -> Result<Option<TableRead>, EvidenceError> {
+    Ok(stream_table(segment, table)?.map(|mut stream| TableRead {
+        batches: stream.by_ref().collect(),
+        torn_tail: stream.torn_tail(),
+    }))
+}
+
 fn batch(values: &[i64]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
     RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()

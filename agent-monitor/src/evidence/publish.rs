@@ -108,17 +108,26 @@ impl Publisher<'_> {
                 published.already_chained += 1;
                 continue;
             }
-            let Some(read) = journal::read_table(segment, table)? else {
+            let Some(mut stream) = journal::stream_table(segment, table)? else {
                 continue;
             };
-            published.torn_tails += usize::from(read.torn_tail);
-            let rows: usize = read.batches.iter().map(RecordBatch::num_rows).sum();
             // An empty table is still published (queries need the file),
             // but a stream cut inside its schema has nothing to publish.
-            if read.batches.is_empty() {
+            // The file is placed in time by the first batch with rows.
+            let mut pending = Vec::new();
+            let first = loop {
+                match stream.next() {
+                    Some(batch) if batch.num_rows() == 0 => pending.push(batch),
+                    Some(batch) => break Some(batch),
+                    None => break pending.pop(),
+                }
+            };
+            let Some(first) = first else {
+                published.torn_tails += usize::from(stream.torn_tail());
                 continue;
-            }
-            let file = self.write(table, opened_ns, &name, &read.batches)?;
+            };
+            let (file, rows) = self.write(table, opened_ns, &name, first, &mut stream)?;
+            published.torn_tails += usize::from(stream.torn_tail());
             published.files.push(file);
             published.rows += rows;
         }
@@ -126,24 +135,26 @@ impl Publisher<'_> {
         Ok(published)
     }
 
-    /// Writes one table's batches into a file and publishes it.
+    /// Writes one table's batches, `first` then the rest of `stream`, into
+    /// a file and publishes it; returns its name and its rows.
     fn write(
         &mut self,
         table: &'static str,
         ts_ns: i64,
         segment: &str,
-        batches: &[RecordBatch],
-    ) -> Result<String, EvidenceError> {
-        let first = batches.iter().find(|b| b.num_rows() > 0);
-        let first = first.unwrap_or(&batches[0]);
-        let mut file = TableFile::create(self.dir, table, segment, ts_ns, first)?;
-        for batch in batches {
-            if let Err(err) = file.write(batch) {
+        first: RecordBatch,
+        stream: &mut journal::TableStream,
+    ) -> Result<(String, usize), EvidenceError> {
+        let mut file = TableFile::create(self.dir, table, segment, ts_ns, &first)?;
+        let mut rows = 0;
+        for batch in std::iter::once(first).chain(stream) {
+            rows += batch.num_rows();
+            if let Err(err) = file.write(&batch) {
                 file.discard();
                 return Err(err);
             }
         }
-        self.publish_file(file, segment)
+        Ok((self.publish_file(file, segment)?, rows))
     }
 
     /// Closes a table's file, chains it, and only then publishes it under
@@ -231,8 +242,14 @@ pub struct TableFile {
 /// it, and delta encoding suits them better.
 const UNIQUE_COLUMNS: [&str; 2] = ["seq", "ts"];
 
+/// Rows per Parquet row group. The writer holds one row group in memory
+/// while it encodes it; the default (a million rows) would hold a whole
+/// segment, which is what bounded the monitor's memory at high rates.
+pub const ROW_GROUP_ROWS: usize = 1 << 16;
+
 fn writer_properties() -> Result<WriterProperties, EvidenceError> {
     let mut builder = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page);

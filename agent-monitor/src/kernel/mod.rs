@@ -126,6 +126,8 @@ impl Monitor {
             uid: HashMap::try_from(take_map(&mut ebpf, RULES_UID)?)
                 .map_err(map_error(RULES_UID))?,
         };
+        // The kernel's BTF, parsed to load the programs, is freed by now.
+        crate::memory::release_freed();
         Ok(Monitor {
             ebpf,
             reader: RingReader::new(ring, Counters::new(counters))?,
