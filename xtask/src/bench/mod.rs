@@ -34,6 +34,12 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<()> {
     let quick = options.quick;
+    // `cargo xtask` runs under cargo, which points LD_LIBRARY_PATH at the
+    // toolchain: every dynamically linked program a workload starts would
+    // then try each of those directories for its libraries, a cost (and
+    // events) no real host has.
+    // SAFETY: no other thread runs yet.
+    unsafe { std::env::remove_var("LD_LIBRARY_PATH") };
     build_release()?;
     for bin in ["openloop", "rate"] {
         sh(cargo().args(["build", "--release", "--package", "xtask", "--bin", bin]))?;
