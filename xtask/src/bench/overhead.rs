@@ -451,11 +451,14 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
                 } else {
                     String::new()
                 };
-                let bytes = Spread::of(&row.bytes_per_event[i]).median;
-                format!(
-                    "{:.2}× ({events:.2} ev, {bytes:.0} B/ev{lost})",
-                    s.median / base
-                )
+                // Under one event per hundred units, the fixed files of a
+                // run would make bytes per event meaningless.
+                let bytes = if events >= 0.01 {
+                    format!(", {:.0} B/ev", Spread::of(&row.bytes_per_event[i]).median)
+                } else {
+                    String::new()
+                };
+                format!("{:.2}× ({events:.2} ev{bytes}{lost})", s.median / base)
             })
             .collect();
         writeln!(
