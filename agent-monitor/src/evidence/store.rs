@@ -432,8 +432,6 @@ impl EvidenceStore {
             }
         }
         self.segment_opened = Instant::now();
-        // Encoding the segment's files freed large buffers.
-        crate::memory::release_freed();
         match result {
             Ok(()) => {
                 if self.failing && self.gaps.is_empty() {
