@@ -29,7 +29,7 @@ use crate::{
     },
     kernel::{LoadOptions, Monitor, programs::Unattached, tracker::Tracker},
     pipeline::{Agents, Processor, Stats},
-    policy::{EffectKind, Policy as PolicyFile},
+    policy::Policy as PolicyFile,
     process_table::{ProcessInfo, ProcessKey},
     sink::{Discard, Sink, Tee, jsonl::JsonlSink},
     time::WallClock,
@@ -162,23 +162,8 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
             .map_err(|e| Error::io("protecting the socket", io::Error::other(e)))?;
     }
     policy
-        .extend_baseline(
-            "monitor.api",
-            EffectKind::NetConnect,
-            &globset::escape(&socket.path().to_string_lossy()),
-        )
+        .baseline_monitor(socket.path())
         .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
-    // `agent-monitor declare`, run by a shell agent, is the monitor's own
-    // client, not an action of the agent's.
-    if let Ok(exe) = std::env::current_exe() {
-        policy
-            .extend_baseline(
-                "monitor.cli",
-                EffectKind::Exec,
-                &globset::escape(&exe.to_string_lossy()),
-            )
-            .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
-    }
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);

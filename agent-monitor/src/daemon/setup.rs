@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::{
     alerts::{AlertConfig, Alerter, WebhookConfig},
     config::Config,
-    policy::{EffectKind, Policy},
+    policy::Policy,
 };
 
 /// The policy file (or the embedded one) with the monitor's own files
@@ -24,21 +24,8 @@ pub fn policy(config: &Config, config_path: Option<&Path>) -> Result<Policy, Str
             .map_err(|e| format!("protecting {}: {e}", path.display()))?;
     }
     policy
-        .extend_baseline(
-            "monitor.api",
-            EffectKind::NetConnect,
-            &globset::escape(&config.api.socket.to_string_lossy()),
-        )
+        .baseline_monitor(&config.api.socket)
         .map_err(|e| e.to_string())?;
-    if let Ok(exe) = std::env::current_exe() {
-        policy
-            .extend_baseline(
-                "monitor.cli",
-                EffectKind::Exec,
-                &globset::escape(&exe.to_string_lossy()),
-            )
-            .map_err(|e| e.to_string())?;
-    }
     Ok(policy)
 }
 

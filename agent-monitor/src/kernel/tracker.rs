@@ -74,17 +74,32 @@ const BPF_NOEXIST: u64 = 1;
 const BPF_EXIST: u64 = 2;
 
 impl Slots {
-    /// The process's entry, when it is tracked.
-    pub fn lookup(&self, pid: u32) -> Option<TrackedProcess> {
-        let mut value = TrackedProcess::default();
+    /// One map command on `pid`'s entry; `value` is read or written by the
+    /// kernel as the command says (0: none).
+    fn command(&self, cmd: libc::c_long, pid: u32, value: u64, flags: u64) -> io::Result<()> {
         let attr = MapElemAttr {
             map_fd: self.map.as_raw_fd() as u32,
             _pad: 0,
             key: &pid as *const u32 as u64,
-            value: &mut value as *mut TrackedProcess as u64,
-            flags: 0,
+            value,
+            flags,
         };
-        bpf(BPF_MAP_LOOKUP_ELEM, &attr).ok().map(|()| value)
+        bpf(cmd, &attr)
+    }
+
+    /// Writes `pid`'s entry under `flags` (`BPF_EXIST`, `BPF_NOEXIST`).
+    fn write(&self, pid: u32, entry: &TrackedProcess, flags: u64) -> io::Result<()> {
+        let value = entry as *const TrackedProcess as u64;
+        self.command(BPF_MAP_UPDATE_ELEM, pid, value, flags)
+    }
+
+    /// The process's entry, when it is tracked.
+    pub fn lookup(&self, pid: u32) -> Option<TrackedProcess> {
+        let mut value = TrackedProcess::default();
+        let out = &mut value as *mut TrackedProcess as u64;
+        self.command(BPF_MAP_LOOKUP_ELEM, pid, out, 0)
+            .ok()
+            .map(|()| value)
     }
 
     /// Sets the tool-call slot of a tracked process: its threads' events,
@@ -99,14 +114,7 @@ impl Slots {
         // The kernel only adds `start_ns` to an entry; writing back the
         // copy just read cannot lose anything else.
         entry.tool_call = slot;
-        let attr = MapElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            _pad: 0,
-            key: &pid as *const u32 as u64,
-            value: &entry as *const TrackedProcess as u64,
-            flags: BPF_EXIST,
-        };
-        bpf(BPF_MAP_UPDATE_ELEM, &attr)
+        self.write(pid, &entry, BPF_EXIST)
     }
 }
 
@@ -118,14 +126,7 @@ impl Slots {
             agent,
             ..TrackedProcess::default()
         };
-        let attr = MapElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            _pad: 0,
-            key: &pid as *const u32 as u64,
-            value: &entry as *const TrackedProcess as u64,
-            flags: BPF_NOEXIST,
-        };
-        match bpf(BPF_MAP_UPDATE_ELEM, &attr) {
+        match self.write(pid, &entry, BPF_NOEXIST) {
             Ok(()) => {
                 self.bits.set(pid);
                 Ok(true)
@@ -138,14 +139,7 @@ impl Slots {
     /// Stops tracking a process. Whoever deletes the entry clears the bit:
     /// here, or the kernel at exit, never both.
     pub fn forget(&self, pid: u32) -> io::Result<()> {
-        let attr = MapElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            _pad: 0,
-            key: &pid as *const u32 as u64,
-            value: 0,
-            flags: 0,
-        };
-        match bpf(BPF_MAP_DELETE_ELEM, &attr) {
+        match self.command(BPF_MAP_DELETE_ELEM, pid, 0, 0) {
             Ok(()) => {
                 self.bits.clear(pid);
                 Ok(())
@@ -162,14 +156,7 @@ impl Slots {
             .lookup(pid)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         entry.agent = agent;
-        let attr = MapElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            _pad: 0,
-            key: &pid as *const u32 as u64,
-            value: &entry as *const TrackedProcess as u64,
-            flags: BPF_EXIST,
-        };
-        bpf(BPF_MAP_UPDATE_ELEM, &attr)
+        self.write(pid, &entry, BPF_EXIST)
     }
 }
 

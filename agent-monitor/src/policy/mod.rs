@@ -224,6 +224,25 @@ impl Policy {
         self.baseline = Envelope::from_entries(entries);
         Ok(())
     }
+
+    /// The monitor's own interface as baseline: connecting to its socket
+    /// (`monitor.api`), and running its own binary (`monitor.cli`), which
+    /// a shell agent does to declare. Neither is an action of the agent's.
+    pub fn baseline_monitor(&mut self, socket: &std::path::Path) -> Result<(), PolicyError> {
+        self.extend_baseline(
+            "monitor.api",
+            EffectKind::NetConnect,
+            &globset::escape(&socket.to_string_lossy()),
+        )?;
+        if let Ok(exe) = std::env::current_exe() {
+            self.extend_baseline(
+                "monitor.cli",
+                EffectKind::Exec,
+                &globset::escape(&exe.to_string_lossy()),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
