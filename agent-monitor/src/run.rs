@@ -249,14 +249,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let _ = stop_tx.send(true);
     let _ = server.await;
     drop(socket);
-    match reader.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(err),
-        Err(join) => return Err(Error::io("event reader", io::Error::other(join))),
-    }
-    let processor = processor
-        .await
-        .map_err(|join| Error::io("event processing", io::Error::other(join)))?;
+    let processor = crate::pipeline::join_stages(reader, processor).await?;
     let probe_costs = if stats.is_some() {
         crate::kernel::probe_costs(&ebpf)
     } else {

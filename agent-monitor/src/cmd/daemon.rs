@@ -51,10 +51,7 @@ pub fn daemon_command(args: DaemonArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!("starting the runtime: {err}");

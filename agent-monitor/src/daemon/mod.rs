@@ -210,14 +210,7 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
         let _ = metrics.await;
     }
     drop(commands_tx);
-    match reader.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(err),
-        Err(join) => return Err(Error::io("event reader", io::Error::other(join))),
-    }
-    let processor = processor
-        .await
-        .map_err(|join| Error::io("event processing", io::Error::other(join)))?;
+    let processor = crate::pipeline::join_stages(reader, processor).await?;
     let status = processor.status();
     drop(ebpf);
     let (_table, _stats, mut store) = processor.finish();

@@ -95,8 +95,11 @@ pub struct Discovery {
     pub stats: DiscoveryStats,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Discovery's counts, as `status` and the metrics show them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DiscoveryStats {
+    /// Agent rules in force; filled in by [`Discovery::status`].
+    pub rules: usize,
     /// Agents found, by how.
     pub by_rule: u64,
     pub adopted: u64,
@@ -122,6 +125,14 @@ impl Discovery {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The counts, with the rules in force.
+    pub fn status(&self) -> DiscoveryStats {
+        DiscoveryStats {
+            rules: self.rules.agent_rules().count(),
+            ..self.stats.clone()
+        }
     }
 
     /// New rules from a reload; agents already found keep their slot.

@@ -418,6 +418,23 @@ impl<S: Sink> Processor<S> {
     }
 }
 
+/// Waits for the reader to stop and the processing stage to drain what it
+/// read; the stage is handed back to be finished.
+pub async fn join_stages<S: Sink>(
+    reader: tokio::task::JoinHandle<crate::Result<()>>,
+    processor: tokio::task::JoinHandle<Processor<S>>,
+) -> crate::Result<Processor<S>> {
+    use crate::error::Error;
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err),
+        Err(join) => return Err(Error::io("event reader", io::Error::other(join))),
+    }
+    processor
+        .await
+        .map_err(|join| Error::io("event processing", io::Error::other(join)))
+}
+
 /// The next declaration, or never when there is no socket.
 async fn recv(api: &mut Option<mpsc::Receiver<ApiMessage>>) -> Option<ApiMessage> {
     match api {

@@ -31,7 +31,7 @@ pub struct StatusSnapshot {
     pub verdicts: BTreeMap<&'static str, u64>,
     pub alerts: BTreeMap<String, u64>,
     pub alerts_suppressed: u64,
-    pub discovery: DiscoveryStatus,
+    pub discovery: crate::discovery::DiscoveryStats,
     pub evidence: Option<EvidenceStatus>,
     pub sink_errors: u64,
 }
@@ -43,17 +43,6 @@ pub struct AgentStatus {
     pub session_id: String,
     pub source: &'static str,
     pub processes: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct DiscoveryStatus {
-    pub rules: usize,
-    pub by_rule: u64,
-    pub adopted: u64,
-    pub registered: u64,
-    pub delegated: u64,
-    pub dismissed: u64,
-    pub kernel_errors: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -131,15 +120,7 @@ impl<S: Sink> Processor<S> {
         let discovery = self
             .discovery
             .as_ref()
-            .map(|d| DiscoveryStatus {
-                rules: d.rules().agent_rules().count(),
-                by_rule: d.stats.by_rule,
-                adopted: d.stats.adopted,
-                registered: d.stats.registered,
-                delegated: d.stats.delegated,
-                dismissed: d.stats.dismissed,
-                kernel_errors: d.stats.kernel_errors,
-            })
+            .map(|d| d.status())
             .unwrap_or_default();
         StatusSnapshot {
             pid: std::process::id(),

@@ -833,7 +833,10 @@ fn without_discovery_pending_events_pass_through_unjudged() {
     );
     let status = p.status();
     assert_eq!(status.agents, vec![]);
-    assert_eq!(status.discovery, status::DiscoveryStatus::default());
+    assert_eq!(
+        status.discovery,
+        crate::discovery::DiscoveryStats::default()
+    );
     assert!(p.discovery().is_none());
     assert_eq!(p.adopt_running(), 0);
     let (_, _, sink) = p.finish();
