@@ -28,6 +28,7 @@ pub mod learn;
 pub mod memory;
 pub mod pipeline;
 pub mod policy;
+pub mod proc_net;
 pub mod process_table;
 pub mod random;
 pub mod replay;

@@ -63,6 +63,13 @@ enum Command {
     /// Declare to the monitor from a shell agent: sessions, prompts, model
     /// outputs, and tool calls that run a command.
     Declare(DeclareArgs),
+    /// Stand in for an MCP server's command (or, with --listen, its HTTP
+    /// endpoint): relay its JSON-RPC byte for byte, and declare every
+    /// `tools/call` as a tool call bound to the server's process tree.
+    McpProxy(cmd::mcp_proxy::McpProxyArgs),
+    /// Coding-agent hooks that declare tool calls (and block denied ones).
+    #[command(subcommand)]
+    Hook(cmd::hook::HookCommand),
     /// Create an Ed25519 key pair for signing the chain: FILE (private,
     /// mode 0600) and FILE.pub.
     Keygen {
@@ -83,6 +90,8 @@ fn main() -> ExitCode {
         Command::Recover { dir, signing_key } => {
             cmd::store::recover_command(&dir, signing_key.as_deref())
         }
+        Command::McpProxy(args) => cmd::mcp_proxy::mcp_proxy_command(args),
+        Command::Hook(command) => cmd::hook::hook_command(command),
         Command::Keygen { file } => cmd::store::keygen_command(&file),
         Command::Replay(args) => cmd::learn::replay_command(args),
         Command::Learn(args) => cmd::learn::learn_command(*args),

@@ -39,29 +39,45 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Python packages the tests use: DuckDB, to read the evidence store the
-/// way users do.
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("duckdb", "2.0.1")];
+/// Python packages the tests use, as (module to import, pinned package):
+/// DuckDB, to read the evidence store the way users do; the official MCP
+/// SDK, whose client drives a server under `mcp-proxy`; the OpenTelemetry
+/// SDK and its OTLP/HTTP exporter, which send spans to the receiver.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("duckdb", "duckdb==2.0.1"),
+    ("mcp", "mcp==2.3.0"),
+    ("opentelemetry.sdk", "opentelemetry-sdk==1.45.2"),
+    (
+        "opentelemetry.exporter.otlp.proto.http",
+        "opentelemetry-exporter-otlp-proto-http==1.45.2",
+    ),
+];
 
 fn python_packages() -> Result<()> {
-    for (module, version) in PYTHON_PACKAGES {
-        let present = Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
-            sh(Command::new("python3").args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--root-user-action=ignore",
-                &format!("{module}=={version}"),
-            ]))?;
-        }
+    let missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    eprintln!("setup: installing {} from PyPI", missing.join(" "));
+    sh(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--root-user-action=ignore",
+        ])
+        .args(&missing))
 }
 
 /// PATH with cargo's bin directory and LLVM's, so bpf-linker and the

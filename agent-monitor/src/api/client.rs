@@ -15,8 +15,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("AGENT_MONITOR_SOCKET is not set: run under `agent-monitor run`, or pass --socket")]
-    NoSocket,
+    #[error(
+        "no monitor to declare to: AGENT_MONITOR_SOCKET is not set (it is under `agent-monitor run`), \
+         and no daemon listens at {daemon}; pass --socket"
+    )]
+    NoSocket { daemon: PathBuf },
     #[error("connecting to {path}: {source}")]
     Connect { path: PathBuf, source: io::Error },
     #[error("talking to the monitor: {0}")]
@@ -34,14 +37,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `path`, or to `$AGENT_MONITOR_SOCKET`.
+    /// Connects to `path`; else to `$AGENT_MONITOR_SOCKET`, the run's
+    /// socket; else to the daemon's, as its config names it.
     pub fn connect(path: Option<&Path>) -> Result<Client, ClientError> {
         let path = match path {
             Some(p) => p.to_path_buf(),
-            None => std::env::var_os("AGENT_MONITOR_SOCKET")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .ok_or(ClientError::NoSocket)?,
+            None => default_socket()?,
         };
         let stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
             path: path.clone(),
@@ -81,5 +82,22 @@ impl Client {
             )));
         }
         serde_json::from_str(&reply).map_err(|_| ClientError::BadReply(reply.trim().to_string()))
+    }
+}
+
+/// The socket a client declares to when none is named: the run's, which
+/// `agent-monitor run` gives its command's tree, else the daemon's.
+pub fn default_socket() -> Result<PathBuf, ClientError> {
+    if let Some(run) = std::env::var_os("AGENT_MONITOR_SOCKET").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(run));
+    }
+    let daemon = crate::config::Config::load(Path::new(crate::config::DEFAULT_PATH))
+        .unwrap_or_else(|_| crate::config::Config::defaults())
+        .api
+        .socket;
+    if daemon.exists() {
+        Ok(daemon)
+    } else {
+        Err(ClientError::NoSocket { daemon })
     }
 }

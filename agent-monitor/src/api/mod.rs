@@ -18,11 +18,15 @@ pub use socket::{PrivateSocket, pattern as socket_pattern};
 use tokio::sync::oneshot;
 
 use crate::{
-    correlate::{Now, Peer, SlotUpdate},
+    correlate::{Now, Peer, SlotUpdate, Target},
     declare::{Envelope, Reply},
 };
 
 /// What the server asks of the processing stage.
+// A request is the large variant, and the common one: one per line read,
+// moved once through the channel. Boxing it would add an allocation to
+// every declaration to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ApiMessage {
     /// A new connection, with who is on the other end.
@@ -35,6 +39,9 @@ pub enum ApiMessage {
         /// The peer's tool-call slot as the kernel holds it now: a call
         /// declared from inside another call is confined to it.
         slot: u64,
+        /// For a `tool.start` whose `pid` names another process: that
+        /// process, as the kernel's map holds it now.
+        target: Option<Target>,
         answer: oneshot::Sender<Answer>,
     },
     /// A line the decoder refused; its error reply is already written.

@@ -13,8 +13,8 @@ use tokio::{
 
 use super::{Answer, ApiMessage};
 use crate::{
-    correlate::{Now, Peer, SlotUpdate},
-    declare::{LineSplitter, Reply, decode_with_id},
+    correlate::{Now, Peer, SlotUpdate, Target},
+    declare::{LineSplitter, Reply, Request, decode_with_id},
     kernel::tracker::Slots,
     time::WallClock,
 };
@@ -202,11 +202,19 @@ impl<K: Kernel> Connection<K> {
         let reply = match decoded {
             Ok(envelope) => {
                 let (answer, answered) = oneshot::channel();
+                let target = match &envelope.request {
+                    Request::ToolStart(start) => start
+                        .pid
+                        .filter(|p| *p != pid)
+                        .map(|p| target(&self.kernel, p)),
+                    _ => None,
+                };
                 let request = ApiMessage::Request {
                     conn: self.conn,
                     envelope,
                     now,
                     slot: self.kernel.tool_call_of(pid),
+                    target,
                     answer,
                 };
                 if self.to_stage.send(request).await.is_err() {
@@ -262,6 +270,15 @@ impl<K: Kernel> Connection<K> {
                 self.apply(update);
             }
         }
+    }
+}
+
+/// A process a declaration names, as the kernel's map holds it now.
+pub fn target<K: Kernel>(kernel: &K, pid: u32) -> Target {
+    Target {
+        pid,
+        agent_slot: kernel.agent_of(pid).map(|(agent, _)| agent),
+        slot: kernel.tool_call_of(pid),
     }
 }
 

@@ -2,8 +2,10 @@
 
 pub mod daemon;
 pub mod declare;
+pub mod hook;
 pub mod install;
 pub mod learn;
+pub mod mcp_proxy;
 pub mod run;
 pub mod store;
 

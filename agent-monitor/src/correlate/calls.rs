@@ -19,7 +19,7 @@ use super::{
     effects::EffectRef,
     fixed::{EffectHash, Passthrough},
 };
-use crate::{evidence::declared::ToolCallRow, policy::Envelope};
+use crate::{declare::Source, evidence::declared::ToolCallRow, policy::Envelope};
 
 /// Most distinct effects a call's summary lists per category; the rest
 /// are counted, and the summary says it was cut.
@@ -33,18 +33,33 @@ pub const RETAINED_CALLS: usize = 65_536;
 #[derive(Debug)]
 pub struct Call {
     pub slot: u64,
-    /// The process that declared it (thread-group id).
+    /// The process the call binds (thread-group id): the declaring process,
+    /// or the one its `pid` named. Linked declarations may bind more: see
+    /// [`Call::parts`].
     pub declarer: u32,
-    /// The connection it was declared on.
-    pub conn: u64,
     /// The agent it was declared for.
     pub agent_slot: u32,
-    /// Declared by a process outside the agent's tree (root naming the
-    /// agent): no kernel slot binds it, so it is a candidate for every
-    /// event of the agent while it is open.
+    /// Bound to no process: declared from outside the agent's tree (root
+    /// naming the agent) or after the fact (`at`, an OpenTelemetry span).
+    /// No kernel slot names it, so it is a candidate for every event of
+    /// the agent while it is open.
     pub external: bool,
+    /// Declared after the fact: its times are the ones declared, and it
+    /// may cover events judged before it arrived (see `pipeline::held`).
+    pub retro: bool,
     pub started_ns: u64,
     pub ended_ns: Option<u64>,
+    /// When its summary may be written: [`super::SUMMARY_DELAY_NS`] after
+    /// this (its end, or for a call declared after the fact, the moment
+    /// its end was declared).
+    pub settled_ns: Option<u64>,
+    /// Each declaration of the call: the first, and those of other
+    /// adapters linked to it (docs/protocol.md, "Linked declarations").
+    /// The call ends when all have ended.
+    pub parts: Vec<Part>,
+    /// A hash of its arguments as JSON, by which an adapter's declaration
+    /// of the same call is recognised.
+    pub args_hash: u64,
     pub allowed: bool,
     /// The deny rule, for a denied call.
     pub deny_rule: Option<String>,
@@ -65,9 +80,38 @@ pub struct Call {
     pub summarised: bool,
 }
 
+/// One declaration of a call.
+#[derive(Debug)]
+pub struct Part {
+    /// The session it was declared in, and its `call_id` there.
+    pub session_id: String,
+    pub call_id: String,
+    /// The connection it was declared on.
+    pub conn: u64,
+    /// The process whose kernel slot it set; none when it bound none.
+    pub pid: Option<u32>,
+    pub source: Source,
+    /// It outlives its connection.
+    pub detached: bool,
+    pub open: bool,
+}
+
 impl Call {
     pub fn open_at(&self, ts_ns: u64) -> bool {
         self.started_ns <= ts_ns && self.ended_ns.is_none_or(|end| ts_ns < end)
+    }
+
+    /// Whether `pid` is a process the call binds.
+    pub fn binds(&self, pid: u32) -> bool {
+        self.declarer == pid || self.parts.iter().any(|p| p.pid == Some(pid))
+    }
+
+    /// Whether the call is open, and open for `pid`: a linked declaration
+    /// that bound `pid` has not ended yet.
+    fn open_for(&self, pid: u32) -> bool {
+        self.ended_ns.is_none()
+            && (self.parts.iter().any(|p| p.open && p.pid == Some(pid))
+                || (self.declarer == pid && self.parts.iter().all(|p| p.pid.is_none())))
     }
 }
 
@@ -233,6 +277,22 @@ impl CallBook {
         self.by_slot.insert(call.slot, call);
     }
 
+    /// A linked declaration binds the call on one more process.
+    pub fn bind_also(&mut self, slot: u64, pid: u32) {
+        let list = self.by_declarer.entry(pid).or_default();
+        if !list.contains(&slot) {
+            list.push(slot);
+        }
+    }
+
+    /// Calls not yet summarised, in slot order.
+    pub fn live(&self) -> impl Iterator<Item = &Call> {
+        let mut slots: Vec<u64> = self.by_declarer.values().flatten().copied().collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots.into_iter().filter_map(|s| self.by_slot.get(&s))
+    }
+
     pub fn get(&self, slot: u64) -> Option<&Call> {
         self.by_slot.get(&slot)
     }
@@ -241,14 +301,14 @@ impl CallBook {
         self.by_slot.get_mut(&slot)
     }
 
-    /// The declarer's calls still open, oldest first.
-    pub fn open_of(&self, declarer: u32) -> impl Iterator<Item = &Call> {
+    /// The calls still open that bind `pid`, oldest first.
+    pub fn open_of(&self, pid: u32) -> impl Iterator<Item = &Call> {
         self.by_declarer
-            .get(&declarer)
+            .get(&pid)
             .into_iter()
             .flatten()
             .filter_map(|slot| self.by_slot.get(slot))
-            .filter(|c| c.ended_ns.is_none())
+            .filter(move |c| c.open_for(pid))
     }
 
     /// Candidate calls for an event, best first: the slot the kernel
@@ -268,11 +328,10 @@ impl CallBook {
         self.by_slot.get(&event.slot).filter(|c| {
             if c.external {
                 true
-            } else if c.declarer == event.pid {
+            } else if c.binds(event.pid) {
                 c.open_at(event.ts_ns)
             } else {
-                event.ppid != c.declarer
-                    || c.ended_ns.is_none_or(|end| event.process_start_ns < end)
+                !c.binds(event.ppid) || c.ended_ns.is_none_or(|end| event.process_start_ns < end)
             }
         })
     }
@@ -298,7 +357,7 @@ impl CallBook {
             }
         };
         open_now(self.by_declarer.get(&pid), out);
-        if let Some(call) = primary.filter(|c| c.declarer != pid) {
+        if let Some(call) = primary.filter(|c| !c.binds(pid)) {
             for s in call.concurrent.iter().rev() {
                 if !out.contains(s)
                     && self
@@ -313,28 +372,17 @@ impl CallBook {
         open_now(self.external.get(&agent_slot), out);
     }
 
-    /// Calls ended at or before `cutoff_ns` and not yet summarised.
+    /// Calls settled at or before `cutoff_ns` and not yet summarised.
     pub fn due(&self, cutoff_ns: u64) -> Vec<u64> {
-        let mut due: Vec<u64> = self
-            .by_declarer
-            .values()
-            .flatten()
-            .filter(|s| {
-                self.by_slot
-                    .get(s)
-                    .is_some_and(|c| c.ended_ns.is_some_and(|e| e <= cutoff_ns))
-            })
-            .copied()
-            .collect();
-        due.sort_unstable();
-        due
+        self.live()
+            .filter(|c| c.settled_ns.is_some_and(|e| e <= cutoff_ns))
+            .map(|c| c.slot)
+            .collect()
     }
 
     /// Every call not yet summarised, open or not, in slot order.
     pub fn unsummarised(&self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.by_declarer.values().flatten().copied().collect();
-        all.sort_unstable();
-        all
+        self.live().map(|c| c.slot).collect()
     }
 
     /// Marks a call summarised: it leaves its declarer's list, and joins
@@ -345,6 +393,9 @@ impl CallBook {
         };
         call.summarised = true;
         forget(&mut self.by_declarer, call.declarer, slot);
+        for pid in call.parts.iter().filter_map(|p| p.pid) {
+            forget(&mut self.by_declarer, pid, slot);
+        }
         forget(&mut self.external, call.agent_slot, slot);
         self.retired.push_back(slot);
         while self.retired.len() > RETAINED_CALLS {

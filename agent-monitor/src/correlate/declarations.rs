@@ -1,43 +1,27 @@
 //! Declarations: who may make them, and what each one records.
 
-use std::{collections::HashMap, sync::Arc};
-
 use serde_json::Value;
 
 use super::{
-    Correlator, Now, Outcome, SlotUpdate,
-    calls::{Call, Summary},
+    Correlator, Now, Outcome, Target,
     sessions::{self, SessionSpec},
 };
 use crate::{
-    declare::{self, Envelope, ModelOutput, Reply, Request, SessionStart, ToolEnd, ToolStart},
-    evidence::declared::{DecisionRow, Declared, MessageRow, SessionRow, ToolCallRow},
-    policy::{Context, Effects},
+    declare::{Envelope, ModelOutput, Reply, Request, SessionStart},
+    evidence::declared::{Declared, MessageRow, SessionRow},
 };
 
 impl Outcome {
-    fn reply(reply: Reply) -> Outcome {
+    pub(super) fn reply(reply: Reply) -> Outcome {
         Outcome {
             reply,
             slots: Vec::new(),
             records: Vec::new(),
             alerts: Vec::new(),
+            rejudge: false,
         }
     }
 }
-
-/// Total bytes of the patterns one call may declare: each is compiled into
-/// a glob, and a peer must not be able to stall the stage compiling
-/// megabytes of them (1,024 patterns of 4 KiB took seconds).
-pub const MAX_DECLARED_BYTES: usize = 64 << 10;
-
-/// The rule of a call refused because it would reach beyond the call its
-/// declarer runs under.
-pub const NESTED_RULE: &str = "nested.outside_parent";
-
-/// Declaring processes whose inherited call is remembered; past it the
-/// memory starts over (a process then falls back to no call).
-const INHERITED_LIMIT: usize = 65_536;
 
 impl Correlator {
     /// Opens a session the monitor itself started (the run's), so that
@@ -61,6 +45,20 @@ impl Correlator {
         self.declare_under(conn, envelope, now, 0)
     }
 
+    /// [`Correlator::declare_under`], with the process a `tool.start`'s
+    /// `pid` names as the kernel sees it (`target`): a call may bind only
+    /// a live process of the agent it is declared for.
+    pub fn declare_for(
+        &mut self,
+        conn: u64,
+        envelope: Envelope,
+        now: Now,
+        peer_slot: u64,
+        target: Option<Target>,
+    ) -> Outcome {
+        self.declare_inner(conn, envelope, now, peer_slot, target)
+    }
+
     /// [`Correlator::declare`], from a peer whose kernel tool-call slot is
     /// `peer_slot`: a process running under another process's call may
     /// declare calls only within that call's envelope, or code a call runs
@@ -71,6 +69,17 @@ impl Correlator {
         envelope: Envelope,
         now: Now,
         peer_slot: u64,
+    ) -> Outcome {
+        self.declare_inner(conn, envelope, now, peer_slot, None)
+    }
+
+    fn declare_inner(
+        &mut self,
+        conn: u64,
+        envelope: Envelope,
+        now: Now,
+        peer_slot: u64,
+        target: Option<Target>,
     ) -> Outcome {
         let Envelope { id, agent, request } = envelope;
         if matches!(request, Request::Register(_) | Request::DaemonStatus) {
@@ -98,13 +107,31 @@ impl Correlator {
         }
         let outcome = match request {
             Request::SessionStart(start) => self.session_start(conn, agent_slot, start, id, now),
-            Request::Prompt { text } => self.message(conn, "prompt", &text, Vec::new(), id, now),
-            Request::ModelOutput(ModelOutput { text, tool_calls }) => {
+            Request::Prompt { text, at } => self.message(
+                conn,
+                "prompt",
+                &text,
+                Vec::new(),
+                id,
+                at.unwrap_or(now.wall_ns),
+            ),
+            Request::ModelOutput(ModelOutput {
+                text,
+                tool_calls,
+                at,
+            }) => {
                 let ids = tool_calls.into_iter().map(|c| c.call_id).collect();
-                self.message(conn, "model_output", &text, ids, id, now)
+                self.message(
+                    conn,
+                    "model_output",
+                    &text,
+                    ids,
+                    id,
+                    at.unwrap_or(now.wall_ns),
+                )
             }
             Request::ToolStart(start) => {
-                self.tool_start(conn, agent_slot, start, id, now, peer_slot)
+                self.tool_start(conn, agent_slot, start, id, now, peer_slot, target)
             }
             Request::ToolEnd(end) => self.tool_end(conn, end, id, now),
             Request::SessionEnd => self.session_end(conn, id, now),
@@ -263,7 +290,7 @@ impl Correlator {
     }
 
     /// The connection's current session, if it is still known.
-    fn current(&self, conn: u64) -> Option<String> {
+    pub(super) fn current(&self, conn: u64) -> Option<String> {
         self.connections
             .get(&conn)
             .and_then(|c| c.session.clone())
@@ -276,6 +303,7 @@ impl Correlator {
             })
     }
 
+    /// A prompt or a model output, at `ts` (wall-clock ns).
     fn message(
         &mut self,
         conn: u64,
@@ -283,14 +311,14 @@ impl Correlator {
         text: &str,
         tool_call_ids: Vec<String>,
         id: Option<Value>,
-        now: Now,
+        ts: i64,
     ) -> Outcome {
         let Some(session_id) = self.current(conn) else {
             return Outcome::reply(Reply::no_session(id));
         };
         let row = MessageRow {
             session_id,
-            ts: now.wall_ns,
+            ts,
             role: role.to_string(),
             text: capture(&self.capture, text),
             capture: self.capture_name().to_string(),
@@ -313,234 +341,6 @@ impl Correlator {
         }
     }
 
-    fn tool_start(
-        &mut self,
-        conn: u64,
-        agent_slot: u32,
-        start: ToolStart,
-        id: Option<Value>,
-        now: Now,
-        peer_slot: u64,
-    ) -> Outcome {
-        let Some(session_id) = self.current(conn) else {
-            return Outcome::reply(Reply::no_session(id));
-        };
-        let session = &self.sessions.by_id[&session_id];
-        if session.used_calls.contains(&start.call_id) {
-            return Outcome::reply(Reply::duplicate_call_id(id, &start.call_id));
-        }
-        if session.open_calls.len() >= sessions::MAX_OPEN_CALLS
-            || session.used_calls.len() >= sessions::MAX_CALLS
-        {
-            let why = format!(
-                "the session has {} calls open or has started {}; end some, or open a new session",
-                sessions::MAX_OPEN_CALLS,
-                sessions::MAX_CALLS
-            );
-            return Outcome::reply(Reply::not_permitted(id, &why));
-        }
-        let declared_bytes: usize = start
-            .effects
-            .iter()
-            .flat_map(|e| e.values())
-            .flatten()
-            .map(String::len)
-            .sum();
-        if declared_bytes > MAX_DECLARED_BYTES {
-            let error = crate::declare::ProtocolError::bad(
-                "effects",
-                format!(
-                    "its patterns total {declared_bytes} bytes, more than {MAX_DECLARED_BYTES}"
-                ),
-            );
-            return Outcome::reply(Reply::protocol_error(id, &error));
-        }
-        let peer = self.connections[&conn].peer.clone();
-        let external = peer.agent_slot.is_none();
-        let cwd = session.cwd.clone();
-        let args = Value::Object(start.args);
-        let declared: Option<Effects> = start.effects.map(|e| e.into_iter().collect());
-        let mut decision = self.policy.decide_start_in(
-            &Context {
-                cwd: cwd.as_deref(),
-            },
-            &start.tool,
-            &args,
-            declared.as_ref(),
-        );
-        // Declared from inside another process's call: confined to it.
-        // The process's slot names that call, or, once it has calls of its
-        // own open, one of those: then the call it inherited still rules.
-        let parent_slot = match self.calls.get(peer_slot) {
-            _ if external => None,
-            Some(p) if p.declarer != peer.pid && !p.external => Some(peer_slot),
-            Some(_) => self.inherited.get(&peer.pid).copied(),
-            None => None,
-        };
-        if let Some(parent) = parent_slot.and_then(|s| self.calls.get(s)) {
-            if self.inherited.len() >= INHERITED_LIMIT {
-                self.inherited.clear();
-            }
-            self.inherited.insert(peer.pid, parent.slot);
-            let outside = if parent.allowed {
-                decision
-                    .envelope
-                    .first_outside(&parent.envelope)
-                    .map(|r| format!("whose envelope does not cover {} {}", r.kind, r.pattern))
-            } else {
-                Some("which was denied".to_string())
-            };
-            if let Some(why) = outside.filter(|_| decision.allow) {
-                decision.reason = format!(
-                    "declared from inside call `{}` ({}), {why}",
-                    parent.row.call_id, parent.row.tool
-                );
-                decision.allow = false;
-                decision.rule = NESTED_RULE.to_string();
-            }
-        }
-        let slot = self.calls.allocate();
-        let concurrent: Vec<u64> = if external {
-            Vec::new()
-        } else {
-            self.calls.open_of(peer.pid).map(|c| c.slot).collect()
-        };
-        let row = ToolCallRow {
-            session_id: session_id.clone(),
-            call_id: start.call_id.clone(),
-            tool: start.tool.clone(),
-            args: capture(&self.capture, &args.to_string()),
-            effects: declared
-                .as_ref()
-                .and_then(|d| serde_json::to_string(d).ok()),
-            started: now.wall_ns,
-            status: "open".into(),
-            decision: Some(decision.name().into()),
-            rule: Some(decision.rule.clone()),
-            reason: Some(decision_reason(&decision)),
-            declared_by: Some(match peer.start_ns {
-                0 => format!("pid {}", peer.pid),
-                start => format!("{}@{start}", peer.pid),
-            }),
-            source: "api".into(),
-            ..ToolCallRow::default()
-        };
-        let decision_row = DecisionRow {
-            ts: now.wall_ns,
-            session_id: session_id.clone(),
-            call_id: start.call_id.clone(),
-            decision: decision.name().into(),
-            rule: Some(decision.rule.clone()),
-            reason: Some(decision_reason(&decision)),
-            policy_sha256: Some(decision.policy_sha256.clone()),
-        };
-        let reply = Reply::decision(
-            id,
-            if decision.allow {
-                declare::Decision::Allow
-            } else {
-                declare::Decision::Deny
-            },
-            decision.reason.clone(),
-            Some(decision.rule.clone()),
-        );
-        self.stats.tool_calls += 1;
-        if !decision.allow {
-            self.stats.denied += 1;
-        }
-        self.calls.insert(Call {
-            slot,
-            session_id: self.sessions.by_id[&session_id].id.clone(),
-            call_id: Arc::from(start.call_id.as_str()),
-            declarer: peer.pid,
-            conn,
-            agent_slot,
-            external,
-            started_ns: now.boot_ns,
-            ended_ns: None,
-            allowed: decision.allow,
-            deny_rule: (!decision.allow).then(|| decision.rule.clone()),
-            envelope: decision.envelope,
-            concurrent,
-            row,
-            summary: Summary::default(),
-            covers: Default::default(),
-            summarised: false,
-        });
-        if let Some(session) = self.sessions.by_id.get_mut(&session_id) {
-            session.used_calls.insert(start.call_id.clone());
-            session.open_calls.insert(start.call_id, slot);
-        }
-        Outcome {
-            reply,
-            slots: if external {
-                Vec::new()
-            } else {
-                vec![SlotUpdate {
-                    pid: peer.pid,
-                    slot,
-                }]
-            },
-            records: vec![Declared::Decision(decision_row)],
-            alerts: Vec::new(),
-        }
-    }
-
-    fn tool_end(&mut self, conn: u64, end: ToolEnd, id: Option<Value>, now: Now) -> Outcome {
-        let Some(session_id) = self.current(conn) else {
-            return Outcome::reply(Reply::no_session(id));
-        };
-        let slot = self
-            .sessions
-            .by_id
-            .get_mut(&session_id)
-            .and_then(|s| s.open_calls.remove(&end.call_id));
-        let Some(slot) = slot else {
-            return Outcome::reply(Reply::unknown_call_id(id, &end.call_id));
-        };
-        let result = end
-            .result
-            .map(|r| r.to_string())
-            .and_then(|r| capture(&self.capture, &r));
-        let update = self.end_call(slot, end.status.name(), result, now);
-        let mut outcome = Outcome::reply(Reply::accepted(id));
-        outcome.slots.extend(update);
-        outcome
-    }
-
-    /// Ends a call; returns the slot its declarer falls back to: its
-    /// latest call still open, or none.
-    pub(super) fn end_call(
-        &mut self,
-        slot: u64,
-        status: &str,
-        result: Option<String>,
-        now: Now,
-    ) -> Option<SlotUpdate> {
-        let call = self.calls.get_mut(slot)?;
-        call.ended_ns = Some(now.boot_ns);
-        call.row.ended = Some(now.wall_ns);
-        call.row.status = status.to_string();
-        call.row.result = result;
-        let (declarer, external) = (call.declarer, call.external);
-        if external {
-            return None;
-        }
-        // Its latest call still open; else the call it runs under, if it
-        // declared from inside one; else none.
-        let fallback = self
-            .calls
-            .open_of(declarer)
-            .last()
-            .map(|c| c.slot)
-            .or_else(|| self.inherited.get(&declarer).copied())
-            .unwrap_or(0);
-        Some(SlotUpdate {
-            pid: declarer,
-            slot: fallback,
-        })
-    }
-
     fn session_end(&mut self, conn: u64, id: Option<Value>, now: Now) -> Outcome {
         let Some(session_id) = self.current(conn) else {
             return Outcome::reply(Reply::no_session(id));
@@ -555,64 +355,6 @@ impl Correlator {
         }
         outcome
     }
-
-    /// Ends every call of a session still open, with `status`; returns
-    /// each declarer's slot as it must be once they have all ended.
-    pub(super) fn end_open_calls(
-        &mut self,
-        session_id: &str,
-        status: &str,
-        now: Now,
-    ) -> Vec<SlotUpdate> {
-        let open: Vec<u64> = match self.sessions.by_id.get_mut(session_id) {
-            Some(s) => s.open_calls.drain().map(|(_, slot)| slot).collect(),
-            None => return Vec::new(),
-        };
-        let mut last: HashMap<u32, SlotUpdate> = HashMap::new();
-        for slot in open {
-            if let Some(update) = self.end_call(slot, status, None, now) {
-                last.insert(update.pid, update);
-            }
-        }
-        // Recomputed now that all have ended: an earlier update may name
-        // a call that ended after it.
-        let mut updates: Vec<SlotUpdate> = last
-            .into_keys()
-            .map(|pid| SlotUpdate {
-                pid,
-                slot: self
-                    .calls
-                    .open_of(pid)
-                    .last()
-                    .map(|c| c.slot)
-                    .or_else(|| self.inherited.get(&pid).copied())
-                    .unwrap_or(0),
-            })
-            .collect();
-        updates.sort_by_key(|u| u.pid);
-        updates
-    }
-
-    /// A connection closed: the calls it left open end as `disconnected`.
-    pub fn disconnect(&mut self, conn: u64, now: Now) -> Vec<SlotUpdate> {
-        self.connections.remove(&conn);
-        let mut open: Vec<(String, u64)> = Vec::new();
-        for session in self.sessions.by_id.values() {
-            for slot in session.open_calls.values() {
-                if self.calls.get(*slot).is_some_and(|c| c.conn == conn) {
-                    open.push((session.row.session_id.clone(), *slot));
-                }
-            }
-        }
-        let mut updates = Vec::new();
-        for (session_id, slot) in open {
-            if let Some(session) = self.sessions.by_id.get_mut(&session_id) {
-                session.open_calls.retain(|_, s| *s != slot);
-            }
-            updates.extend(self.end_call(slot, "disconnected", None, now));
-        }
-        updates
-    }
 }
 
 fn with_id(reply: Reply, id: Option<Value>) -> Reply {
@@ -622,7 +364,7 @@ fn with_id(reply: Reply, id: Option<Value>) -> Reply {
     }
 }
 
-fn capture(capture: &Option<crate::capture::Capture>, text: &str) -> Option<String> {
+pub(super) fn capture(capture: &Option<crate::capture::Capture>, text: &str) -> Option<String> {
     match capture {
         Some(c) => c.apply(text).map(|t| t.into_owned()),
         None => Some(text.to_string()),
@@ -630,7 +372,7 @@ fn capture(capture: &Option<crate::capture::Capture>, text: &str) -> Option<Stri
 }
 
 /// The decision's reason with the notes that qualify it.
-fn decision_reason(decision: &crate::policy::Decision) -> String {
+pub(super) fn decision_reason(decision: &crate::policy::Decision) -> String {
     if decision.notes.is_empty() {
         decision.reason.clone()
     } else {

@@ -131,6 +131,49 @@ impl Correlator {
         judgement
     }
 
+    /// Judges again an event held back as undeclared, now that calls
+    /// declared after the fact may cover it. Returns the new judgement
+    /// when it is better; the counts then move from the old verdict to the
+    /// new one, and otherwise stay as they were.
+    pub fn rejudge(
+        &mut self,
+        event: &Event,
+        process: &ProcessInfo,
+        table: &ProcessTable,
+        wall_ns: i64,
+        held: &Judgement,
+    ) -> Option<Judgement> {
+        let counts = self.verdict_counts();
+        let fresh = self.judge(event, process, table, wall_ns);
+        self.set_verdict_counts(counts);
+        if fresh.verdict >= held.verdict {
+            return None;
+        }
+        *self.verdict_count(held.verdict) -= 1;
+        *self.verdict_count(fresh.verdict) += 1;
+        Some(fresh)
+    }
+
+    fn verdict_counts(&self) -> [u64; 4] {
+        let s = &self.stats;
+        [s.baseline, s.declared, s.unverifiable, s.undeclared]
+    }
+
+    fn set_verdict_counts(&mut self, [baseline, declared, unverifiable, undeclared]: [u64; 4]) {
+        let s = &mut self.stats;
+        (s.baseline, s.declared, s.unverifiable, s.undeclared) =
+            (baseline, declared, unverifiable, undeclared);
+    }
+
+    fn verdict_count(&mut self, verdict: Verdict) -> &mut u64 {
+        match verdict {
+            Verdict::Baseline => &mut self.stats.baseline,
+            Verdict::Declared => &mut self.stats.declared,
+            Verdict::Unverifiable => &mut self.stats.unverifiable,
+            Verdict::Undeclared => &mut self.stats.undeclared,
+        }
+    }
+
     /// The session of an event no call claims.
     fn session_of(&self, event: &Event, table: &ProcessTable) -> Option<Arc<str>> {
         self.sessions

@@ -25,14 +25,18 @@ mod declarations;
 pub mod effects;
 mod fixed;
 mod judge;
+mod links;
 mod restore;
 mod sessions;
 mod summary;
+mod tools;
 
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tools_tests;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -42,6 +46,7 @@ use std::{
 pub use calls::{RETAINED_CALLS, SUMMARY_LIMIT};
 pub use judge::{Judgement, Verdict};
 pub use sessions::SessionSpec;
+pub use tools::{MAX_DECLARED_BYTES, NESTED_RULE};
 
 use crate::{
     capture::Capture,
@@ -80,6 +85,19 @@ pub struct Peer {
     pub agent_slot: Option<u32>,
 }
 
+/// The process a `tool.start`'s `pid` names, as the kernel's tracked map
+/// holds it when the request is read; the correlator checks that it is a
+/// process of the agent the call is declared for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    pub pid: u32,
+    /// The agent whose tree it is in; none for a process of no agent.
+    pub agent_slot: Option<u32>,
+    /// Its tool-call slot now: a call bound to a process that runs inside
+    /// another process's call is confined to it.
+    pub slot: u64,
+}
+
 /// Set the kernel's tool-call slot of `pid`: its threads' events and the
 /// children it forks from now on carry `slot` (0: no call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +115,9 @@ pub struct Outcome {
     /// Rows for the evidence store, in order.
     pub records: Vec<Declared>,
     pub alerts: Vec<AlertRow>,
+    /// A call declared after the fact was completed: events held back as
+    /// undeclared may now be covered, and are judged again.
+    pub rejudge: bool,
 }
 
 /// Counts for the end-of-run summary and `--fail-on-undeclared`.

@@ -27,7 +27,7 @@ impl Correlator {
                 .copied()
                 .collect();
             for slot in open {
-                self.end_call(slot, "unfinished", None, now);
+                self.end_call(slot, "unfinished", now);
             }
         }
         let mut out: Vec<Declared> = self

@@ -15,10 +15,10 @@ use crate::{
     test_support::{action, actor, process_info, s},
 };
 
-const AGENT_PID: u32 = 100;
+pub(super) const AGENT_PID: u32 = 100;
 const SESSION: &str = "run-session";
 
-fn correlator() -> Correlator {
+pub(super) fn correlator() -> Correlator {
     let mut agents = Agents::default();
     agents.add("coder");
     let mut c = Correlator::new(Arc::new(Policy::default_policy()), agents).with_monitor_pid(1);
@@ -57,7 +57,7 @@ fn send(c: &mut Correlator, conn: u64, line: serde_json::Value, ms: u64) -> Outc
     c.declare(conn, envelope, at(ms))
 }
 
-fn open(pid: u32, slot: u64, ms: u64, path: &str, access: Access) -> Event {
+pub(super) fn open(pid: u32, slot: u64, ms: u64, path: &str, access: Access) -> Event {
     let mut event = actor(pid, pid as u64, 1).at(ms * 1_000_000).exit(0);
     event.tool_call = slot;
     event.detail = Detail::Action(Box::new(action(
@@ -73,7 +73,7 @@ fn open(pid: u32, slot: u64, ms: u64, path: &str, access: Access) -> Event {
     event
 }
 
-fn judge(c: &mut Correlator, event: &Event) -> Judgement {
+pub(super) fn judge(c: &mut Correlator, event: &Event) -> Judgement {
     let mut table = ProcessTable::new();
     let mut process = process_info(event.pid, event.start_ns);
     if event.pid != AGENT_PID {
@@ -800,7 +800,7 @@ fn a_process_under_a_call_declares_only_within_it_and_falls_back_to_it() {
         outer_slot,
     );
     assert!(
-        matches!(&wide.reply, Reply::Decision { decision: declare::Decision::Deny, rule: Some(r), .. } if r == crate::correlate::declarations::NESTED_RULE),
+        matches!(&wide.reply, Reply::Decision { decision: declare::Decision::Deny, rule: Some(r), .. } if r == crate::correlate::NESTED_RULE),
         "{:?}",
         wide.reply
     );

@@ -52,7 +52,12 @@ pub enum Request {
     #[serde(rename = "session.start")]
     SessionStart(SessionStart),
     #[serde(rename = "prompt")]
-    Prompt { text: String },
+    Prompt {
+        text: String,
+        /// When it was given, if earlier than the declaration (Unix ns).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at: Option<i64>,
+    },
     #[serde(rename = "model.output")]
     ModelOutput(ModelOutput),
     #[serde(rename = "tool.start")]
@@ -131,6 +136,9 @@ pub struct ModelOutput {
     /// The tool calls the model asked for, in its order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<PlannedCall>,
+    /// When the model answered, if earlier than the declaration (Unix ns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 /// A tool call as the model asked for it; the call itself is declared
@@ -145,7 +153,7 @@ pub struct PlannedCall {
     pub args: Option<Map<String, Value>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ToolStart {
     pub call_id: String,
     pub tool: String,
@@ -154,6 +162,73 @@ pub struct ToolStart {
     /// kernel's actions against it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effects: Option<Effects>,
+    /// The process the call binds to, when not the declaring peer: the
+    /// MCP server a proxy started, the agent a hook runs for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Which adapter declared it.
+    #[serde(skip_serializing_if = "Source::is_api")]
+    pub source: Source,
+    /// The same call's ids elsewhere, by which adapters' declarations of
+    /// one call are joined.
+    #[serde(flatten)]
+    pub links: Links,
+    /// The call outlives its connection: a hook process declares it and
+    /// exits, and another ends it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub detached: bool,
+    /// When it started, for a call declared after the fact (Unix ns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
+}
+
+/// A call's ids outside the monitor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Links {
+    /// The model's id of the call: Anthropic's `tool_use` id, OpenAI's
+    /// tool-call id, OpenTelemetry's `gen_ai.tool.call.id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    /// The JSON-RPC id of the MCP `tools/call`, as JSON text (`7`,
+    /// `"req-7"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_request_id: Option<String>,
+    /// The OpenTelemetry `execute_tool` span's id, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otel_span_id: Option<String>,
+}
+
+/// Who declared a call: an agent through the API or an SDK, or one of the
+/// adapters that declare for agents that know nothing of the monitor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    #[default]
+    Api,
+    Mcp,
+    Hook,
+    Otel,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Api, Source::Mcp, Source::Hook, Source::Otel];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Mcp => "mcp",
+            Source::Hook => "hook",
+            Source::Otel => "otel",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn is_api(&self) -> bool {
+        *self == Source::Api
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -162,6 +237,9 @@ pub struct ToolEnd {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// When it ended, for a call declared after the fact (Unix ns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

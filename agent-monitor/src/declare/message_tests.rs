@@ -40,11 +40,17 @@ fn session_start_minimal_and_full() {
 #[test]
 fn prompt() {
     let e = ok(r#"{"type":"prompt","text":""}"#);
-    assert_eq!(e.request, Request::Prompt { text: "".into() });
+    assert_eq!(
+        e.request,
+        Request::Prompt {
+            text: "".into(),
+            at: None
+        }
+    );
     let e = ok(r#"{"id":"p1","type":"prompt","text":"list the files ☃"}"#);
     assert_eq!(e.id, Some(json!("p1")));
     let text = "list the files ☃".to_owned();
-    assert_eq!(e.request, Request::Prompt { text });
+    assert_eq!(e.request, Request::Prompt { text, at: None });
 }
 
 #[test]
@@ -53,6 +59,7 @@ fn model_output_minimal_and_full() {
     let expected = ModelOutput {
         text: "done".into(),
         tool_calls: vec![],
+        at: None,
     };
     assert_eq!(e.request, Request::ModelOutput(expected));
     let e = ok(
@@ -76,7 +83,7 @@ fn tool_start_minimal_and_full() {
         call_id: "c1".into(),
         tool: "ls".into(),
         args: Map::new(),
-        effects: None,
+        ..ToolStart::default()
     };
     assert_eq!(e.request, Request::ToolStart(expected));
     let e = ok(
@@ -105,6 +112,7 @@ fn tool_end_minimal_and_full() {
         call_id: "c1".into(),
         status: Status::Ok,
         result: None,
+        at: None,
     };
     assert_eq!(e.request, Request::ToolEnd(expected));
     let e = ok(r#"{"type":"tool.end","call_id":"c1","status":"error","result":{"stderr":"no"}}"#);
@@ -112,6 +120,7 @@ fn tool_end_minimal_and_full() {
         call_id: "c1".into(),
         status: Status::Error,
         result: Some(json!({"stderr": "no"})),
+        at: None,
     };
     assert_eq!(e.request, Request::ToolEnd(expected));
 }
@@ -127,7 +136,13 @@ fn session_end() {
 fn unknown_fields_and_nulls_are_ignored() {
     let e =
         ok(r#"{"type":"prompt","text":"hi","future":{"a":1},"call_id":5,"agent":null,"id":null}"#);
-    assert_eq!(e, Envelope::bare(Request::Prompt { text: "hi".into() }));
+    assert_eq!(
+        e,
+        Envelope::bare(Request::Prompt {
+            text: "hi".into(),
+            at: None
+        })
+    );
     let e = ok(r#"{"type":"tool.start","call_id":"c","tool":"t","args":{},"effects":null}"#);
     let Request::ToolStart(start) = e.request else {
         panic!("{e:?}")
@@ -144,7 +159,10 @@ fn serialised_requests_decode_to_themselves() {
             session_id: Some("s".into()),
             ..SessionStart::default()
         }),
-        Request::Prompt { text: "p".into() },
+        Request::Prompt {
+            text: "p".into(),
+            at: Some(1_700_000_000_000_000_000),
+        },
         Request::ModelOutput(ModelOutput {
             text: "m".into(),
             tool_calls: vec![PlannedCall {
@@ -152,17 +170,28 @@ fn serialised_requests_decode_to_themselves() {
                 tool: Some("t".into()),
                 args: None,
             }],
+            at: None,
         }),
         Request::ToolStart(ToolStart {
             call_id: "c".into(),
             tool: "t".into(),
             args: object(json!({"a": 1})),
             effects: Some(effects),
+            pid: Some(4242),
+            source: Source::Mcp,
+            links: Links {
+                tool_use_id: Some("toolu_01".into()),
+                mcp_request_id: Some("7".into()),
+                otel_span_id: Some("00f067aa0ba902b7".into()),
+            },
+            detached: true,
+            at: Some(1_700_000_000_000_000_001),
         }),
         Request::ToolEnd(ToolEnd {
             call_id: "c".into(),
             status: Status::Error,
             result: Some(json!("boom")),
+            at: Some(1_700_000_000_000_000_002),
         }),
         Request::SessionEnd,
     ];
@@ -179,5 +208,52 @@ fn serialised_requests_decode_to_themselves() {
             "{text}"
         );
         assert_eq!(decode(&line), Ok(envelope), "{text}");
+    }
+}
+
+#[test]
+fn tool_start_adapter_fields() {
+    let e = ok(
+        r#"{"type":"tool.start","call_id":"c1","tool":"read_file","args":{},"pid":4242,"source":"mcp",
+        "tool_use_id":"toolu_01","mcp_request_id":7,"otel_span_id":"00f067aa0ba902b7","detached":true,"at":1700000000000000000}"#,
+    );
+    let Request::ToolStart(start) = e.request else {
+        panic!("{e:?}")
+    };
+    assert_eq!(start.pid, Some(4242));
+    assert_eq!(start.source, Source::Mcp);
+    assert_eq!(start.links.tool_use_id.as_deref(), Some("toolu_01"));
+    assert_eq!(start.links.mcp_request_id.as_deref(), Some("7"));
+    assert_eq!(
+        start.links.otel_span_id.as_deref(),
+        Some("00f067aa0ba902b7")
+    );
+    assert!(start.detached);
+    assert_eq!(start.at, Some(1_700_000_000_000_000_000));
+    // A string id keeps its quotes apart from a number's: "7" is not 7.
+    let e = ok(r#"{"type":"tool.start","call_id":"c1","tool":"t","args":{},"mcp_request_id":"7"}"#);
+    let Request::ToolStart(start) = e.request else {
+        panic!("{e:?}")
+    };
+    assert_eq!(start.links.mcp_request_id.as_deref(), Some("7"));
+    assert_eq!(start.source, Source::Api, "the default source");
+}
+
+#[test]
+fn adapter_fields_are_checked() {
+    let refused = |line: &str| decode(line.as_bytes()).expect_err(line).to_string();
+    let base = r#""type":"tool.start","call_id":"c1","tool":"t","args":{}"#;
+    for (extra, expected) in [
+        (r#""source":"cli""#, "source"),
+        (r#""pid":0"#, "pid"),
+        (r#""pid":"1""#, "pid"),
+        (r#""detached":"yes""#, "detached"),
+        (r#""at":-1"#, "at"),
+        (r#""at":1.5"#, "at"),
+        (r#""mcp_request_id":[1]"#, "mcp_request_id"),
+        (r#""tool_use_id":"""#, "tool_use_id"),
+    ] {
+        let message = refused(&format!("{{{base},{extra}}}"));
+        assert!(message.contains(expected), "{extra}: {message}");
     }
 }

@@ -28,8 +28,8 @@ mod reply;
 pub use error::ProtocolError;
 pub use lines::{LineSplitter, MAX_LINE, Oversize};
 pub use message::{
-    EffectKind, Effects, Envelope, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS, ModelOutput,
-    PlannedCall, Register, Request, SessionStart, Status, ToolEnd, ToolStart,
+    EffectKind, Effects, Envelope, Links, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS, ModelOutput,
+    PlannedCall, Register, Request, SessionStart, Source, Status, ToolEnd, ToolStart,
 };
 pub use parse::{Rejected, decode, decode_with_id};
 pub use reply::{Decision, Reply, code};

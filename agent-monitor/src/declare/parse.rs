@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use super::{
     error::{ProtocolError, quote},
     message::{
-        EffectKind, Effects, Envelope, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS, ModelOutput,
-        PlannedCall, Register, Request, SessionStart, Status, ToolEnd, ToolStart,
+        EffectKind, Effects, Envelope, Links, MAX_IDENT, MAX_PATTERN_LEN, MAX_PATTERNS,
+        ModelOutput, PlannedCall, Register, Request, SessionStart, Source, Status, ToolEnd,
+        ToolStart,
     },
 };
 
@@ -82,35 +83,38 @@ fn envelope(mut fields: Fields, id: Option<Value>) -> Result<Envelope, ProtocolE
         }),
         "prompt" => Request::Prompt {
             text: fields.string("text")?,
+            at: fields.optional_time("at")?,
         },
         "model.output" => Request::ModelOutput(ModelOutput {
             text: fields.string("text")?,
             tool_calls: planned_calls(&mut fields)?,
+            at: fields.optional_time("at")?,
         }),
         "tool.start" => Request::ToolStart(ToolStart {
             call_id: fields.ident("call_id")?,
             tool: fields.ident("tool")?,
             args: fields.object("args")?,
             effects: effects(&mut fields)?,
+            pid: fields.optional_pid("pid")?,
+            source: source(&mut fields)?,
+            links: Links {
+                tool_use_id: fields.optional_ident("tool_use_id")?,
+                mcp_request_id: mcp_request_id(&mut fields)?,
+                otel_span_id: fields.optional_ident("otel_span_id")?,
+            },
+            detached: fields.optional_bool("detached")?.unwrap_or(false),
+            at: fields.optional_time("at")?,
         }),
         "tool.end" => Request::ToolEnd(ToolEnd {
             call_id: fields.ident("call_id")?,
             status: status(&mut fields)?,
             result: fields.take("result"),
+            at: fields.optional_time("at")?,
         }),
         "session.end" => Request::SessionEnd,
         "agent.register" => Request::Register(Register {
             name: fields.ident("name")?,
-            pid: match fields.take("pid") {
-                None => None,
-                Some(Value::Number(n)) => Some(
-                    n.as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| fields.bad("pid", "must be a process id"))?,
-                ),
-                Some(_) => return Err(fields.bad("pid", "must be a number")),
-            },
+            pid: fields.optional_pid("pid")?,
             task: fields.optional_string("task")?,
         }),
         "status" => Request::DaemonStatus,
@@ -125,6 +129,28 @@ fn status(fields: &mut Fields) -> Result<Status, ProtocolError> {
         Some(Value::String(s)) if s == "ok" => Ok(Status::Ok),
         Some(Value::String(s)) if s == "error" => Ok(Status::Error),
         Some(_) => Err(fields.bad("status", "must be \"ok\" or \"error\"")),
+    }
+}
+
+fn source(fields: &mut Fields) -> Result<Source, ProtocolError> {
+    match fields.take("source") {
+        None => Ok(Source::default()),
+        Some(Value::String(s)) => Source::from_name(&s).ok_or_else(|| {
+            let names = Source::ALL.map(|s| format!("\"{}\"", s.name())).join(", ");
+            fields.bad("source", &format!("must be one of {names}"))
+        }),
+        Some(_) => Err(fields.bad("source", "must be a string")),
+    }
+}
+
+/// A JSON-RPC id, a string or a number, kept as its JSON text so that
+/// `7` and `"7"` stay apart.
+fn mcp_request_id(fields: &mut Fields) -> Result<Option<String>, ProtocolError> {
+    match fields.take("mcp_request_id") {
+        None => Ok(None),
+        Some(Value::String(s)) => check_ident("mcp_request_id", s).map(Some),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(fields.bad("mcp_request_id", "must be a string or a number")),
     }
 }
 
@@ -284,6 +310,41 @@ impl Fields {
             None => Ok(None),
             Some(Value::Object(object)) => Ok(Some(object)),
             Some(_) => Err(self.bad(name, "must be a JSON object")),
+        }
+    }
+
+    fn optional_bool(&mut self, name: &str) -> Result<Option<bool>, ProtocolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(self.bad(name, "must be true or false")),
+        }
+    }
+
+    fn optional_pid(&mut self, name: &str) -> Result<Option<u32>, ProtocolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| self.bad(name, "must be a process id")),
+            Some(_) => Err(self.bad(name, "must be a number")),
+        }
+    }
+
+    /// A time as Unix nanoseconds: a non-negative integer.
+    fn optional_time(&mut self, name: &str) -> Result<Option<i64>, ProtocolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+                self.bad(
+                    name,
+                    "must be Unix time in nanoseconds, a non-negative integer",
+                )
+            }),
+            Some(_) => Err(self.bad(name, "must be a number (Unix time in nanoseconds)")),
         }
     }
 

@@ -71,6 +71,9 @@ pub enum Reply {
         reason: String,
         /// The rule that decided; `None` for the policy's default.
         rule: Option<String>,
+        /// The call this declaration joined, when another adapter had
+        /// declared it already: the decision is that call's.
+        linked: Option<String>,
     },
     /// The answer to `status`: the daemon's state.
     Status { id: Option<Value>, status: Value },
@@ -108,6 +111,27 @@ impl Reply {
             decision,
             reason: reason.into(),
             rule,
+            linked: None,
+        }
+    }
+
+    /// A decision, naming the call the declaration joined.
+    pub fn linked(self, call_id: String) -> Reply {
+        match self {
+            Reply::Decision {
+                id,
+                decision,
+                reason,
+                rule,
+                ..
+            } => Reply::Decision {
+                id,
+                decision,
+                reason,
+                rule,
+                linked: Some(call_id),
+            },
+            other => other,
         }
     }
 
@@ -210,11 +234,15 @@ impl Serialize for Reply {
                 decision,
                 reason,
                 rule,
+                linked,
                 ..
             } => {
                 map.serialize_entry("decision", decision)?;
                 map.serialize_entry("reason", reason)?;
                 map.serialize_entry("rule", rule)?;
+                if let Some(linked) = linked {
+                    map.serialize_entry("linked", linked)?;
+                }
             }
             Reply::Status { status, .. } => map.serialize_entry("status", status)?,
             Reply::Error { code, message, .. } => {

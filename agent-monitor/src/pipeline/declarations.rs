@@ -23,6 +23,7 @@ impl<S: Sink> Processor<S> {
                 envelope,
                 now,
                 slot,
+                target,
                 answer,
             } => {
                 // The daemon's own requests, answered here: they change
@@ -41,7 +42,9 @@ impl<S: Sink> Processor<S> {
                     });
                     return;
                 }
-                let outcome = self.correlator.declare_under(conn, envelope, now, slot);
+                let outcome = self
+                    .correlator
+                    .declare_for(conn, envelope, now, slot, target);
                 for record in &outcome.records {
                     self.record(record);
                 }
@@ -50,6 +53,9 @@ impl<S: Sink> Processor<S> {
                 }
                 for alert in outcome.alerts {
                     self.raise(alert);
+                }
+                if outcome.rejudge {
+                    self.rejudge_held();
                 }
                 // The client may have gone; its declarations stay recorded.
                 let _ = answer.send(Answer {
@@ -109,6 +115,7 @@ impl<S: Sink> Processor<S> {
     /// the alerter's report of what it held back.
     pub(super) fn tick(&mut self) {
         self.sample_rate();
+        self.release_held(false);
         for row in self.correlator.tick(WallClock::boot_now_ns()) {
             self.record(&row);
         }
@@ -120,6 +127,7 @@ impl<S: Sink> Processor<S> {
     /// Ends the declarations: open calls, summaries, sessions, the last
     /// alert report.
     pub(super) fn close_declarations(&mut self) {
+        self.release_held(true);
         let boot_ns = WallClock::boot_now_ns();
         let now = Now {
             boot_ns,

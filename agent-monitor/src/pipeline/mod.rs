@@ -6,6 +6,7 @@ mod agents;
 pub mod control;
 mod declarations;
 mod discovered;
+mod held;
 mod status;
 
 use std::{collections::BTreeMap, fs, io, sync::Arc};
@@ -21,7 +22,7 @@ use crate::{
     alerts::Alerter,
     api::ApiMessage,
     capture::Capture,
-    correlate::{CorrelationStats, Correlator},
+    correlate::{CorrelationStats, Correlator, Judgement, Verdict},
     decode::DecodeError,
     dns_cache::DnsCache,
     event::{Detail, Event, Record},
@@ -58,6 +59,12 @@ pub struct Stats {
     pub alerts_by_kind: BTreeMap<String, u64>,
     /// Alerts held back as duplicates or over the rate limit.
     pub alerts_suppressed: u64,
+    /// Events held back as undeclared that a call declared after the fact
+    /// covered (see `held`).
+    pub late_covered: u64,
+    /// Held events released before their grace period was over, the
+    /// queue being full.
+    pub held_overflowed: u64,
 }
 
 impl Stats {
@@ -99,6 +106,33 @@ pub struct Processor<S: Sink> {
     /// The evidence directory, for `status`.
     evidence_dir: Option<std::path::PathBuf>,
     rate: status::Rate,
+    /// Undeclared events waiting for late declarations; none: judged
+    /// events are written at once.
+    held: Option<held::Held>,
+}
+
+/// Writes a judged event: a free function, so that the process can stay
+/// borrowed from the table while the sink is written.
+fn write_event<S: Sink>(
+    sink: &mut S,
+    correlator: &Correlator,
+    event: &Event,
+    process: &ProcessInfo,
+    judgement: &Judgement,
+) -> io::Result<()> {
+    let agent = correlator.agents().name(event.agent_slot);
+    let who = Attribution {
+        agent,
+        session_id: judgement.session_id.as_deref(),
+        tool_call_id: judgement.tool_call_id.as_deref(),
+        verdict: Some(judgement.verdict.name()),
+        rule: judgement.rule.as_deref(),
+    };
+    let mut result = sink.event(event, process, &who);
+    if matches!(event.detail, Detail::Exit(_)) {
+        result = result.and(sink.process(process, agent));
+    }
+    result
 }
 
 /// The working directory of a live process, from /proc.
@@ -137,6 +171,7 @@ impl<S: Sink> Processor<S> {
             discovery: None,
             evidence_dir: None,
             rate: status::Rate::default(),
+            held: None,
         }
     }
 
@@ -247,26 +282,25 @@ impl<S: Sink> Processor<S> {
             .expect("the table holds the process it just observed");
         let wall_ns = self.clock.wall_ns(event.ts_ns) as i64;
         let judgement = self.correlator.judge(event, process, &self.table, wall_ns);
-        let agent = self.correlator.agents().name(event.agent_slot);
-        let who = Attribution {
-            agent,
-            session_id: judgement.session_id.as_deref(),
-            tool_call_id: judgement.tool_call_id.as_deref(),
-            verdict: Some(judgement.verdict.name()),
-            rule: judgement.rule.as_deref(),
-        };
-        let mut result = self.sink.event(event, process, &who);
-        if matches!(event.detail, Detail::Exit(_)) {
-            result = result.and(self.sink.process(process, agent));
-        }
         self.state.live = self.table.live_count();
+        if self.held.is_some() && judgement.verdict == Verdict::Undeclared {
+            let process = process.clone();
+            self.hold(event.clone(), process, wall_ns, judgement);
+            return Ok(());
+        }
+        let result = write_event(&mut self.sink, &self.correlator, event, process, &judgement);
+        self.raise_judged(judgement);
+        result
+    }
+
+    /// Raises a judged event's alerts.
+    fn raise_judged(&mut self, judgement: Judgement) {
         for alert in judgement.alerts {
             self.raise(alert);
         }
         for _ in 0..judgement.repeated_alerts {
             self.repeated("undeclared");
         }
-        result
     }
 
     /// Adds what the stream taught earlier: the DNS name of an address.

@@ -4,6 +4,7 @@
 //! - `stage`: the async stage, batches in and state published.
 
 mod discovered;
+mod held;
 mod processor;
 mod stage;
 

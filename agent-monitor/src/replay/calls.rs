@@ -110,6 +110,7 @@ impl Call {
             tool: self.row.tool.clone(),
             args,
             effects: effects.map(|e| e.0),
+            ..ToolStart::default()
         })
     }
 
@@ -122,6 +123,7 @@ impl Call {
                 Status::Ok
             },
             result: None,
+            at: None,
         })
     }
 
