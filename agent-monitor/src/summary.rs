@@ -43,6 +43,21 @@ pub fn render(report: &RunReport) -> String {
     if c.refused > 0 {
         let _ = write!(out, "; {} declarations refused", c.refused);
     }
+    if stats.late_covered > 0 {
+        let _ = write!(
+            out,
+            "; {} held undeclared actions covered by calls declared after the fact",
+            stats.late_covered
+        );
+    }
+    if stats.held_overflowed > 0 {
+        let _ = write!(
+            out,
+            "\nagent-monitor: {} undeclared actions were judged before their grace period was over: more than {} were waiting",
+            stats.held_overflowed,
+            crate::pipeline::MAX_HELD
+        );
+    }
     if !stats.alerts_by_kind.is_empty() || stats.alerts_suppressed > 0 {
         let kinds: Vec<String> = stats
             .alerts_by_kind

@@ -15,6 +15,7 @@ use agent_monitor_common::maps::Counter;
 use tokio::sync::{mpsc, watch};
 
 pub use agents::Agents;
+pub use held::MAX_HELD;
 pub use status::{AgentStatus, StatusSnapshot};
 
 use crate::{
