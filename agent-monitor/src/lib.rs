@@ -20,6 +20,7 @@ pub mod dns_cache;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod hooks;
 pub mod identity;
 pub mod install;
 pub mod kernel;

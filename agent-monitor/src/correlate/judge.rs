@@ -80,6 +80,10 @@ const REPEAT_NS: i64 = 1_000_000_000;
 /// Processes × effects remembered for that; past it, memory starts over.
 const RECENT_ALERTS: usize = 16_384;
 
+/// The rule name for file reads by the monitor's own binary: the hook
+/// reading /proc to find its agent, a proxy reading its configuration.
+static MONITOR_CLI: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("monitor.cli"));
+
 /// The rule name for forks and exits.
 static LIFECYCLE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("process.lifecycle"));
 
@@ -120,6 +124,12 @@ impl Correlator {
             }
             Found::Uncoverable => {
                 self.uncoverable(event, primary, &mut judgement, now);
+            }
+            Found::Some(list) if list.iter().all(|e| e.kind == EffectKind::FileRead)
+                && self.runs_the_monitor(process) =>
+            {
+                judgement.rule = Some(MONITOR_CLI.clone());
+                self.stats.baseline += 1;
             }
             Found::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
         }
@@ -172,6 +182,19 @@ impl Correlator {
             Verdict::Unverifiable => &mut self.stats.unverifiable,
             Verdict::Undeclared => &mut self.stats.undeclared,
         }
+    }
+
+    /// Whether `process` runs the monitor's own executable. Its path as
+    /// the exec named it is compared first; a link to it (a PATH entry)
+    /// is resolved only when the file names match.
+    fn runs_the_monitor(&self, process: &ProcessInfo) -> bool {
+        let (Some(monitor), Some(exe)) = (&self.monitor_exe, process.exe.as_deref()) else {
+            return false;
+        };
+        let exe = std::path::Path::new(exe);
+        exe == monitor
+            || (exe.file_name() == monitor.file_name()
+                && std::fs::canonicalize(exe).is_ok_and(|e| &e == monitor))
     }
 
     /// The session of an event no call claims.

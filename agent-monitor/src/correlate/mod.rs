@@ -158,6 +158,9 @@ pub struct Correlator {
     losses: VecDeque<(u64, u64)>,
     /// The monitor's own pid: signals and ptrace aimed at it are tampering.
     monitor_pid: u32,
+    /// The monitor's own executable: its file reads, in processes that
+    /// run it (a hook, a proxy, `declare`), are its own machinery.
+    monitor_exe: Option<std::path::PathBuf>,
     host: String,
     stats: CorrelationStats,
     /// Random per correlator, so alert ids from different runs differ.
@@ -188,6 +191,7 @@ impl Correlator {
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),
+            monitor_exe: std::env::current_exe().ok(),
             host: crate::evidence::store::host_name(),
             stats: CorrelationStats::default(),
             alert_prefix: alert_prefix(),
@@ -204,6 +208,11 @@ impl Correlator {
 
     pub fn with_monitor_pid(mut self, pid: u32) -> Correlator {
         self.monitor_pid = pid;
+        self
+    }
+
+    pub fn with_monitor_exe(mut self, exe: Option<std::path::PathBuf>) -> Correlator {
+        self.monitor_exe = exe;
         self
     }
 

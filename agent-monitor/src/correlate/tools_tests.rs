@@ -383,3 +383,22 @@ fn times_in_the_future_and_bound_spans_are_refused() {
     );
     assert!(!bound.reply.is_ok());
 }
+
+#[test]
+fn reads_by_the_monitors_own_binary_are_its_machinery() {
+    let mut c = correlator().with_monitor_exe(Some("/usr/local/bin/agent-monitor".into()));
+    let mut table = crate::process_table::ProcessTable::new();
+    let mut hook = crate::test_support::process_info(HOOK_PID, 1);
+    hook.exe = Some("/usr/local/bin/agent-monitor".into());
+    table.register(hook.clone());
+    let read = open(HOOK_PID, 0, 10, "/proc/100/stat", Access::Read);
+    let judged = c.judge(&read, &hook, &table, 10);
+    assert_eq!(judged.verdict, Verdict::Baseline);
+    assert_eq!(judged.rule.as_deref(), Some("monitor.cli"));
+    // Writing is not reading; and another binary reading is not the monitor.
+    let write = open(HOOK_PID, 0, 11, "/tmp/x", Access::Write);
+    assert_ne!(c.judge(&write, &hook, &table, 11).rule.as_deref(), Some("monitor.cli"));
+    let mut other = hook.clone();
+    other.exe = Some("/usr/bin/python3".into());
+    assert_eq!(c.judge(&read, &other, &table, 12).verdict, Verdict::Undeclared);
+}
