@@ -55,7 +55,6 @@ fn policy(dir: &Path) -> PathBuf {
             r#"{default}
 [baseline.claude_code_hooks]
 exec = ["/bin/sh", "/usr/bin/sh", "/bin/dash", "/usr/bin/dash", "/bin/bash", "/usr/bin/bash"]
-file.read = ["/proc/*/stat"]
 
 [[deny]]
 name = "forbidden-file"
