@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub alerts: AlertConfig,
     /// Where the run's private declaration socket is made.
     pub socket_parent: PathBuf,
+    /// The loopback address of an OpenTelemetry (OTLP/HTTP) receiver for
+    /// the command's spans (port 0: any free port); none: no receiver.
+    pub otlp: Option<std::net::SocketAddr>,
     /// More of the monitor's own files (keys, the policy, the alert file):
     /// an agent touching them raises a tampering alert, as for the
     /// evidence and the capture key.
@@ -164,6 +167,21 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     policy
         .baseline_monitor(socket.path())
         .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
+    let otlp = match options.otlp {
+        Some(addr) => {
+            let listener = crate::otlp::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("listening for OTLP on {addr}"), e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::io("reading the OTLP address", e))?;
+            crate::otlp::baseline(&mut policy, addr)
+                .map_err(|e| Error::io("extending the baseline", io::Error::other(e)))?;
+            eprintln!("agent-monitor: OTLP receiver on http://{addr}");
+            Some((listener, addr))
+        }
+        None => None,
+    };
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -176,6 +194,16 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .slots()
         .map_err(|e| Error::io("sharing the tracked-process map", e))?;
     let (api_tx, api_rx) = mpsc::channel(QUEUE);
+    let otlp_addr = otlp.as_ref().map(|(_, addr)| *addr);
+    let otlp = otlp.map(|(listener, _)| {
+        tokio::spawn(crate::otlp::serve(
+            listener,
+            slots.clone(),
+            api_tx.clone(),
+            clock,
+            stop_tx.subscribe(),
+        ))
+    });
     let server = tokio::spawn(crate::api::serve(
         listener,
         slots,
@@ -188,6 +216,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         &options.command[1..],
         &session_id,
         socket.path(),
+        otlp_addr,
         tracker.self_registration(slot),
     )?;
     let root_pid = child
@@ -214,6 +243,10 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .with_alerter(alerter)
         .with_clock(clock)
         .with_capture(capture.clone());
+    if otlp.is_some() {
+        // Spans arrive after their calls' actions were judged.
+        processor = processor.with_late_declarations(crate::otlp::DEFAULT_GRACE);
+    }
     processor.set_root(ProcessInfo {
         key: ProcessKey {
             pid: root_pid,
@@ -248,6 +281,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
 
     let _ = stop_tx.send(true);
     let _ = server.await;
+    if let Some(otlp) = otlp
+        && let Ok(counts) = otlp.await
+    {
+        report_otlp(&counts);
+    }
     drop(socket);
     let processor = crate::pipeline::join_stages(reader, processor).await?;
     let probe_costs = if stats.is_some() {
@@ -414,6 +452,7 @@ fn spawn(
     args: &[OsString],
     session_id: &str,
     socket: &std::path::Path,
+    otlp: Option<std::net::SocketAddr>,
     registration: crate::kernel::tracker::SelfRegistration,
 ) -> Result<Child> {
     let mut command = Command::new(program);
@@ -422,6 +461,17 @@ fn spawn(
         .env("AGENT_MONITOR_SESSION", session_id)
         .env("AGENT_MONITOR_SOCKET", socket)
         .kill_on_drop(false);
+    // The OpenTelemetry SDKs' own variables, unless the user set them.
+    if let Some(addr) = otlp {
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_string()),
+        ] {
+            if std::env::var_os(name).is_none() {
+                command.env(name, value);
+            }
+        }
+    }
     // SAFETY: the hook only makes one raw syscall (async-signal-safe).
     unsafe {
         command.pre_exec(move || registration.track_current_process());
@@ -432,6 +482,21 @@ fn spawn(
         io::ErrorKind::PermissionDenied => Error::CommandNotExecutable { command: name },
         _ => Error::io(format!("starting {name}"), e),
     })
+}
+
+/// One line on what the OTLP receiver took, when it took anything.
+fn report_otlp(counts: &crate::otlp::Counts) {
+    if counts.spans == 0 {
+        return;
+    }
+    let mut line = format!(
+        "agent-monitor: OTLP: {} spans, {} declared, {} not GenAI operations, {} refused",
+        counts.spans, counts.declared, counts.ignored, counts.refused
+    );
+    if let Some(first) = &counts.first_refusal {
+        line.push_str(&format!(" (first: {first})"));
+    }
+    eprintln!("{line}");
 }
 
 /// SIGINT and SIGTERM, caught instead of ending the monitor.

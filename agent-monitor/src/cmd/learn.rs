@@ -143,6 +143,7 @@ fn learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
             ..AlertConfig::default()
         },
         socket_parent: std::env::temp_dir(),
+        otlp: None,
         protect: Vec::new(),
         command: args.command.clone(),
         linger: Duration::from_secs(5),

@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// [default: the temporary directory].
     #[arg(long, value_name = "DIR")]
     socket_dir: Option<PathBuf>,
+    /// Receive the command's OpenTelemetry spans (OTLP/HTTP) on this
+    /// loopback address (port 0: any free port), and declare its GenAI
+    /// tool calls from them (docs/otel.md).
+    #[arg(long, value_name = "ADDR")]
+    otlp: Option<std::net::SocketAddr>,
     /// Size of the kernel event ring in MiB (a power of two).
     #[arg(long, value_name = "MIB")]
     ring_mib: Option<u32>,
@@ -156,6 +161,7 @@ fn run_under_daemon(args: &RunArgs) -> Option<ExitCode> {
         ("--alerts", args.alerts.is_some()),
         ("--webhook", args.webhook.is_some()),
         ("--socket-dir", args.socket_dir.is_some()),
+        ("--otlp", args.otlp.is_some()),
         ("--ring-mib", args.ring_mib.is_some()),
         ("--probe-stats", args.probe_stats),
     ];
@@ -207,6 +213,9 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             Ok(mib << 20)
         })
         .transpose()?;
+    if let Some(addr) = args.otlp {
+        agent_monitor::otlp::check_listen(addr).map_err(|why| anyhow::anyhow!("--otlp: {why}"))?;
+    }
     let agent = agent_name(&args);
     let signer = args
         .signing_key
@@ -254,6 +263,7 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             ..AlertConfig::default()
         },
         socket_parent: args.socket_dir.unwrap_or_else(std::env::temp_dir),
+        otlp: args.otlp,
         command: args.command,
         linger: Duration::from_secs_f64(args.linger),
         load: LoadOptions {

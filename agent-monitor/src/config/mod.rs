@@ -54,6 +54,7 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub kernel: KernelConfig,
     pub metrics: MetricsConfig,
+    pub otel: OtelConfig,
     pub rules: Rules,
 }
 
@@ -126,6 +127,15 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtelConfig {
+    /// The OTLP/HTTP receiver's loopback address; none: no receiver.
+    pub listen: Option<SocketAddr>,
+    /// How long an agent's undeclared events wait for spans that declare
+    /// them after the fact.
+    pub grace: std::time::Duration,
+}
+
 /// The file's shape, before the checks that need more than serde.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +147,7 @@ struct Raw {
     capture: RawCapture,
     kernel: KernelConfig,
     metrics: RawMetrics,
+    otel: RawOtel,
     #[serde(default)]
     agents: Vec<AgentRule>,
     #[serde(default)]
@@ -162,6 +173,13 @@ struct RawCapture {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOtel {
+    listen: String,
+    grace: String,
 }
 
 impl Config {
@@ -297,6 +315,12 @@ impl Config {
                 Ok(addr)
             })
             .transpose()?;
+        let otel = OtelConfig {
+            listen: crate::otlp::parse_listen(&raw.otel.listen)
+                .map_err(|m| invalid("otel.listen", m))?,
+            grace: crate::otlp::parse_grace(&raw.otel.grace)
+                .map_err(|m| invalid("otel.grace", m))?,
+        };
         let rules =
             Rules::new(raw.agents, raw.identity).map_err(|e| invalid(e.key(), e.to_string()))?;
         Ok(Config {
@@ -314,6 +338,7 @@ impl Config {
             },
             kernel: raw.kernel,
             metrics: MetricsConfig { listen },
+            otel,
             rules,
         })
     }

@@ -125,8 +125,9 @@ impl Correlator {
             Found::Uncoverable => {
                 self.uncoverable(event, primary, &mut judgement, now);
             }
-            Found::Some(list) if list.iter().all(|e| e.kind == EffectKind::FileRead)
-                && self.runs_the_monitor(process) =>
+            Found::Some(list)
+                if list.iter().all(|e| e.kind == EffectKind::FileRead)
+                    && self.runs_the_monitor(process) =>
             {
                 judgement.rule = Some(MONITOR_CLI.clone());
                 self.stats.baseline += 1;

@@ -62,7 +62,7 @@ impl Correlator {
         };
         let bound = match self.bound(conn, agent_slot, &start, peer_slot, target) {
             Ok(bound) => bound,
-            Err(why) => return Outcome::reply(Reply::not_permitted(id, &why)),
+            Err(why) => return Outcome::reply(Reply::not_bound(id, why)),
         };
         let args_hash = links::args_hash(&start.args);
         if let Some(slot) = self.linkable(agent_slot, &start, args_hash, started.boot_ns) {

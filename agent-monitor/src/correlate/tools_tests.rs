@@ -141,7 +141,7 @@ fn a_pid_outside_the_agent_is_refused() {
     ] {
         let refused = send(&mut c, 3, line.clone(), 10, target);
         assert!(
-            matches!(&refused.reply, Reply::Error { code, message, .. } if *code == declare::code::NOT_PERMITTED && message.contains("pid 999")),
+            matches!(&refused.reply, Reply::Error { code, message, .. } if *code == declare::code::NOT_BOUND && message.contains("pid 999")),
             "{:?}",
             refused.reply
         );
@@ -397,8 +397,14 @@ fn reads_by_the_monitors_own_binary_are_its_machinery() {
     assert_eq!(judged.rule.as_deref(), Some("monitor.cli"));
     // Writing is not reading; and another binary reading is not the monitor.
     let write = open(HOOK_PID, 0, 11, "/tmp/x", Access::Write);
-    assert_ne!(c.judge(&write, &hook, &table, 11).rule.as_deref(), Some("monitor.cli"));
+    assert_ne!(
+        c.judge(&write, &hook, &table, 11).rule.as_deref(),
+        Some("monitor.cli")
+    );
     let mut other = hook.clone();
     other.exe = Some("/usr/bin/python3".into());
-    assert_eq!(c.judge(&read, &other, &table, 12).verdict, Verdict::Undeclared);
+    assert_eq!(
+        c.judge(&read, &other, &table, 12).verdict,
+        Verdict::Undeclared
+    );
 }

@@ -53,8 +53,12 @@ pub struct DaemonReport {
 /// embedded defaults), until SIGTERM or SIGINT.
 pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonReport> {
     let io_error = |context: &str, message: String| Error::io(context, io::Error::other(message));
-    let policy = setup::policy(&config, config_path.as_deref())
+    let mut policy = setup::policy(&config, config_path.as_deref())
         .map_err(|m| io_error("loading the policy", m))?;
+    if let Some(addr) = config.otel.listen {
+        crate::otlp::baseline(&mut policy, addr)
+            .map_err(|e| io_error("extending the baseline", e.to_string()))?;
+    }
     let alerter = setup::alerter(&config).map_err(|m| io_error("configuring alerts", m))?;
     let gid = config
         .api
@@ -118,6 +122,16 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     })?;
     let (socket, listener) = socket::HostSocket::bind(&config.api.socket, config.api.mode, gid)
         .map_err(|e| Error::io(format!("binding {}", config.api.socket.display()), e))?;
+    let otlp = match config.otel.listen {
+        Some(addr) => {
+            let listener = crate::otlp::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("listening for OTLP on {addr}"), e))?;
+            tracing::info!(listen = %addr, "OTLP receiver listening");
+            Some(listener)
+        }
+        None => None,
+    };
 
     let slots = tracker
         .slots()
@@ -131,6 +145,10 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
         .with_capture(capture)
         .with_evidence_dir(Some(config.evidence.dir.clone()))
         .with_discovery(Discovery::new(rules_in_force, Box::new(slots.clone())));
+    if otlp.is_some() {
+        // Spans arrive after their calls' actions were judged.
+        processor = processor.with_late_declarations(config.otel.grace);
+    }
 
     let (records_tx, records_rx) = mpsc::channel(QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -152,6 +170,15 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     );
 
     let (api_tx, api_rx) = mpsc::channel(QUEUE);
+    let otlp = otlp.map(|listener| {
+        tokio::spawn(crate::otlp::serve(
+            listener,
+            slots.clone(),
+            api_tx.clone(),
+            clock,
+            stop_tx.subscribe(),
+        ))
+    });
     let server = tokio::spawn(crate::api::serve(
         listener,
         slots,
@@ -206,6 +233,18 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     tracing::info!("stopping: flushing the evidence and closing the chain");
     let _ = stop_tx.send(true);
     let _ = server.await;
+    if let Some(otlp) = otlp
+        && let Ok(counts) = otlp.await
+    {
+        tracing::info!(
+            spans = counts.spans,
+            declared = counts.declared,
+            ignored = counts.ignored,
+            refused = counts.refused,
+            first_refusal = counts.first_refusal.as_deref().unwrap_or(""),
+            "OTLP receiver stopped"
+        );
+    }
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
@@ -240,7 +279,11 @@ fn reload(
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::defaults(),
     };
-    let policy = setup::policy(&new, path)?;
+    let mut policy = setup::policy(&new, path)?;
+    // The receiver keeps its address until a restart.
+    if let Some(addr) = old.otel.listen {
+        crate::otlp::baseline(&mut policy, addr).map_err(|e| e.to_string())?;
+    }
     let alerter = setup::alerter(&new)?;
     let frozen = setup::needs_restart(old, &new);
     if !frozen.is_empty() {
@@ -264,6 +307,7 @@ fn reload(
     kept.capture = old.capture.clone();
     kept.kernel = old.kernel.clone();
     kept.metrics = old.metrics.clone();
+    kept.otel = old.otel.clone();
     Ok((kept, reloaded))
 }
 

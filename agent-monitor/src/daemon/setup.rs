@@ -82,6 +82,9 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.metrics != new.metrics {
         keys.push("metrics");
     }
+    if old.otel != new.otel {
+        keys.push("otel");
+    }
     keys
 }
 

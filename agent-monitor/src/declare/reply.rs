@@ -29,14 +29,18 @@ pub mod code {
     /// `agent.register` names a process that is gone, or already belongs
     /// to an agent.
     pub const NOT_REGISTERED: &str = "not_registered";
+    /// `tool.start` names a `pid` that is not a live process of the agent
+    /// the call is declared for: the call cannot bind it.
+    pub const NOT_BOUND: &str = "not_bound";
 
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         UNKNOWN_CALL_ID,
         DUPLICATE_CALL_ID,
         NOT_PERMITTED,
         NO_SESSION,
         UNSUPPORTED,
         NOT_REGISTERED,
+        NOT_BOUND,
     ];
 }
 
@@ -164,6 +168,10 @@ impl Reply {
     /// A non-root peer named an `agent`.
     pub fn agent_not_permitted(id: Option<Value>) -> Reply {
         Reply::not_permitted(id, "only root may name an agent")
+    }
+
+    pub fn not_bound(id: Option<Value>, why: String) -> Reply {
+        Reply::error(id, code::NOT_BOUND, why)
     }
 
     pub fn not_registered(id: Option<Value>, why: String) -> Reply {

@@ -1,0 +1,324 @@
+//! End-to-end: an agent instrumented with the OpenTelemetry GenAI
+//! conventions, and nothing of the monitor's, exports its spans to the
+//! OTLP receiver of `agent-monitor run --otlp`; its tool calls are
+//! declared after the fact and its actions judged by them. Run as root
+//! (`cargo xtask test`).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use support::{BIN, duckdb_in, real_python, verify};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An HTTP server outside the agent's tree: what the `fetch` tool reaches.
+fn http_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n",
+            );
+        }
+    });
+    port
+}
+
+/// The receiver's port, from the line `run` prints when it listens.
+fn receiver_port(stderr: &str) -> u16 {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("agent-monitor: OTLP receiver on http://"))
+        .unwrap_or_else(|| panic!("no receiver line in:\n{stderr}"));
+    line.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// WORK/data/notes.txt, WORK/secret.txt and the agent in WORK/agent.
+fn workspace(work: &Path) -> (PathBuf, PathBuf) {
+    let data = work.join("data");
+    let agent = work.join("agent");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::write(data.join("notes.txt"), "the notes\n").unwrap();
+    std::fs::write(work.join("secret.txt"), "s3cr3t\n").unwrap();
+    std::fs::copy(
+        repo().join("tests/agents/otel_agent.py"),
+        agent.join("otel_agent.py"),
+    )
+    .unwrap();
+    (data, agent)
+}
+
+#[test]
+fn genai_spans_declare_the_calls_whose_actions_they_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let (data, agent) = workspace(&work);
+    let port = http_server();
+    let store = work.join("evidence");
+
+    let out = Command::new(BIN)
+        .args(["run", "--otlp", "127.0.0.1:0", "--evidence"])
+        .arg(&store)
+        .arg("--")
+        .args([&real_python(), "otel_agent.py", data.to_str().unwrap()])
+        .arg(port.to_string())
+        .current_dir(&agent)
+        // The run tells the agent where to export, unless these are set.
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .output()
+        .expect("agent-monitor runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
+        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));
+    assert_eq!(report["flushed"], true, "{report}");
+    assert_eq!(
+        report["json_export"],
+        json!({"status": 200, "body": "{}"}),
+        "the JSON export is taken whole"
+    );
+    assert!(
+        stderr.contains(
+            "agent-monitor: OTLP: 5 spans, 4 declared, 1 not GenAI operations, 0 refused"
+        ),
+        "{stderr}"
+    );
+    let spans = &report["spans"];
+
+    // One row per execute_tool span, with the ids that name it elsewhere,
+    // in the conversation's session.
+    let calls = duckdb_in(
+        &store,
+        &[],
+        "select call_id, tool, otel_span_id, tool_use_id \
+         from read_parquet('tool_calls/**/*.parquet') order by call_id",
+    );
+    assert_eq!(
+        calls,
+        vec![
+            json!(["call_fetch", "fetch", spans["fetch"], "call_fetch"]),
+            json!(["call_json", "list_dir", spans["list"], "call_json"]),
+            json!(["call_read", "read_file", spans["read"], "call_read"]),
+        ]
+    );
+    let common = duckdb_in(
+        &store,
+        &[],
+        "select distinct source, status, decision, session_id from read_parquet('tool_calls/**/*.parquet')",
+    );
+    assert_eq!(common, vec![json!(["otel", "ok", "allow", "conv-otel-1"])]);
+
+    // The chat span: the prompt, and the answer naming the calls it asked
+    // for.
+    let messages = duckdb_in(
+        &store,
+        &[],
+        "select role, text, tool_call_ids, session_id from read_parquet('messages/**/*.parquet') order by ts",
+    );
+    assert_eq!(
+        messages,
+        vec![
+            json!([
+                "prompt",
+                "Read the notes and fetch the page.",
+                [],
+                "conv-otel-1"
+            ]),
+            json!([
+                "model_output",
+                "I will read the notes, then fetch the page.",
+                ["call_read", "call_fetch"],
+                "conv-otel-1"
+            ]),
+        ]
+    );
+
+    // What the tools did is declared by their spans, though the spans came
+    // after it; what the agent did outside them is not.
+    let judged = |kind: &str, filter: &str| {
+        duckdb_in(
+            &store,
+            &[],
+            &format!(
+                "select distinct verdict, tool_call_id, rule from read_parquet('events/**/*.parquet') \
+                 where kind = '{kind}' and {filter}"
+            ),
+        )
+    };
+    let notes = data.join("notes.txt");
+    assert_eq!(
+        judged("file.open", &format!("path = '{}'", notes.display())),
+        vec![json!(["declared", "call_read", "tools.read_file"])]
+    );
+    assert_eq!(
+        judged("net.connect", &format!("port = {port}")),
+        vec![json!(["declared", "call_fetch", "tools.fetch"])]
+    );
+    assert_eq!(
+        judged("file.open", &format!("path = '{}'", data.display())),
+        vec![json!(["declared", "call_json", "tools.list_directory"])]
+    );
+    assert_eq!(
+        judged(
+            "file.open",
+            &format!("path = '{}'", work.join("secret.txt").display())
+        ),
+        vec![json!(["undeclared", null, null])]
+    );
+    // Exporting to the receiver is the monitor's interface, not an action.
+    let receiver = receiver_port(&stderr);
+    assert_eq!(
+        judged("net.connect", &format!("port = {receiver}")),
+        vec![json!(["baseline", null, "monitor.otlp"])]
+    );
+
+    let (code, out) = verify(&store);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_non_loopback_receiver_is_refused_before_anything_runs() {
+    let out = Command::new(BIN)
+        .args(["run", "--otlp", "0.0.0.0:4318", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--otlp: 0.0.0.0:4318 is not a loopback address"),
+        "{stderr}"
+    );
+}
+
+/// A daemon on a config of its own in `dir`, with the receiver on.
+fn start_daemon(dir: &Path, otlp_port: u16) -> std::process::Child {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[evidence]\ndir = \"{0}/evidence\"\n[api]\nsocket = \"{0}/run/api.sock\"\n\
+             [capture]\nkey = \"{0}/capture.key\"\n\
+             [otel]\nlisten = \"127.0.0.1:{otlp_port}\"\ngrace = \"20s\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let mut daemon = Command::new(BIN)
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while UnixStream::connect(dir.join("run/api.sock")).is_err() {
+        let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+        assert!(
+            daemon.try_wait().unwrap().is_none() && Instant::now() < deadline,
+            "the daemon did not listen:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+#[test]
+fn the_daemon_s_receiver_declares_the_calls_of_the_agents_it_monitors() {
+    let dir = tempfile::Builder::new()
+        .prefix("am-otel-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let (data, agent) = workspace(&work);
+    let otlp_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = start_daemon(&work, otlp_port);
+    // `run` hands the agent to the daemon, which tells it nothing of the
+    // receiver: the agent's own configuration does.
+    let out = Command::new(BIN)
+        .args(["run", "--agent", "otel-agent", "--daemon-socket"])
+        .arg(work.join("run/api.sock"))
+        .arg("--")
+        .args([&real_python(), "otel_agent.py", data.to_str().unwrap()])
+        .arg(http_server().to_string())
+        .current_dir(&agent)
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp_port}"),
+        )
+        .output()
+        .unwrap();
+    // SAFETY: kill has no memory preconditions; the daemon is our child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let stopped = daemon.wait().unwrap();
+    let log = std::fs::read_to_string(work.join("daemon.log")).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stopped.success(), "{log}");
+    assert!(
+        log.contains("OTLP receiver stopped spans=5 declared=4 ignored=1 refused=0"),
+        "{log}"
+    );
+    let store = work.join("evidence");
+    let calls = duckdb_in(
+        &store,
+        &[],
+        "select call_id, t.source, s.agent from read_parquet('tool_calls/**/*.parquet') t \
+         join read_parquet('sessions/**/*.parquet') s using (session_id) order by call_id",
+    );
+    assert_eq!(
+        calls,
+        vec![
+            json!(["call_fetch", "otel", "otel-agent"]),
+            json!(["call_json", "otel", "otel-agent"]),
+            json!(["call_read", "otel", "otel-agent"]),
+        ]
+    );
+    let reads = duckdb_in(
+        &store,
+        &[],
+        &format!(
+            "select path, verdict, tool_call_id from read_parquet('events/**/*.parquet') \
+             where kind = 'file.open' and path in ('{}', '{}') order by path",
+            data.join("notes.txt").display(),
+            work.join("secret.txt").display()
+        ),
+    );
+    assert_eq!(
+        reads,
+        vec![
+            json!([data.join("notes.txt"), "declared", "call_read"]),
+            json!([work.join("secret.txt"), "undeclared", null]),
+        ]
+    );
+}
