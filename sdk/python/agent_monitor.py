@@ -234,9 +234,10 @@ class Client:
         with call_id (and tool, args), each later run under the same call_id."""
         self.request("model.output", text=text, tool_calls=tool_calls)
 
-    def tool_call(self, tool, args=None, call_id=None, effects=None, raise_on_deny=True):
+    def tool_call(self, tool, args=None, call_id=None, effects=None, raise_on_deny=True,
+                  tool_use_id=None):
         """A ToolCall context manager: tool.start on enter, tool.end on exit."""
-        return ToolCall(self, tool, args, call_id, effects, raise_on_deny)
+        return ToolCall(self, tool, args, call_id, effects, raise_on_deny, tool_use_id)
 
 
 class Session:
@@ -282,10 +283,17 @@ class ToolCall:
     never ran the tool, so "error" is what the call amounted to.
 
     With a disabled client nothing is sent and the call is allowed.
+
+    tool_use_id is the model's id of the call (Anthropic's tool_use id,
+    OpenAI's tool-call id): an OpenTelemetry span or a hook that declares
+    the same call with it joins this one (docs/protocol.md, "Linked
+    declarations").
     """
 
-    def __init__(self, client, tool, args=None, call_id=None, effects=None, raise_on_deny=True):
+    def __init__(self, client, tool, args=None, call_id=None, effects=None, raise_on_deny=True,
+                 tool_use_id=None):
         self.client = client
+        self.tool_use_id = tool_use_id
         self.tool = tool
         self.args = {} if args is None else args
         self.call_id = call_id or _call_id()
@@ -308,7 +316,8 @@ class ToolCall:
 
     def __enter__(self):
         reply = self.client.request("tool.start", call_id=self.call_id, tool=self.tool,
-                                    args=self.args, effects=self.effects)
+                                    args=self.args, effects=self.effects,
+                                    tool_use_id=self.tool_use_id)
         if reply.get("disabled"):
             self._ended = True  # nothing was started, so nothing to end
             self.decision, self.reason = "allow", "monitor not connected"
@@ -401,6 +410,6 @@ def model_output(text, tool_calls=None):
     get_client().model_output(text, tool_calls)
 
 
-def tool_call(tool, args=None, call_id=None, effects=None, raise_on_deny=True):
+def tool_call(tool, args=None, call_id=None, effects=None, raise_on_deny=True, tool_use_id=None):
     """A tool call on the default client; see ToolCall."""
-    return get_client().tool_call(tool, args, call_id, effects, raise_on_deny)
+    return get_client().tool_call(tool, args, call_id, effects, raise_on_deny, tool_use_id)

@@ -32,7 +32,7 @@ ALLOWED = {
     "session.start": {"session_id", "task", "user", "parent_session_id"},
     "prompt": {"text"},
     "model.output": {"text", "tool_calls"},
-    "tool.start": {"call_id", "tool", "args", "effects"},
+    "tool.start": {"call_id", "tool", "args", "effects", "tool_use_id"},
     "tool.end": {"call_id", "status", "result"},
     "session.end": set(),
 }
@@ -136,7 +136,7 @@ class WireFormat(Base):
         with c.session(task="t", user="ana", session_id="s1", parent_session_id="p1"):
             c.prompt("hi")
             c.model_output("I will list", tool_calls=[{"call_id": "c1", "tool": "ls", "args": {"path": "/"}}, "c2"])
-            with c.tool_call("ls", {"path": "/"}, call_id="c1",
+            with c.tool_call("ls", {"path": "/"}, call_id="c1", tool_use_id="toolu_1",
                              effects={"file.read": ["/**"], "exec": ["/usr/bin/ls"]}) as call:
                 call.set_result({"files": ["a", "b"]})
         self.assertEqual(self.types(), ["session.start", "prompt", "model.output",
@@ -156,6 +156,7 @@ class WireFormat(Base):
         self.assertEqual(r[1], {"type": "prompt", "text": "hi"})
         self.assertEqual(r[2]["tool_calls"], [{"call_id": "c1", "tool": "ls", "args": {"path": "/"}}, "c2"])
         self.assertEqual(r[3], {"type": "tool.start", "call_id": "c1", "tool": "ls", "args": {"path": "/"},
+                                "tool_use_id": "toolu_1",
                                 "effects": {"file.read": ["/**"], "exec": ["/usr/bin/ls"]}})
         self.assertEqual(r[4], {"type": "tool.end", "call_id": "c1", "status": "ok",
                                 "result": {"files": ["a", "b"]}})
@@ -171,6 +172,7 @@ class WireFormat(Base):
         start, end = self.server.requests[1:3]
         self.assertEqual(start["args"], {})
         self.assertNotIn("effects", start)
+        self.assertNotIn("tool_use_id", start)
         self.assertRegex(call.call_id, r"^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$")
         self.assertEqual(end, {"type": "tool.end", "call_id": call.call_id, "status": "ok"})
         self.assertEqual((call.decision, call.reason, call.rule, call.allowed),
