@@ -246,6 +246,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     if otlp.is_some() {
         // Spans arrive after their calls' actions were judged.
         processor = processor.with_late_declarations(crate::otlp::DEFAULT_GRACE);
+        processor.declares_late(slot);
     }
     processor.set_root(ProcessInfo {
         key: ProcessKey {

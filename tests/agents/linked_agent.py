@@ -11,8 +11,8 @@ OpenTelemetry GenAI conventions as well:
 2. under an `execute_tool` span carrying that id, the official MCP SDK's
    client calls `read_file` on SERVER_PY through `BIN mcp-proxy`, and the
    server reads DATA/notes.txt;
-3. the span is flushed to the monitor's OTLP receiver (after the fact, as
-   exporters do), then the PostToolUse hook ends the call.
+3. the PostToolUse hook ends the call, and only then is the span flushed
+   to the monitor's OTLP receiver (after the fact, as exporters do).
 
 Prints one JSON line: the hooks' exit statuses, the tool's result and the
 span's id.
@@ -88,7 +88,6 @@ with tracer.start_as_current_span(
 ) as span:
     report["span_id"] = format(span.get_span_context().span_id, "016x")
     report["result"] = anyio.run(call_tool)
-report["flushed"] = provider.force_flush(10_000)
 report["post"] = hook(
     "PostToolUse",
     tool_name="mcp__fs__read_file",
@@ -96,5 +95,8 @@ report["post"] = hook(
     tool_use_id=TOOL_USE_ID,
     tool_response={"content": [{"type": "text", "text": report["result"]["text"]}]},
 )
+# Exported after the call ended, as a batch exporter would: the span
+# still joins the call it describes.
+report["flushed"] = provider.force_flush(10_000)
 provider.shutdown()
 print(json.dumps(report))

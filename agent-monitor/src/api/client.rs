@@ -86,15 +86,15 @@ impl Client {
 }
 
 /// The socket a client declares to when none is named: the run's, which
-/// `agent-monitor run` gives its command's tree, else the daemon's.
+/// `agent-monitor run` gives its command's tree, else the daemon's default
+/// one. The daemon's config is not read: a client runs as a process of the
+/// agent, and the monitor's files are none of its business (a daemon whose
+/// socket is elsewhere is named with `--socket`).
 pub fn default_socket() -> Result<PathBuf, ClientError> {
     if let Some(run) = std::env::var_os("AGENT_MONITOR_SOCKET").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(run));
     }
-    let daemon = crate::config::Config::load(Path::new(crate::config::DEFAULT_PATH))
-        .unwrap_or_else(|_| crate::config::Config::defaults())
-        .api
-        .socket;
+    let daemon = crate::config::Config::defaults().api.socket;
     if daemon.exists() {
         Ok(daemon)
     } else {

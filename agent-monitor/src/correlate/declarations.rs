@@ -18,7 +18,7 @@ impl Outcome {
             slots: Vec::new(),
             records: Vec::new(),
             alerts: Vec::new(),
-            rejudge: false,
+            rejudge: None,
         }
     }
 }

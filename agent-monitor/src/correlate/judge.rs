@@ -80,10 +80,6 @@ const REPEAT_NS: i64 = 1_000_000_000;
 /// Processes × effects remembered for that; past it, memory starts over.
 const RECENT_ALERTS: usize = 16_384;
 
-/// The rule name for file reads by the monitor's own binary: the hook
-/// reading /proc to find its agent, a proxy reading its configuration.
-static MONITOR_CLI: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("monitor.cli"));
-
 /// The rule name for forks and exits.
 static LIFECYCLE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("process.lifecycle"));
 
@@ -125,11 +121,8 @@ impl Correlator {
             Found::Uncoverable => {
                 self.uncoverable(event, primary, &mut judgement, now);
             }
-            Found::Some(list)
-                if list.iter().all(|e| e.kind == EffectKind::FileRead)
-                    && self.runs_the_monitor(process) =>
-            {
-                judgement.rule = Some(MONITOR_CLI.clone());
+            Found::Some(list) if self.machinery(process, &list) => {
+                judgement.rule = Some(super::machinery::MONITOR_CLI.clone());
                 self.stats.baseline += 1;
             }
             Found::Some(list) => self.covered(event, process, primary, list, &mut judgement, now),
@@ -140,62 +133,6 @@ impl Correlator {
             call.summary.count(judgement.verdict == Verdict::Undeclared);
         }
         judgement
-    }
-
-    /// Judges again an event held back as undeclared, now that calls
-    /// declared after the fact may cover it. Returns the new judgement
-    /// when it is better; the counts then move from the old verdict to the
-    /// new one, and otherwise stay as they were.
-    pub fn rejudge(
-        &mut self,
-        event: &Event,
-        process: &ProcessInfo,
-        table: &ProcessTable,
-        wall_ns: i64,
-        held: &Judgement,
-    ) -> Option<Judgement> {
-        let counts = self.verdict_counts();
-        let fresh = self.judge(event, process, table, wall_ns);
-        self.set_verdict_counts(counts);
-        if fresh.verdict >= held.verdict {
-            return None;
-        }
-        *self.verdict_count(held.verdict) -= 1;
-        *self.verdict_count(fresh.verdict) += 1;
-        Some(fresh)
-    }
-
-    fn verdict_counts(&self) -> [u64; 4] {
-        let s = &self.stats;
-        [s.baseline, s.declared, s.unverifiable, s.undeclared]
-    }
-
-    fn set_verdict_counts(&mut self, [baseline, declared, unverifiable, undeclared]: [u64; 4]) {
-        let s = &mut self.stats;
-        (s.baseline, s.declared, s.unverifiable, s.undeclared) =
-            (baseline, declared, unverifiable, undeclared);
-    }
-
-    fn verdict_count(&mut self, verdict: Verdict) -> &mut u64 {
-        match verdict {
-            Verdict::Baseline => &mut self.stats.baseline,
-            Verdict::Declared => &mut self.stats.declared,
-            Verdict::Unverifiable => &mut self.stats.unverifiable,
-            Verdict::Undeclared => &mut self.stats.undeclared,
-        }
-    }
-
-    /// Whether `process` runs the monitor's own executable. Its path as
-    /// the exec named it is compared first; a link to it (a PATH entry)
-    /// is resolved only when the file names match.
-    fn runs_the_monitor(&self, process: &ProcessInfo) -> bool {
-        let (Some(monitor), Some(exe)) = (&self.monitor_exe, process.exe.as_deref()) else {
-            return false;
-        };
-        let exe = std::path::Path::new(exe);
-        exe == monitor
-            || (exe.file_name() == monitor.file_name()
-                && std::fs::canonicalize(exe).is_ok_and(|e| &e == monitor))
     }
 
     /// The session of an event no call claims.

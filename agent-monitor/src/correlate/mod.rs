@@ -26,6 +26,9 @@ pub mod effects;
 mod fixed;
 mod judge;
 mod links;
+mod machinery;
+mod nesting;
+mod rejudge;
 mod restore;
 mod sessions;
 mod summary;
@@ -45,6 +48,8 @@ use std::{
 
 pub use calls::{RETAINED_CALLS, SUMMARY_LIMIT};
 pub use judge::{Judgement, Verdict};
+pub use machinery::MonitorExe;
+pub use rejudge::LateWindow;
 pub use sessions::SessionSpec;
 pub use tools::{MAX_DECLARED_BYTES, NESTED_RULE};
 
@@ -59,6 +64,11 @@ use crate::{
 /// How long after `tool.end` a call's summary waits for the events that
 /// happened before it but had not yet been read from the ring.
 pub const SUMMARY_DELAY_NS: u64 = 2_000_000_000;
+
+/// Connection ids with this bit set are the OTLP receiver's, which alone
+/// declares for OpenTelemetry spans (`source` `otel`); the socket's are
+/// numbered from 1 without it.
+pub const RECEIVER_CONN: u64 = 1 << 63;
 
 /// Loss windows remembered for `unverifiable` verdicts.
 const LOSS_WINDOWS: usize = 1024;
@@ -116,8 +126,8 @@ pub struct Outcome {
     pub records: Vec<Declared>,
     pub alerts: Vec<AlertRow>,
     /// A call declared after the fact was completed: events held back as
-    /// undeclared may now be covered, and are judged again.
-    pub rejudge: bool,
+    /// undeclared in its window may now be covered, and are judged again.
+    pub rejudge: Option<LateWindow>,
 }
 
 /// Counts for the end-of-run summary and `--fail-on-undeclared`.
@@ -158,9 +168,12 @@ pub struct Correlator {
     losses: VecDeque<(u64, u64)>,
     /// The monitor's own pid: signals and ptrace aimed at it are tampering.
     monitor_pid: u32,
-    /// The monitor's own executable: its file reads, in processes that
-    /// run it (a hook, a proxy, `declare`), are its own machinery.
-    monitor_exe: Option<std::path::PathBuf>,
+    /// How long after a call settles its row waits for late events and
+    /// late declarations ([`SUMMARY_DELAY_NS`], more with a grace period).
+    summary_delay_ns: u64,
+    /// The monitor's own executable: some reads of processes that run it
+    /// (a hook, a proxy) are its own machinery.
+    monitor_exe: Option<machinery::MonitorExe>,
     host: String,
     stats: CorrelationStats,
     /// Random per correlator, so alert ids from different runs differ.
@@ -191,7 +204,8 @@ impl Correlator {
             connections: HashMap::new(),
             losses: VecDeque::new(),
             monitor_pid: std::process::id(),
-            monitor_exe: std::env::current_exe().ok(),
+            monitor_exe: machinery::MonitorExe::current(),
+            summary_delay_ns: SUMMARY_DELAY_NS,
             host: crate::evidence::store::host_name(),
             stats: CorrelationStats::default(),
             alert_prefix: alert_prefix(),
@@ -206,13 +220,16 @@ impl Correlator {
         self
     }
 
-    pub fn with_monitor_pid(mut self, pid: u32) -> Correlator {
-        self.monitor_pid = pid;
-        self
+    /// Calls' rows wait `grace` longer: a span declaring a call after the
+    /// fact may arrive that late, and joins the call only while its row is
+    /// not written.
+    pub fn delay_summaries(&mut self, grace: std::time::Duration) {
+        let grace = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        self.summary_delay_ns = SUMMARY_DELAY_NS.saturating_add(grace);
     }
 
-    pub fn with_monitor_exe(mut self, exe: Option<std::path::PathBuf>) -> Correlator {
-        self.monitor_exe = exe;
+    pub fn with_monitor_pid(mut self, pid: u32) -> Correlator {
+        self.monitor_pid = pid;
         self
     }
 

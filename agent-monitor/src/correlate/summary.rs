@@ -1,14 +1,15 @@
 //! Writing out what correlation kept: each tool call's row with its
 //! summary, once its late events are in, and the sessions at the end.
 
-use super::{Correlator, Now, SUMMARY_DELAY_NS, sessions};
+use super::{Correlator, Now, sessions};
 use crate::{evidence::declared::Declared, process_table::ProcessTable};
 
 impl Correlator {
-    /// The rows of calls that ended more than [`SUMMARY_DELAY_NS`] ago.
+    /// The rows of calls that settled more than the summary delay ago
+    /// ([`super::SUMMARY_DELAY_NS`], more with a grace period).
     /// Called on the processing stage's tick.
     pub fn tick(&mut self, now_boot_ns: u64) -> Vec<Declared> {
-        let cutoff = now_boot_ns.saturating_sub(SUMMARY_DELAY_NS);
+        let cutoff = now_boot_ns.saturating_sub(self.summary_delay_ns);
         self.calls
             .due(cutoff)
             .into_iter()

@@ -26,10 +26,6 @@ pub const MAX_DECLARED_BYTES: usize = 64 << 10;
 /// declarer runs under.
 pub const NESTED_RULE: &str = "nested.outside_parent";
 
-/// Declaring processes whose inherited call is remembered; past it the
-/// memory starts over (a process then falls back to no call).
-const INHERITED_LIMIT: usize = 65_536;
-
 /// How far in the future an `at` may be, for clocks a little apart.
 const AT_SLACK_NS: i64 = 1_000_000_000;
 
@@ -60,12 +56,21 @@ impl Correlator {
             Ok(at) => at.unwrap_or(now),
             Err(error) => return Outcome::reply(Reply::protocol_error(id, &error)),
         };
+        if start.source == declare::Source::Otel && conn & super::RECEIVER_CONN == 0 {
+            let error = ProtocolError::bad(
+                "source",
+                "`otel` is the OTLP receiver's: send spans to it rather than declaring them",
+            );
+            return Outcome::reply(Reply::protocol_error(id, &error));
+        }
         let bound = match self.bound(conn, agent_slot, &start, peer_slot, target) {
             Ok(bound) => bound,
             Err(why) => return Outcome::reply(Reply::not_bound(id, why)),
         };
         let args_hash = links::args_hash(&start.args);
-        if let Some(slot) = self.linkable(agent_slot, &start, args_hash, started.boot_ns) {
+        if let Some(slot) = self.linkable(agent_slot, &start, args_hash, started.boot_ns)
+            && !self.confined_out_of(slot, bound)
+        {
             return self.join(slot, &session_id, conn, start, bound, id);
         }
         let session = &self.sessions.by_id[&session_id];
@@ -110,33 +115,17 @@ impl Correlator {
             &args,
             declared.as_ref(),
         );
-        // Declared for a process that runs inside another process's call:
-        // confined to it. The process's slot names that call, or, once it
-        // has calls of its own open, one of those: then the call it
-        // inherited still rules.
-        let parent_slot = bound.and_then(|b| match self.calls.get(b.slot) {
-            Some(p) if !p.binds(b.pid) && !p.external => Some(b.slot),
-            Some(_) => self.inherited.get(&b.pid).copied(),
-            None => None,
-        });
-        if let (Some(parent), Some(b)) = (parent_slot.and_then(|s| self.calls.get(s)), bound) {
-            if self.inherited.len() >= INHERITED_LIMIT {
-                self.inherited.clear();
-            }
-            self.inherited.insert(b.pid, parent.slot);
-            let outside = if parent.allowed {
-                decision
-                    .envelope
-                    .first_outside(&parent.envelope)
-                    .map(|r| format!("whose envelope does not cover {} {}", r.kind, r.pattern))
-            } else {
-                Some("which was denied".to_string())
-            };
-            if let Some(why) = outside.filter(|_| decision.allow) {
-                decision.reason = format!(
-                    "declared from inside call `{}` ({}), {why}",
-                    parent.row.call_id, parent.row.tool
-                );
+        // Bound to a process that runs inside another process's call:
+        // confined to it.
+        if let Some(b) = bound
+            && let Some(enclosing) = self.enclosing(b.pid, b.slot)
+        {
+            self.remember_enclosing(b.pid, enclosing);
+            if let Some(why) = self
+                .reaches_out(enclosing, &decision.envelope)
+                .filter(|_| decision.allow)
+            {
+                decision.reason = why;
                 decision.allow = false;
                 decision.rule = NESTED_RULE.to_string();
             }
@@ -237,7 +226,7 @@ impl Correlator {
                 .collect(),
             records: vec![Declared::Decision(decision_row)],
             alerts: Vec::new(),
-            rejudge: false,
+            rejudge: None,
         }
     }
 
@@ -304,6 +293,20 @@ impl Correlator {
             })
             .map(|c| c.slot)
             .last()
+    }
+
+    /// Whether joining the call in `slot` would take `bound` out of the
+    /// call it runs inside: then the declaration is decided on its own,
+    /// and the nesting rule refuses it.
+    fn confined_out_of(&self, slot: u64, bound: Option<Bound>) -> bool {
+        let (Some(b), Some(call)) = (bound, self.calls.get(slot)) else {
+            return false;
+        };
+        self.enclosing(b.pid, b.slot)
+            .filter(|enclosing| *enclosing != slot)
+            .is_some_and(|enclosing| {
+                !call.allowed || self.reaches_out(enclosing, &call.envelope).is_some()
+            })
     }
 
     /// Joins a declaration to the call in `slot`: its ids fill the call's,
@@ -407,7 +410,12 @@ impl Correlator {
         outcome.rejudge = self
             .calls
             .get(slot)
-            .is_some_and(|c| c.retro && c.settled_ns.is_some());
+            .filter(|c| c.retro && c.settled_ns.is_some())
+            .map(|c| super::LateWindow {
+                agent_slot: c.agent_slot,
+                from_ns: c.started_ns,
+                to_ns: c.ended_ns.unwrap_or(c.started_ns),
+            });
         outcome
     }
 

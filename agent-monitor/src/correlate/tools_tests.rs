@@ -308,10 +308,20 @@ fn a_call_declared_after_the_fact_covers_what_it_did() {
     let before = judge(&mut c, &read);
     assert_eq!(before.verdict, Verdict::Undeclared);
     let counts = c.stats();
+    let receiver = RECEIVER_CONN | 1;
+    c.connect(
+        receiver,
+        Peer {
+            pid: AGENT_PID,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
 
     let start = send(
         &mut c,
-        1,
+        receiver,
         json!({"type":"tool.start","call_id":"call_7","tool":"read_file","args":{"path":"/data/report.txt"},
                "source":"otel","tool_use_id":"call_7","otel_span_id":"00f067aa0ba902b7","at":40_000_000}),
         200,
@@ -319,15 +329,22 @@ fn a_call_declared_after_the_fact_covers_what_it_did() {
     );
     assert_eq!(decision(&start).0, "allow");
     assert!(start.slots.is_empty(), "a span binds no process");
-    assert!(!start.rejudge, "its end is not known yet");
+    assert_eq!(start.rejudge, None, "its end is not known yet");
     let end = send(
         &mut c,
-        1,
+        receiver,
         json!({"type":"tool.end","call_id":"call_7","status":"ok","at":60_000_000}),
         201,
         None,
     );
-    assert!(end.rejudge);
+    assert_eq!(
+        end.rejudge,
+        Some(LateWindow {
+            agent_slot: 1,
+            from_ns: 40_000_000,
+            to_ns: 60_000_000
+        })
+    );
 
     let mut table = crate::process_table::ProcessTable::new();
     let process = crate::test_support::process_info(AGENT_PID, AGENT_PID as u64);
@@ -386,25 +403,102 @@ fn times_in_the_future_and_bound_spans_are_refused() {
 
 #[test]
 fn reads_by_the_monitors_own_binary_are_its_machinery() {
-    let mut c = correlator().with_monitor_exe(Some("/usr/local/bin/agent-monitor".into()));
+    let mut c = correlator().with_monitor_exe(Some(MonitorExe::known(
+        "/usr/local/bin/agent-monitor",
+        "sha-of-the-monitor",
+    )));
     let mut table = crate::process_table::ProcessTable::new();
     let mut hook = crate::test_support::process_info(HOOK_PID, 1);
-    hook.exe = Some("/usr/local/bin/agent-monitor".into());
+    hook.exe = Some("/usr/bin/agent-monitor".into());
+    hook.identity.exe_sha256 = Some("sha-of-the-monitor".into());
     table.register(hook.clone());
     let read = open(HOOK_PID, 0, 10, "/proc/100/stat", Access::Read);
     let judged = c.judge(&read, &hook, &table, 10);
     assert_eq!(judged.verdict, Verdict::Baseline);
     assert_eq!(judged.rule.as_deref(), Some("monitor.cli"));
-    // Writing is not reading; and another binary reading is not the monitor.
-    let write = open(HOOK_PID, 0, 11, "/tmp/x", Access::Write);
-    assert_ne!(
-        c.judge(&write, &hook, &table, 11).rule.as_deref(),
-        Some("monitor.cli")
-    );
-    let mut other = hook.clone();
-    other.exe = Some("/usr/bin/python3".into());
+    // Only the reads the machinery needs.
+    let other_read = open(HOOK_PID, 0, 11, "/data/notes.txt", Access::Read);
     assert_eq!(
-        c.judge(&read, &other, &table, 12).verdict,
+        c.judge(&other_read, &hook, &table, 11).verdict,
         Verdict::Undeclared
+    );
+    // A binary named like the monitor, but not it (a path the agent swapped).
+    let mut impostor = hook.clone();
+    impostor.identity.exe_sha256 = Some("sha-of-something-else".into());
+    assert_eq!(
+        c.judge(&read, &impostor, &table, 12).verdict,
+        Verdict::Undeclared
+    );
+}
+
+/// A script running inside a narrow `bash` call declares a broad call for
+/// Claude's process (allowed: Claude's slot names a call of its own), then
+/// declares it again from another adapter, binding itself, to join it and
+/// leave the call it runs in. The join is refused; declared on its own,
+/// the nesting rule denies it.
+#[test]
+fn joining_a_call_does_not_take_a_process_out_of_the_call_it_runs_in() {
+    let mut c = correlator();
+    let bash = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"c2","tool":"read_file","args":{"path":"/data/a.txt"}}),
+        10,
+        None,
+    );
+    let c2 = bash.slots[0].slot;
+    const SCRIPT: u32 = 500;
+    c.connect(
+        5,
+        Peer {
+            pid: SCRIPT,
+            start_ns: 0,
+            uid: 1000,
+            agent_slot: Some(1),
+        },
+    );
+    let args = json!({"path": "/home/dev/.ssh/id_rsa"});
+    let envelope = |line: serde_json::Value| declare::decode(line.to_string().as_bytes()).unwrap();
+    let broad = c.declare_for(
+        5,
+        envelope(json!({"type":"tool.start","call_id":"c3","tool":"read_file","args":args,"pid":AGENT_PID,"source":"hook"})),
+        ms(11),
+        c2,
+        Some(Target {
+            pid: AGENT_PID,
+            agent_slot: Some(1),
+            slot: c2,
+        }),
+    );
+    assert_eq!(decision(&broad).0, "allow");
+    let escape = c.declare_for(
+        5,
+        envelope(json!({"type":"tool.start","call_id":"m3","tool":"read_file","args":args,"source":"mcp"})),
+        ms(12),
+        c2,
+        None,
+    );
+    assert_eq!(decision(&escape), ("deny", None), "{:?}", escape.reply);
+    assert!(
+        matches!(&escape.reply, Reply::Decision { rule: Some(r), .. } if r == NESTED_RULE),
+        "{:?}",
+        escape.reply
+    );
+}
+
+#[test]
+fn only_the_receiver_declares_for_opentelemetry() {
+    let mut c = correlator();
+    let claimed = send(
+        &mut c,
+        1,
+        json!({"type":"tool.start","call_id":"x","tool":"t","args":{},"source":"otel"}),
+        10,
+        None,
+    );
+    assert!(
+        matches!(&claimed.reply, Reply::Error { message, .. } if message.contains("source")),
+        "{:?}",
+        claimed.reply
     );
 }

@@ -71,7 +71,7 @@ pub(super) struct Shared<K> {
 impl<K> Shared<K> {
     /// A declaring connection id of the stage's: the top bit set.
     fn new_conn(&self) -> u64 {
-        1 << 63 | (self.next_conn.fetch_add(1, Ordering::Relaxed) + 1)
+        crate::correlate::RECEIVER_CONN | (self.next_conn.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     fn now(&self) -> Now {

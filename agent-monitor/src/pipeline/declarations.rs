@@ -54,8 +54,8 @@ impl<S: Sink> Processor<S> {
                 for alert in outcome.alerts {
                     self.raise(alert);
                 }
-                if outcome.rejudge {
-                    self.rejudge_held();
+                if let Some(window) = outcome.rejudge {
+                    self.rejudge_held(window);
                 }
                 // The client may have gone; its declarations stay recorded.
                 let _ = answer.send(Answer {

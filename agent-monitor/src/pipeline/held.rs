@@ -2,21 +2,28 @@
 //!
 //! An OpenTelemetry span reaches the monitor once its tool call is over:
 //! the actions the call took were read from the ring, and judged, before
-//! anyone declared it. With a grace period set, an event judged
-//! `undeclared` is neither written nor alerted on at once; it waits up to
-//! the grace period, and every call declared after the fact judges the
-//! waiting events again. An event some call then covers is written as
-//! `declared`; the others are written as they were judged, alerts and all,
-//! when their time is up. Events judged anything else are never held.
+//! anyone declared it. With a grace period set, an event of an agent that
+//! declares after the fact (one that has sent a span, or the run's agent
+//! under `run --otlp`) judged `undeclared` is neither written nor alerted
+//! on at once; it waits up to the grace period, and each call declared
+//! after the fact judges the waiting events in its window again. An event
+//! some call then covers is written as `declared`; the others are written
+//! as they were judged, alerts and all, when their time is up. Events
+//! judged anything else, events of other agents, and events whose alert
+//! is high or critical (a sensitive file, tampering) are never held.
 //!
 //! Held events are bounded: past [`MAX_HELD`] the oldest is released at
 //! once, and the first time that happens it is reported.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use super::Processor;
 use crate::{
-    correlate::Judgement, event::Event, process_table::ProcessInfo, sink::Sink, time::WallClock,
+    correlate::{Judgement, LateWindow, Verdict},
+    event::Event,
+    process_table::ProcessInfo,
+    sink::Sink,
+    time::WallClock,
 };
 
 /// Most events held at once.
@@ -27,6 +34,8 @@ pub const MAX_HELD: usize = 65_536;
 pub struct Held {
     grace_ns: u64,
     queue: VecDeque<Waiting>,
+    /// Agents (slots) that declare after the fact.
+    late: HashSet<u32>,
 }
 
 #[derive(Debug)]
@@ -53,7 +62,29 @@ impl<S: Sink> Processor<S> {
     /// the fact (OpenTelemetry spans) to cover them.
     pub fn with_late_declarations(mut self, grace: std::time::Duration) -> Processor<S> {
         self.held = (!grace.is_zero()).then(|| Held::new(grace));
+        self.correlator.delay_summaries(grace);
         self
+    }
+
+    /// `agent_slot` declares after the fact: its undeclared events wait.
+    /// The run's agent under `run --otlp` does from the start; an agent of
+    /// the daemon once its first span has declared a call.
+    pub fn declares_late(&mut self, agent_slot: u32) {
+        if let Some(held) = &mut self.held {
+            held.late.insert(agent_slot);
+        }
+    }
+
+    /// Whether an event so judged waits for late declarations.
+    pub(super) fn holds(&self, event: &Event, judgement: &Judgement) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|h| h.late.contains(&event.agent_slot))
+            && judgement.verdict == Verdict::Undeclared
+            && judgement
+                .alerts
+                .iter()
+                .all(|a| !matches!(a.severity.as_str(), "high" | "critical"))
     }
 
     /// Keeps an undeclared event back, for up to the grace period.
@@ -94,14 +125,21 @@ impl<S: Sink> Processor<S> {
         }
     }
 
-    /// Judges every waiting event again: calls declared after the fact
-    /// have arrived.
-    pub(super) fn rejudge_held(&mut self) {
+    /// Judges again the waiting events a call declared after the fact may
+    /// cover: its agent's, in its window.
+    pub(super) fn rejudge_held(&mut self, window: LateWindow) {
         let Some(held) = &mut self.held else {
             return;
         };
+        held.late.insert(window.agent_slot);
         let waiting = std::mem::take(&mut held.queue);
         for mut w in waiting {
+            if !window.holds(&w.event) {
+                if let Some(held) = &mut self.held {
+                    held.queue.push_back(w);
+                }
+                continue;
+            }
             let better =
                 self.correlator
                     .rejudge(&w.event, &w.process, &self.table, w.wall_ns, &w.judgement);

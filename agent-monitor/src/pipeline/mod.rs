@@ -23,7 +23,7 @@ use crate::{
     alerts::Alerter,
     api::ApiMessage,
     capture::Capture,
-    correlate::{CorrelationStats, Correlator, Judgement, Verdict},
+    correlate::{CorrelationStats, Correlator, Judgement},
     decode::DecodeError,
     dns_cache::DnsCache,
     event::{Detail, Event, Record},
@@ -284,7 +284,7 @@ impl<S: Sink> Processor<S> {
         let wall_ns = self.clock.wall_ns(event.ts_ns) as i64;
         let judgement = self.correlator.judge(event, process, &self.table, wall_ns);
         self.state.live = self.table.live_count();
-        if self.held.is_some() && judgement.verdict == Verdict::Undeclared {
+        if self.holds(event, &judgement) {
             let process = process.clone();
             self.hold(event.clone(), process, wall_ns, judgement);
             return Ok(());

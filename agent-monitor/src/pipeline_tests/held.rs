@@ -59,7 +59,7 @@ fn declare(p: &mut Processor<Verdicts>, line: serde_json::Value) -> crate::decla
     let (answer, answered) = oneshot::channel();
     let envelope = crate::declare::decode(line.to_string().as_bytes()).expect("valid");
     p.declaration(ApiMessage::Request {
-        conn: 1,
+        conn: crate::correlate::RECEIVER_CONN | 1,
         envelope,
         now: Now {
             boot_ns: 1_000 * MS,
@@ -77,6 +77,7 @@ fn late_processor() -> Processor<Verdicts> {
         .with_cwd_lookup(fake_cwd)
         .with_identity_lookup(fake_identity)
         .with_late_declarations(Duration::from_secs(30));
+    p.declares_late(1);
     p.correlator_mut().open_session(SessionSpec {
         row: SessionRow {
             session_id: "s".into(),
@@ -89,7 +90,7 @@ fn late_processor() -> Processor<Verdicts> {
         cwd: Some("/home/u/project".into()),
     });
     p.declaration(ApiMessage::Connect {
-        conn: 1,
+        conn: crate::correlate::RECEIVER_CONN | 1,
         peer: Peer {
             pid: 100,
             start_ns: 100,
