@@ -4,7 +4,7 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use agent_monitor::mcp::{
-    McpError,
+    McpError, PREFIX,
     declarer::{Declarer, DeclarerError, DeclarerOptions},
     gate::{Gate, GateOptions},
     http::{self, HttpOptions, upstream::Upstream},
@@ -22,7 +22,8 @@ pub struct McpProxyArgs {
     /// daemon's].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Declare every call, but relay the ones the policy denies too.
+    /// Declare every call, but relay the ones the policy denies too, and
+    /// client messages the proxy cannot read.
     #[arg(long)]
     observe_only: bool,
     /// Relay without declaring when no monitor answers (at start, or after
@@ -61,7 +62,7 @@ pub fn mcp_proxy_command(args: McpProxyArgs) -> ExitCode {
     match proxy(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("agent-monitor mcp-proxy: {err}");
+            eprintln!("{PREFIX}: {err}");
             ExitCode::from(PROXY_FAILED)
         }
     }
@@ -103,9 +104,7 @@ fn proxy(args: McpProxyArgs) -> Result<ExitCode, ProxyError> {
     }) {
         Ok(declarer) => declarer,
         Err(err @ DeclarerError::Unreachable(_)) if args.allow_unmonitored => {
-            eprintln!(
-                "agent-monitor mcp-proxy: {err}; relaying without declaring (--allow-unmonitored)"
-            );
+            eprintln!("{PREFIX}: {err}; relaying without declaring (--allow-unmonitored)");
             Declarer::unmonitored()
         }
         Err(err @ DeclarerError::Unreachable(_)) => return Err(ProxyError::NoMonitor(err)),

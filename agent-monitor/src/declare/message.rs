@@ -189,8 +189,8 @@ pub struct Links {
     /// tool-call id, OpenTelemetry's `gen_ai.tool.call.id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_use_id: Option<String>,
-    /// The JSON-RPC id of the MCP `tools/call`, as JSON text (`7`,
-    /// `"req-7"`).
+    /// The JSON-RPC id of the MCP `tools/call`, as text: a number's
+    /// digits, a string as it is (so `7` and `"7"` read the same).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_request_id: Option<String>,
     /// The OpenTelemetry `execute_tool` span's id, hex.

@@ -143,8 +143,9 @@ fn source(fields: &mut Fields) -> Result<Source, ProtocolError> {
     }
 }
 
-/// A JSON-RPC id, a string or a number, kept as its JSON text so that
-/// `7` and `"7"` stay apart.
+/// A JSON-RPC id, a string or a number, kept as text: a number's digits,
+/// a string as it is. `7` and `"7"` read the same; a client that uses both
+/// in one session is told apart by the calls' other fields.
 fn mcp_request_id(fields: &mut Fields) -> Result<Option<String>, ProtocolError> {
     match fields.take("mcp_request_id") {
         None => Ok(None),

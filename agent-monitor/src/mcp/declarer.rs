@@ -14,12 +14,19 @@ use std::{
     thread::JoinHandle,
 };
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use crate::api::client::{Client, ClientError};
+use super::PREFIX;
+use crate::{
+    api::client::{Client, ClientError},
+    declare::{Envelope, Links, Register, Request, Source, Status, ToolEnd, ToolStart},
+};
 
-const PREFIX: &str = "agent-monitor mcp-proxy";
+/// The result a call is ended with when the proxy stopped waiting for its
+/// `tool.start` (the client went away, the relay stopped) before it could
+/// relay the request.
+pub(super) const GAVE_UP: &str = "the proxy stopped handling the request before relaying it";
 
 /// Where and as whom to declare.
 #[derive(Clone, Debug, Default)]
@@ -69,11 +76,22 @@ pub enum StartOutcome {
     Unreachable,
 }
 
+impl StartOutcome {
+    /// The call the monitor now holds open, if it declared one.
+    fn into_declared(self) -> Option<OpenCall> {
+        match self {
+            StartOutcome::Allowed(call) | StartOutcome::Denied { call, .. } => Some(call),
+            StartOutcome::Refused(_) | StartOutcome::Unreachable => None,
+        }
+    }
+}
+
 /// A `tool.start` to send: what the proxy read in the `tools/call`.
 #[derive(Clone, Debug)]
 pub struct StartRequest {
     pub tool: String,
-    pub args: Value,
+    pub args: Map<String, Value>,
+    /// The `tools/call`'s JSON-RPC id.
     pub mcp_request_id: Value,
     /// The process the call binds to: the MCP server.
     pub pid: Option<u32>,
@@ -81,12 +99,12 @@ pub struct StartRequest {
 
 enum Job {
     Start {
-        request: Value,
+        start: ToolStart,
         reply: oneshot::Sender<StartOutcome>,
     },
     End {
         call: OpenCall,
-        request: Value,
+        end: ToolEnd,
     },
 }
 
@@ -109,7 +127,11 @@ impl Declarer {
             Client::connect(options.socket.as_deref()).map_err(DeclarerError::Unreachable)?;
         let mut stamp_agent = None;
         if let Some(agent) = &options.agent {
-            match client.request(&json!({"type": "agent.register", "name": agent})) {
+            let register = wire(Envelope::bare(Request::Register(Register {
+                name: agent.clone(),
+                ..Register::default()
+            })));
+            match client.request(&register) {
                 Ok(reply) => eprintln!(
                     "{PREFIX}: registered as agent `{agent}` (session {})",
                     reply["session_id"].as_str().unwrap_or("?")
@@ -173,36 +195,43 @@ impl Declarer {
         self.jobs.lock().is_ok_and(|jobs| jobs.is_some())
     }
 
-    /// Declares a tool call and waits for the monitor's decision.
+    /// Declares a tool call and waits for the monitor's decision. A call
+    /// declared for a caller that stopped waiting (its future dropped) is
+    /// ended at once, as `error`: nobody will relay it.
     pub async fn start(&self, start: StartRequest) -> StartOutcome {
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut request = json!({
-            "type": "tool.start",
-            "call_id": format!("{}-{n}", self.call_prefix),
-            "tool": start.tool,
-            "args": start.args,
-            "source": "mcp",
-            "mcp_request_id": start.mcp_request_id,
-        });
-        if let Some(pid) = start.pid {
-            request["pid"] = json!(pid);
-        }
+        let start = ToolStart {
+            call_id: format!("{}-{n}", self.call_prefix),
+            tool: start.tool,
+            args: start.args,
+            pid: start.pid,
+            source: Source::Mcp,
+            links: Links {
+                mcp_request_id: Some(request_id_text(&start.mcp_request_id)),
+                ..Links::default()
+            },
+            ..ToolStart::default()
+        };
         let (reply, outcome) = oneshot::channel();
-        if !self.send(Job::Start { request, reply }) {
+        if !self.send(Job::Start { start, reply }) {
             return StartOutcome::Unreachable;
         }
-        outcome.await.unwrap_or(StartOutcome::Unreachable)
+        let mut waiting = Waiting {
+            declarer: self,
+            outcome,
+            done: false,
+        };
+        let decided = (&mut waiting.outcome)
+            .await
+            .unwrap_or(StartOutcome::Unreachable);
+        waiting.done = true;
+        decided
     }
 
     /// Ends a call; the reply is checked on the declaration thread.
-    pub fn end(&self, call: OpenCall, status: &str, result: Value) {
-        let request = json!({
-            "type": "tool.end",
-            "call_id": call.call_id,
-            "status": status,
-            "result": result,
-        });
-        self.send(Job::End { call, request });
+    pub fn end(&self, call: OpenCall, status: Status, result: Value) {
+        let end = tool_end(&call, status, result);
+        self.send(Job::End { call, end });
     }
 
     fn send(&self, job: Job) -> bool {
@@ -220,6 +249,57 @@ impl Declarer {
     }
 }
 
+/// A `tool.start` reply being waited for. Dropped while still waiting, it
+/// ends the call if the reply came already; if it had not, the closed
+/// channel tells the declaration thread to end it when it comes.
+struct Waiting<'a> {
+    declarer: &'a Declarer,
+    outcome: oneshot::Receiver<StartOutcome>,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.outcome.close();
+        if let Some(call) = self
+            .outcome
+            .try_recv()
+            .ok()
+            .and_then(StartOutcome::into_declared)
+        {
+            self.declarer
+                .end(call, Status::Error, json!({"unanswered": GAVE_UP}));
+        }
+    }
+}
+
+fn tool_end(call: &OpenCall, status: Status, result: Value) -> ToolEnd {
+    ToolEnd {
+        call_id: call.call_id.clone(),
+        status,
+        result: Some(result),
+        at: None,
+    }
+}
+
+/// A JSON-RPC id as `mcp_request_id` carries it: a string as it is, a
+/// number as its JSON text.
+fn request_id_text(id: &Value) -> String {
+    match id {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A request in its wire form.
+fn wire(envelope: Envelope) -> Value {
+    serde_json::to_value(envelope)
+        .expect("declarations serialise: their maps have string keys and no other failure")
+}
+
 /// The declaration thread's state.
 struct Worker {
     /// `None` once the monitor went away; a new `tool.start` connects again.
@@ -232,20 +312,27 @@ struct Worker {
     connection: u64,
     /// A server pid the monitor refused to bind calls to (not a process
     /// of the proxy's agent): calls are declared without it from then on.
-    refused_pid: Option<u64>,
+    refused_pid: Option<u32>,
 }
 
 impl Worker {
     fn run(&mut self, job: Job) {
         match job {
-            Job::Start { request, reply } => {
-                let _ = reply.send(self.start(request));
+            Job::Start { start, reply } => {
+                let outcome = self.start(start);
+                // The caller stopped waiting: the call will not be relayed.
+                if let Err(outcome) = reply.send(outcome)
+                    && let Some(call) = outcome.into_declared()
+                {
+                    let end = tool_end(&call, Status::Error, json!({"unanswered": GAVE_UP}));
+                    self.end(call, end);
+                }
             }
-            Job::End { call, request } => self.end(call, request),
+            Job::End { call, end } => self.end(call, end),
         }
     }
 
-    fn start(&mut self, mut request: Value) -> StartOutcome {
+    fn start(&mut self, mut start: ToolStart) -> StartOutcome {
         // Set once this call has connected: a monitor that restarted since
         // the last call gets one fresh connection, not more.
         let mut fresh = false;
@@ -261,23 +348,21 @@ impl Worker {
                     Err(_) => return StartOutcome::Unreachable,
                 }
             }
-            if let Some(object) = request.as_object_mut()
-                && object.get("pid").and_then(Value::as_u64) == self.refused_pid
-            {
-                object.remove("pid");
+            if start.pid.is_some() && start.pid == self.refused_pid {
+                start.pid = None;
             }
-            let Some(reply) = self.exchange(&request) else {
+            let Some(reply) = self.exchange(Request::ToolStart(start.clone())) else {
                 if fresh {
                     return StartOutcome::Unreachable;
                 }
                 continue;
             };
             if reply["ok"] == true {
-                return self.decided(&request, &reply);
+                return self.decided(&start.call_id, &reply);
             }
             let (code, message) = refusal(&reply);
             if code == "not_bound"
-                && let Some(pid) = request.get("pid").and_then(Value::as_u64)
+                && let Some(pid) = start.pid
             {
                 eprintln!(
                     "{PREFIX}: the monitor will not bind calls to the server's process ({code}: {message}); \
@@ -290,9 +375,9 @@ impl Worker {
         }
     }
 
-    fn decided(&self, request: &Value, reply: &Value) -> StartOutcome {
+    fn decided(&self, call_id: &str, reply: &Value) -> StartOutcome {
         let call = OpenCall {
-            call_id: request["call_id"].as_str().unwrap_or_default().to_string(),
+            call_id: call_id.to_string(),
             connection: self.connection,
         };
         if reply["decision"] == "deny" {
@@ -310,11 +395,11 @@ impl Worker {
         }
     }
 
-    fn end(&mut self, call: OpenCall, request: Value) {
+    fn end(&mut self, call: OpenCall, end: ToolEnd) {
         if call.connection != self.connection || self.client.is_none() {
             return;
         }
-        if let Some(reply) = self.exchange(&request)
+        if let Some(reply) = self.exchange(Request::ToolEnd(end))
             && reply["ok"] != true
         {
             let (code, message) = refusal(&reply);
@@ -327,12 +412,13 @@ impl Worker {
 
     /// Sends one request with the agent's name; `None`, said once on
     /// stderr, when the connection is lost.
-    fn exchange(&mut self, request: &Value) -> Option<Value> {
+    fn exchange(&mut self, request: Request) -> Option<Value> {
         let client = self.client.as_mut()?;
-        let mut request = request.clone();
-        if let Some(agent) = &self.agent {
-            request["agent"] = json!(agent);
-        }
+        let request = wire(Envelope {
+            id: None,
+            agent: self.agent.clone(),
+            request,
+        });
         match client.exchange(&request) {
             Ok(reply) => Some(reply),
             Err(err) => {

@@ -5,17 +5,20 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use serde_json::{Value, json};
 
 use super::{
-    declarer::{Declarer, OpenCall, StartOutcome, StartRequest},
-    jsonrpc::{self, Message, RequestId, Scan, ToolCall},
+    PREFIX,
+    declarer::{Declarer, GAVE_UP, OpenCall, StartOutcome, StartRequest},
+    jsonrpc::{self, Message, NotJson, RequestId, Scan, ToolCall},
 };
-
-const PREFIX: &str = "agent-monitor mcp-proxy";
+use crate::declare::Status;
 
 /// How strict the proxy is.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,11 +33,23 @@ pub struct GateOptions {
 /// What to do with the bytes of a client message.
 #[derive(Debug, PartialEq)]
 pub enum Admission {
-    /// Relay them, unchanged.
-    Relay,
+    /// Relay them, unchanged. The calls declared in them are open until
+    /// the server answers them; a transport that learns they will never
+    /// be answered ends them ([`Gate::abandon`]).
+    Relay(Vec<Relayed>),
     /// Do not relay them. Answer the client with this, when there is
     /// anything to answer (a message without a request id gets nothing).
     Answer(Option<Value>),
+    /// They are not JSON: do not relay them, answer this parse error.
+    NotJson(Value),
+}
+
+/// A declared call the proxy relayed: the client's id for it and the
+/// monitor's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relayed {
+    pub id: RequestId,
+    pub call_id: String,
 }
 
 /// The proxy's decisions and the calls open on the server.
@@ -44,6 +59,8 @@ pub struct Gate {
     /// Calls relayed and not answered yet, by scope (the HTTP session; one
     /// scope for stdio) and JSON-RPC id.
     open: Mutex<HashMap<(String, RequestId), OpenCall>>,
+    /// A client message that is not JSON was reported on stderr.
+    not_json_reported: AtomicBool,
 }
 
 /// A `tools/call` the proxy will not relay.
@@ -54,12 +71,31 @@ struct Refusal {
     declared: Option<OpenCall>,
 }
 
+/// Calls declared for a message not yet relayed. If the message is given
+/// up on before it is (the admitting future dropped: the client went
+/// away, the relay stopped), they are ended, since nothing will answer
+/// them.
+struct Declared<'a> {
+    declarer: &'a Declarer,
+    calls: Vec<(RequestId, OpenCall)>,
+}
+
+impl Drop for Declared<'_> {
+    fn drop(&mut self) {
+        for (_, call) in self.calls.drain(..) {
+            self.declarer
+                .end(call, Status::Error, json!({"unanswered": GAVE_UP}));
+        }
+    }
+}
+
 impl Gate {
     pub fn new(declarer: Arc<Declarer>, options: GateOptions) -> Gate {
         Gate {
             declarer,
             options,
             open: Mutex::new(HashMap::new()),
+            not_json_reported: AtomicBool::new(false),
         }
     }
 
@@ -73,21 +109,33 @@ impl Gate {
         !self.options.observe_only && self.declarer.monitored()
     }
 
-    /// Decides about one client line or body (`None`: not JSON). Every
-    /// `tools/call` in it is declared, in order, before this returns, with
-    /// `pid` as the process to bind. A batch is relayed whole or not at
-    /// all: when a call in it is refused, the proxy answers every request
-    /// in it.
-    pub async fn admit(&self, scope: &str, scan: Option<&Scan>, pid: Option<u32>) -> Admission {
-        let Some(scan) = scan else {
-            return Admission::Relay;
+    /// Decides about one client line or body, as [`jsonrpc::scan`] read
+    /// it. Every `tools/call` in it is declared, in order, before this
+    /// returns, with `pid` as the process to bind. A batch is relayed
+    /// whole or not at all: when a call in it is refused, the proxy
+    /// answers every request in it. What is not JSON is refused while the
+    /// proxy is [`strict`](Gate::strict): the server's parser may find a
+    /// `tools/call` in it that the proxy could not declare.
+    pub async fn admit(
+        &self,
+        scope: &str,
+        scanned: &Result<Option<Scan>, NotJson>,
+        pid: Option<u32>,
+    ) -> Admission {
+        let scan = match scanned {
+            Ok(Some(scan)) => scan,
+            Ok(None) => return Admission::Relay(Vec::new()),
+            Err(not_json) => return self.not_json(not_json),
         };
-        let mut relayed: Vec<(RequestId, OpenCall)> = Vec::new();
+        let mut declared = Declared {
+            declarer: &self.declarer,
+            calls: Vec::new(),
+        };
         let mut refusal = None;
         for message in &scan.messages {
             match message {
                 Message::ToolCall(call) => match self.declare(call, pid).await {
-                    Ok(Some(open)) => relayed.push((call.id.clone(), open)),
+                    Ok(Some(open)) => declared.calls.push((call.id.clone(), open)),
                     Ok(None) => {}
                     Err(refused) => {
                         refusal = Some(refused);
@@ -117,13 +165,20 @@ impl Gate {
                 _ => {}
             }
         }
+        // Past the last await: what happens to them is decided here.
+        let calls = std::mem::take(&mut declared.calls);
         let Some(refusal) = refusal else {
+            let mut relayed = Vec::with_capacity(calls.len());
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, call) in relayed {
+            for (id, call) in calls {
+                relayed.push(Relayed {
+                    id: id.clone(),
+                    call_id: call.call_id.clone(),
+                });
                 if let Some(old) = open.insert((scope.to_string(), id), call) {
                     self.declarer.end(
                         old,
-                        "error",
+                        Status::Error,
                         json!({"unanswered": "the client reused its request id"}),
                     );
                 }
@@ -131,18 +186,19 @@ impl Gate {
             drop(open);
             for message in &scan.messages {
                 if let Message::Cancelled { request_id } = message {
-                    self.finish(scope, request_id, "error", json!({"cancelled": true}));
+                    self.finish(scope, request_id, Status::Error, json!({"cancelled": true}));
                 }
             }
-            return Admission::Relay;
+            return Admission::Relay(relayed);
         };
         if let Some(call) = refusal.declared.clone() {
-            self.declarer.end(call, "error", json!({"denied": true}));
+            self.declarer
+                .end(call, Status::Error, json!({"denied": true}));
         }
-        for (_, call) in relayed {
+        for (_, call) in calls {
             self.declarer.end(
                 call,
-                "error",
+                Status::Error,
                 json!({"not_relayed": "another call in its batch was refused"}),
             );
         }
@@ -150,6 +206,32 @@ impl Gate {
             Admission::Answer(batch_answer(scan, &refusal))
         } else {
             Admission::Answer(refusal.answer)
+        }
+    }
+
+    /// A client message that is not JSON: refused while strict, relayed
+    /// unread otherwise; said once on stderr either way.
+    fn not_json(&self, not_json: &NotJson) -> Admission {
+        let strict = self.strict();
+        if !self.not_json_reported.swap(true, Ordering::Relaxed) {
+            if strict {
+                eprintln!(
+                    "{PREFIX}: refused a client message that is not JSON ({}): it was answered with a \
+                     JSON-RPC parse error; later ones are refused without a word",
+                    not_json.0
+                );
+            } else {
+                eprintln!(
+                    "{PREFIX}: relaying a client message that is not JSON ({}) unread: a tools/call \
+                     the server finds in it is not declared; later ones are relayed without a word",
+                    not_json.0
+                );
+            }
+        }
+        if strict {
+            Admission::NotJson(jsonrpc::parse_error(not_json))
+        } else {
+            Admission::Relay(Vec::new())
         }
     }
 
@@ -218,12 +300,12 @@ impl Gate {
     pub fn observe(&self, scope: &str, scan: &Scan) {
         for message in &scan.messages {
             if let Message::Response { id, status, result } = message {
-                self.finish(scope, id, status.as_str(), result.clone());
+                self.finish(scope, id, *status, result.clone());
             }
         }
     }
 
-    fn finish(&self, scope: &str, id: &RequestId, status: &str, result: Value) {
+    fn finish(&self, scope: &str, id: &RequestId, status: Status, result: Value) {
         let call = self
             .open
             .lock()
@@ -239,7 +321,8 @@ impl Gate {
     pub fn end_all(&self, why: &str) {
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
         for (_, call) in open {
-            self.declarer.end(call, "error", json!({"unanswered": why}));
+            self.declarer
+                .end(call, Status::Error, json!({"unanswered": why}));
         }
     }
 
@@ -252,15 +335,30 @@ impl Gate {
         let calls: Vec<OpenCall> = ids.iter().filter_map(|key| open.remove(key)).collect();
         drop(open);
         for call in calls {
-            self.declarer.end(call, "error", json!({"unanswered": why}));
+            self.declarer
+                .end(call, Status::Error, json!({"unanswered": why}));
         }
     }
 
-    /// Ends calls of one scope that will not be answered, as `error` with
-    /// `why`: the request that carried them never reached the server.
-    pub fn abandon(&self, scope: &str, ids: &[RequestId], why: &str) {
-        for id in ids {
-            self.finish(scope, id, "error", json!({"unanswered": why}));
+    /// Ends relayed calls of one scope that will not be answered, as
+    /// `error` with `result`: the request that carried them never reached
+    /// the server, or the response that was to answer them broke off.
+    /// Each is ended only if it is the same call still open under its id.
+    pub fn abandon(&self, scope: &str, calls: &[Relayed], result: &Value) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let ended: Vec<OpenCall> = calls
+            .iter()
+            .filter_map(|relayed| {
+                let key = (scope.to_string(), relayed.id.clone());
+                match open.get(&key) {
+                    Some(call) if call.call_id == relayed.call_id => open.remove(&key),
+                    _ => None,
+                }
+            })
+            .collect();
+        drop(open);
+        for call in ended {
+            self.declarer.end(call, Status::Error, result.clone());
         }
     }
 

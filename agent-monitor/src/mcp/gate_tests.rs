@@ -1,100 +1,16 @@
 //! The gate against a fake monitor on a real Unix socket: what is
 //! declared, what is relayed, and what the client is answered.
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    os::unix::net::UnixListener,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::{os::unix::net::UnixListener, sync::Arc, task::Poll, time::Duration};
 
 use serde_json::{Value, json};
 
 use super::{
     declarer::{Declarer, DeclarerOptions},
+    fake_monitor::{FakeMonitor, SLOW},
     gate::{Admission, Gate, GateOptions},
-    jsonrpc::{NOT_RELAYED, scan},
+    jsonrpc::{NOT_RELAYED, PARSE_ERROR, scan},
 };
-
-/// A monitor that allows every tool but `forbidden`, refuses `refused`,
-/// will not bind pid 4242, and records every request. It hangs up after
-/// `hang_up_after` requests on a connection, when set.
-struct FakeMonitor {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl FakeMonitor {
-    fn start(hang_up_after: Option<usize>) -> FakeMonitor {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("api.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let reader = BufReader::new(stream.try_clone().unwrap());
-                for (n, line) in reader.lines().enumerate() {
-                    let Ok(line) = line else { break };
-                    if hang_up_after == Some(n) {
-                        break;
-                    }
-                    let request: Value = serde_json::from_str(&line).unwrap();
-                    let reply = answer(&request);
-                    seen.lock().unwrap().push(request);
-                    let _ = stream.write_all(format!("{reply}\n").as_bytes());
-                }
-            }
-        });
-        FakeMonitor {
-            _dir: dir,
-            socket,
-            requests,
-        }
-    }
-
-    fn gate(&self, options: GateOptions) -> Gate {
-        let declarer = Declarer::connect(DeclarerOptions {
-            socket: Some(self.socket.clone()),
-            agent: None,
-        })
-        .expect("the fake monitor answers");
-        Gate::new(Arc::new(declarer), options)
-    }
-
-    /// The requests of `type`, once the gate's declarer has finished.
-    fn sent(&self, gate: &Gate, kind: &str) -> Vec<Value> {
-        gate.declarer().finish();
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r["type"] == kind)
-            .cloned()
-            .collect()
-    }
-}
-
-fn answer(request: &Value) -> Value {
-    match (request["type"].as_str(), request["tool"].as_str()) {
-        (Some("tool.start"), _) if request["pid"] == 4242 => json!({
-            "ok": false,
-            "error": {"code": "not_bound", "message": "pid 4242 is not a live process of agent `a`"},
-        }),
-        (Some("tool.start"), Some("forbidden")) => json!({
-            "ok": true, "decision": "deny", "reason": "no, never", "rule": "deny.forbidden",
-        }),
-        (Some("tool.start"), Some("refused")) => json!({
-            "ok": false, "error": {"code": "bad_field", "message": "field `args`: too odd"},
-        }),
-        (Some("tool.start"), _) => {
-            json!({"ok": true, "decision": "allow", "reason": "fine", "rule": "infer"})
-        }
-        _ => json!({"ok": true}),
-    }
-}
 
 fn call(id: Value, tool: &str, args: Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
@@ -102,11 +18,20 @@ fn call(id: Value, tool: &str, args: Value) -> String {
 }
 
 async fn admit(gate: &Gate, line: &str, pid: Option<u32>) -> Admission {
-    gate.admit("", scan(line.as_bytes()).as_ref(), pid).await
+    gate.admit("", &scan(line.as_bytes()), pid).await
 }
 
 fn observe(gate: &Gate, line: &str) {
-    gate.observe("", &scan(line.as_bytes()).unwrap());
+    gate.observe("", &scan(line.as_bytes()).unwrap().unwrap());
+}
+
+/// How many declared calls a relayed message carried; panics when it was
+/// not relayed.
+fn relayed(admission: Admission) -> usize {
+    match admission {
+        Admission::Relay(calls) => calls.len(),
+        other => panic!("expected it relayed, got {other:?}"),
+    }
 }
 
 fn denial_text(admission: &Admission) -> String {
@@ -132,7 +57,7 @@ async fn an_allowed_call_is_declared_bound_to_the_server_and_ended_by_its_respon
         Some(77),
     )
     .await;
-    assert_eq!(admitted, Admission::Relay);
+    assert_eq!(relayed(admitted), 1);
     assert_eq!(gate.open_calls(), 1);
     // Another id's response ends nothing.
     observe(&gate, r#"{"jsonrpc":"2.0","id":4,"result":{}}"#);
@@ -157,7 +82,7 @@ async fn an_allowed_call_is_declared_bound_to_the_server_and_ended_by_its_respon
             &json!("read_file"),
             &json!({"path": "/etc/hostname"}),
             &json!("mcp"),
-            &json!(3),
+            &json!("3"),
             &json!(77)
         )
     );
@@ -205,8 +130,8 @@ async fn observe_only_relays_a_denied_call_and_ends_it_by_its_response() {
         ..GateOptions::default()
     });
     assert_eq!(
-        admit(&gate, &call(json!(1), "forbidden", json!({})), None).await,
-        Admission::Relay
+        relayed(admit(&gate, &call(json!(1), "forbidden", json!({})), None).await),
+        1
     );
     observe(
         &gate,
@@ -225,8 +150,8 @@ async fn errors_and_cancellations_end_calls_as_errors() {
     let gate = monitor.gate(GateOptions::default());
     for id in [1, 2, 3] {
         assert_eq!(
-            admit(&gate, &call(json!(id), "t", json!({})), None).await,
-            Admission::Relay
+            relayed(admit(&gate, &call(json!(id), "t", json!({})), None).await),
+            1
         );
     }
     observe(
@@ -235,8 +160,8 @@ async fn errors_and_cancellations_end_calls_as_errors() {
     );
     let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}"#;
     assert_eq!(
-        admit(&gate, cancel, None).await,
-        Admission::Relay,
+        relayed(admit(&gate, cancel, None).await),
+        0,
         "a cancellation is relayed"
     );
     gate.end_all("the server exited before answering");
@@ -312,7 +237,7 @@ async fn a_batch_of_allowed_calls_is_relayed_and_each_is_ended_by_its_response()
         call(json!(1), "a", json!({})),
         call(json!(2), "b", json!({}))
     );
-    assert_eq!(admit(&gate, &batch, None).await, Admission::Relay);
+    assert_eq!(relayed(admit(&gate, &batch, None).await), 2);
     observe(
         &gate,
         r#"[{"jsonrpc":"2.0","id":2,"result":{}},{"jsonrpc":"2.0","id":1,"result":{"isError":true}}]"#,
@@ -363,12 +288,12 @@ async fn a_server_pid_the_monitor_will_not_bind_is_left_out() {
     let monitor = FakeMonitor::start(None);
     let gate = monitor.gate(GateOptions::default());
     assert_eq!(
-        admit(&gate, &call(json!(1), "a", json!({})), Some(4242)).await,
-        Admission::Relay
+        relayed(admit(&gate, &call(json!(1), "a", json!({})), Some(4242)).await),
+        1
     );
     assert_eq!(
-        admit(&gate, &call(json!(2), "b", json!({})), Some(4242)).await,
-        Admission::Relay
+        relayed(admit(&gate, &call(json!(2), "b", json!({})), Some(4242)).await),
+        1
     );
     let starts = monitor.sent(&gate, "tool.start");
     let pids: Vec<&Value> = starts.iter().map(|s| &s["pid"]).collect();
@@ -394,8 +319,8 @@ async fn without_a_monitor_calls_are_refused_unless_unmonitored_relaying_is_allo
     ] {
         let lenient = Gate::new(Arc::new(Declarer::unmonitored()), options);
         assert_eq!(
-            admit(&lenient, &call(json!(1), "a", json!({})), None).await,
-            Admission::Relay
+            relayed(admit(&lenient, &call(json!(1), "a", json!({})), None).await),
+            0
         );
         assert_eq!(lenient.open_calls(), 0, "nothing declared, nothing to end");
     }
@@ -407,13 +332,13 @@ async fn a_monitor_that_went_away_fails_closed_and_one_that_came_back_is_used_ag
     let monitor = FakeMonitor::start(Some(1));
     let gate = monitor.gate(GateOptions::default());
     assert_eq!(
-        admit(&gate, &call(json!(1), "a", json!({})), None).await,
-        Admission::Relay
+        relayed(admit(&gate, &call(json!(1), "a", json!({})), None).await),
+        1
     );
     // The lost connection is noticed on the next call, which gets a fresh one.
     assert_eq!(
-        admit(&gate, &call(json!(2), "b", json!({})), None).await,
-        Admission::Relay
+        relayed(admit(&gate, &call(json!(2), "b", json!({})), None).await),
+        1
     );
     let starts = monitor.sent(&gate, "tool.start");
     assert_eq!(starts.len(), 2);
@@ -434,9 +359,107 @@ async fn a_monitor_that_went_away_fails_closed_and_one_that_came_back_is_used_ag
 }
 
 #[tokio::test]
-async fn what_is_not_json_is_relayed_and_nothing_is_declared() {
+async fn what_is_not_json_is_refused_with_a_parse_error_and_nothing_is_declared() {
     let monitor = FakeMonitor::start(None);
     let gate = monitor.gate(GateOptions::default());
-    assert_eq!(gate.admit("", None, None).await, Admission::Relay);
+    // Python's parsers take NaN: the server would run this call.
+    let nan = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"x":NaN}}}"#;
+    for line in [nan, "not json at all\r\n"] {
+        let Admission::NotJson(answer) = admit(&gate, line, None).await else {
+            panic!("{line} is refused")
+        };
+        assert_eq!(answer["id"], Value::Null);
+        assert_eq!(answer["error"]["code"], PARSE_ERROR);
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Parse error: expected "), "{message}");
+    }
+    // Blank lines and JSON scalars hold no message: they are relayed.
+    for line in ["\r\n", "", "42"] {
+        assert_eq!(relayed(admit(&gate, line, None).await), 0, "{line:?}");
+    }
     assert!(monitor.sent(&gate, "tool.start").is_empty());
+}
+
+#[tokio::test]
+async fn what_is_not_json_is_relayed_when_the_proxy_declares_nothing_anyway() {
+    let nan = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"w","arguments":{"x":NaN}}}"#;
+    let monitor = FakeMonitor::start(None);
+    let observing = monitor.gate(GateOptions {
+        observe_only: true,
+        ..GateOptions::default()
+    });
+    assert_eq!(relayed(admit(&observing, nan, None).await), 0);
+    let unmonitored = Gate::new(
+        Arc::new(Declarer::unmonitored()),
+        GateOptions {
+            allow_unmonitored: true,
+            ..GateOptions::default()
+        },
+    );
+    assert_eq!(relayed(admit(&unmonitored, nan, None).await), 0);
+    assert!(monitor.sent(&observing, "tool.start").is_empty());
+}
+
+/// Polls `admit` for `line` once, waits `wait`, then drops it, as hyper
+/// drops a request's future when its client goes away.
+async fn give_up(gate: &Gate, line: &str, wait: Duration) {
+    let mut admitting = std::pin::pin!(admit(gate, line, None));
+    let first = std::future::poll_fn(|cx| Poll::Ready(admitting.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the monitor takes its time with `slow`");
+    tokio::time::sleep(wait).await;
+}
+
+#[tokio::test]
+async fn a_call_given_up_on_while_it_is_declared_is_ended() {
+    let monitor = FakeMonitor::start(None);
+    let gate = monitor.gate(GateOptions::default());
+    // Given up before the monitor's reply, and after it came unread.
+    give_up(&gate, &call(json!(9), "slow", json!({})), Duration::ZERO).await;
+    give_up(&gate, &call(json!(10), "slow", json!({})), SLOW * 3).await;
+    assert_eq!(gate.open_calls(), 0);
+    let starts = monitor.sent(&gate, "tool.start");
+    assert_eq!(starts.len(), 2);
+    let requests = monitor.requests.lock().unwrap().clone();
+    let ends: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["type"] == "tool.end")
+        .collect();
+    let gave_up = |start: &Value| {
+        json!({"type": "tool.end", "call_id": start["call_id"], "status": "error",
+               "result": {"unanswered": "the proxy stopped handling the request before relaying it"}})
+    };
+    assert_eq!(ends, [&gave_up(&starts[0]), &gave_up(&starts[1])]);
+}
+
+#[tokio::test]
+async fn abandoning_ends_only_the_call_that_was_relayed_under_the_id() {
+    let monitor = FakeMonitor::start(None);
+    let gate = monitor.gate(GateOptions::default());
+    let Admission::Relay(first) = admit(&gate, &call(json!(1), "a", json!({})), None).await else {
+        panic!("relayed")
+    };
+    observe(&gate, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+    let Admission::Relay(second) = admit(&gate, &call(json!(1), "b", json!({})), None).await else {
+        panic!("relayed")
+    };
+    assert_ne!(first, second);
+    let result = json!({"http_status": 404});
+    gate.abandon("", &first, &result);
+    assert_eq!(gate.open_calls(), 1, "the later call under id 1 stays open");
+    gate.abandon("other scope", &second, &result);
+    assert_eq!(gate.open_calls(), 1, "scopes are apart");
+    gate.abandon("", &second, &result);
+    assert_eq!(gate.open_calls(), 0);
+    let ends: Vec<(Value, Value)> = monitor
+        .sent(&gate, "tool.end")
+        .into_iter()
+        .map(|e| (e["call_id"].clone(), e["result"].clone()))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (json!(first[0].call_id), json!({})),
+            (json!(second[0].call_id), result)
+        ]
+    );
 }

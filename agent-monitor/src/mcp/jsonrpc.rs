@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::declare::Status;
+
 /// A JSON-RPC request id (a string or a number), compared by its JSON text
 /// so that it can key a map.
 #[derive(Clone, Debug)]
@@ -58,23 +60,7 @@ pub struct ToolCall {
     pub id: RequestId,
     pub name: String,
     /// `params.arguments`, `{}` when absent or `null`.
-    pub arguments: Value,
-}
-
-/// How a tool call ended, from the server's response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallStatus {
-    Ok,
-    Error,
-}
-
-impl CallStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallStatus::Ok => "ok",
-            CallStatus::Error => "error",
-        }
-    }
+    pub arguments: Map<String, Value>,
 }
 
 /// One message of a line (or of an HTTP body), as far as the proxy cares.
@@ -94,7 +80,7 @@ pub enum Message {
     /// `isError: true`; `result` is the `result`, or the `error`.
     Response {
         id: RequestId,
-        status: CallStatus,
+        status: Status,
         result: Value,
     },
     /// Anything else: another request (with its id), a notification, or a
@@ -119,20 +105,43 @@ impl Scan {
     }
 }
 
-/// Reads one line or body. `None` when it is not JSON, or JSON that is
-/// neither an object nor an array: such bytes are relayed untouched.
-pub fn scan(bytes: &[u8]) -> Option<Scan> {
-    match serde_json::from_slice::<Value>(bytes).ok()? {
-        Value::Array(items) => Some(Scan {
+/// Bytes that are not JSON, with serde_json's account of why: invalid
+/// syntax, but also what other parsers take and serde_json does not
+/// (`NaN`, `Infinity`, a number out of `f64`'s range, nesting deeper than
+/// 128, a lone surrogate, invalid UTF-8, two values on one line split by a
+/// lone `\r`). The server may read a message in it that the proxy cannot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotJson(pub String);
+
+/// Reads one line or body: `Ok(None)` when it is only whitespace, or JSON
+/// that is neither an object nor an array (no JSON-RPC message, and no
+/// server acts on it); `Err` when it is not JSON.
+pub fn scan(bytes: &[u8]) -> Result<Option<Scan>, NotJson> {
+    // JSON's own whitespace: anything else is for the parser to judge.
+    if bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Err(err) => Err(NotJson(err.to_string())),
+        Ok(Value::Array(items)) => Ok(Some(Scan {
             batch: true,
             messages: items.into_iter().map(classify).collect(),
-        }),
-        object @ Value::Object(_) => Some(Scan {
+        })),
+        Ok(object @ Value::Object(_)) => Ok(Some(Scan {
             batch: false,
             messages: vec![classify(object)],
-        }),
-        _ => None,
+        })),
+        Ok(_) => Ok(None),
     }
+}
+
+/// The messages in a server's line or body, when it has any: what is not
+/// JSON there answers nothing.
+pub fn responses(bytes: &[u8]) -> Option<Scan> {
+    scan(bytes).ok().flatten()
 }
 
 /// What one element of a line is.
@@ -185,8 +194,8 @@ fn tool_call(object: &mut Map<String, Value>) -> Message {
         _ => return bad(Some(id), "params.name is not a non-empty string"),
     };
     let arguments = match params.get_mut("arguments").map(Value::take) {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(arguments @ Value::Object(_)) => arguments,
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(arguments)) => arguments,
         Some(_) => return bad(Some(id), "params.arguments is not an object"),
     };
     Message::ToolCall(ToolCall {
@@ -203,16 +212,16 @@ fn response(object: &mut Map<String, Value>) -> Message {
     if let Some(error) = object.get_mut("error").filter(|e| !e.is_null()) {
         return Message::Response {
             id,
-            status: CallStatus::Error,
+            status: Status::Error,
             result: error.take(),
         };
     }
     match object.get_mut("result") {
         Some(result) => {
             let status = if result.get("isError") == Some(&Value::Bool(true)) {
-                CallStatus::Error
+                Status::Error
             } else {
-                CallStatus::Ok
+                Status::Ok
             };
             Message::Response {
                 id,
@@ -248,6 +257,23 @@ pub const INVALID_PARAMS: i64 = -32602;
 /// The server-error code the proxy answers with for a request it did not
 /// relay because another request in its batch was refused.
 pub const NOT_RELAYED: i64 = -32000;
+
+/// JSON-RPC's "Parse error" (-32700), for a message that is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+
+/// The answer to a message that is not JSON. Its id stays `null`, as
+/// JSON-RPC says when the id cannot be read: digging one out of bytes the
+/// proxy cannot parse would be a guess.
+pub fn parse_error(not_json: &NotJson) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": PARSE_ERROR,
+            "message": format!("Parse error: {} (agent-monitor relays only messages it can read)", not_json.0),
+        },
+    })
+}
 
 /// A JSON-RPC error response.
 pub fn error_response(id: &RequestId, code: i64, message: &str) -> Value {

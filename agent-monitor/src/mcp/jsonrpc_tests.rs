@@ -1,15 +1,17 @@
 use serde_json::{Value, json};
 
 use super::jsonrpc::{
-    CallStatus, INVALID_PARAMS, Message, RequestId, Scan, ToolCall, denial, error_response, scan,
+    INVALID_PARAMS, Message, NotJson, PARSE_ERROR, RequestId, Scan, ToolCall, denial,
+    error_response, parse_error, scan,
 };
+use crate::declare::Status;
 
 fn id(value: Value) -> RequestId {
     RequestId::from_value(&value).expect("a string or number id")
 }
 
 fn one(line: &str) -> Message {
-    let scan = scan(line.as_bytes()).expect("JSON");
+    let scan = scan(line.as_bytes()).expect("JSON").expect("a message");
     assert!(!scan.batch, "{line}");
     assert_eq!(scan.messages.len(), 1);
     scan.messages.into_iter().next().unwrap()
@@ -25,7 +27,10 @@ fn a_tools_call_yields_its_id_name_and_arguments() {
         Message::ToolCall(ToolCall {
             id: id(json!(7)),
             name: "read_file".into(),
-            arguments: json!({"path": "/etc/hostname"}),
+            arguments: json!({"path": "/etc/hostname"})
+                .as_object()
+                .unwrap()
+                .clone(),
         })
     );
 }
@@ -38,7 +43,7 @@ fn absent_or_null_arguments_are_an_empty_object_and_string_ids_are_kept() {
         let Message::ToolCall(call) = one(&line) else {
             panic!("{line}")
         };
-        assert_eq!(call.arguments, json!({}));
+        assert!(call.arguments.is_empty());
         assert_eq!(call.id.value(), &json!("a-1"));
     }
 }
@@ -107,7 +112,7 @@ fn responses_end_ok_or_error() {
         ok,
         Message::Response {
             id: id(json!(7)),
-            status: CallStatus::Ok,
+            status: Status::Ok,
             result: json!({"content":[{"type":"text","text":"vm"}],"isError":false}),
         }
     );
@@ -115,7 +120,7 @@ fn responses_end_ok_or_error() {
     assert!(matches!(
         tool_error,
         Message::Response {
-            status: CallStatus::Error,
+            status: Status::Error,
             ..
         }
     ));
@@ -125,7 +130,7 @@ fn responses_end_ok_or_error() {
         protocol_error,
         Message::Response {
             id: id(json!("s")),
-            status: CallStatus::Error,
+            status: Status::Error,
             result: json!({"code": -32602, "message": "Unknown tool"}),
         }
     );
@@ -133,7 +138,7 @@ fn responses_end_ok_or_error() {
     assert!(matches!(
         one(r#"{"jsonrpc":"2.0","id":9,"result":"done"}"#),
         Message::Response {
-            status: CallStatus::Ok,
+            status: Status::Ok,
             ..
         }
     ));
@@ -181,7 +186,8 @@ fn a_batch_is_read_element_by_element() {
               {"jsonrpc":"2.0","method":"notifications/progress"}, 5,
               {"jsonrpc":"2.0","id":2,"result":{}} ] "#,
     )
-    .expect("JSON");
+    .expect("JSON")
+    .expect("a batch");
     assert!(scanned.batch);
     assert!(scanned.has_tool_calls());
     assert_eq!(scanned.messages.len(), 4);
@@ -190,31 +196,58 @@ fn a_batch_is_read_element_by_element() {
     assert!(matches!(&scanned.messages[3], Message::Response { .. }));
     assert_eq!(
         scan(b"[]"),
-        Some(Scan {
+        Ok(Some(Scan {
             batch: true,
             messages: vec![]
-        })
+        }))
     );
 }
 
 #[test]
-fn what_is_not_a_json_object_or_array_is_not_scanned() {
-    for line in [
-        &b"not json\n"[..],
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,",
-        b"\"a string\"",
-        b"42\r\n",
-        b"",
-        b"\xff\xfe{}",
-        b"{} {}",
-    ] {
-        assert_eq!(scan(line), None, "{}", String::from_utf8_lossy(line));
+fn whitespace_and_json_that_is_no_object_or_array_hold_no_message() {
+    for line in [&b"\"a string\""[..], b"42\r\n", b"null", b"", b" \t\r\n"] {
+        assert_eq!(scan(line), Ok(None), "{}", String::from_utf8_lossy(line));
     }
 }
 
 #[test]
+fn what_serde_json_cannot_read_is_not_json_and_says_why() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let cases: [(&[u8], &str); 10] = [
+        (b"not json\n", "expected ident"),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":1,", "EOF while parsing"),
+        (b"\xff\xfe{}", "expected value"),
+        (b"{} {}", "trailing characters"),
+        // What Python's parsers take (the MCP SDK's among them).
+        (b"{\"x\":NaN}", "expected value"),
+        (b"{\"x\":-Infinity}", "invalid number"),
+        (b"{\"x\":1e400}", "number out of range"),
+        (deep.as_bytes(), "recursion limit exceeded"),
+        (b"{\"x\":\"\\ud800\"}", "hex escape"),
+        // Python's text files split lines at a lone CR too.
+        (
+            b"{\"method\":\"ping\"}\r{\"method\":\"tools/call\"}\n",
+            "trailing characters",
+        ),
+    ];
+    for (line, why) in cases {
+        match scan(line) {
+            Err(NotJson(got)) => assert!(
+                got.contains(why),
+                "{got}: {}",
+                String::from_utf8_lossy(line)
+            ),
+            other => panic!("{}: {other:?}", String::from_utf8_lossy(line)),
+        }
+    }
+    // A form feed is no JSON whitespace.
+    assert!(scan(b"\x0c").is_err());
+}
+
+#[test]
 fn line_endings_and_whitespace_around_a_message_do_not_matter() {
-    let Some(scanned) = scan(b" \t{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}  \r\n") else {
+    let Ok(Some(scanned)) = scan(b" \t{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}  \r\n")
+    else {
         panic!("JSON with whitespace around it");
     };
     assert_eq!(
@@ -244,4 +277,10 @@ fn answers_are_json_rpc_responses_for_the_same_id() {
         error_response(&id(json!(3)), INVALID_PARAMS, "bad"),
         json!({"jsonrpc": "2.0", "id": 3, "error": {"code": -32602, "message": "bad"}})
     );
+    assert_eq!(
+        parse_error(&NotJson("expected value at line 1 column 2".into())),
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": PARSE_ERROR,
+            "message": "Parse error: expected value at line 1 column 2 (agent-monitor relays only messages it can read)"}})
+    );
+    assert_eq!(PARSE_ERROR, -32700);
 }

@@ -16,6 +16,8 @@ pub mod sse;
 pub mod stdio;
 
 #[cfg(test)]
+mod fake_monitor;
+#[cfg(test)]
 mod framing_tests;
 #[cfg(test)]
 mod gate_tests;
@@ -23,8 +25,13 @@ mod gate_tests;
 mod jsonrpc_tests;
 #[cfg(test)]
 mod sse_tests;
+#[cfg(test)]
+mod stdio_tests;
 
 use std::io;
+
+/// How the proxy's lines on stderr begin.
+pub const PREFIX: &str = "agent-monitor mcp-proxy";
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -33,6 +40,12 @@ pub enum McpError {
     #[error("starting the server `{command}`: {source}")]
     Spawn {
         command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}: {source}")]
+    Stdio {
+        what: &'static str,
         #[source]
         source: io::Error,
     },

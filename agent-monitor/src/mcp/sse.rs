@@ -25,6 +25,11 @@ pub struct SseParser {
     after_cr: bool,
     /// Nothing seen yet: a byte-order mark here is skipped.
     at_start: bool,
+    /// The last `id` field set a non-empty event id.
+    id_buffer_set: bool,
+    /// An event was dispatched with a non-empty last event id: a client
+    /// may resume the stream from it (`Last-Event-ID`) if it breaks off.
+    resumable: bool,
 }
 
 impl Default for SseParser {
@@ -43,7 +48,16 @@ impl SseParser {
             overflow: false,
             after_cr: false,
             at_start: true,
+            id_buffer_set: false,
+            resumable: false,
         }
+    }
+
+    /// Whether the client holds an event id to resume the stream from:
+    /// then an answer that did not come on it may come on the stream the
+    /// client resumes.
+    pub fn resumable(&self) -> bool {
+        self.resumable
     }
 
     /// Reads more of the stream; returns the data of each event it
@@ -90,6 +104,10 @@ impl SseParser {
     fn end_line(&mut self) -> Option<Vec<u8>> {
         let line = std::mem::take(&mut self.line);
         if line.is_empty() {
+            // The last event id is the client's on every dispatch, even
+            // of an event with no data (MCP servers send such a "priming"
+            // event to make a stream resumable).
+            self.resumable = self.id_buffer_set;
             let data = std::mem::take(&mut self.data);
             let has_data = std::mem::take(&mut self.has_data);
             let overflow = std::mem::take(&mut self.overflow);
@@ -109,6 +127,9 @@ impl SseParser {
             }
             None => (&line[..], &[][..]),
         };
+        if field == b"id" && !value.contains(&0) {
+            self.id_buffer_set = !value.is_empty();
+        }
         if field == b"data" {
             if self.data.len() + value.len() >= self.limit {
                 self.overflow = true;

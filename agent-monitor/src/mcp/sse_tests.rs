@@ -57,3 +57,24 @@ fn an_event_past_the_limit_is_dropped_and_the_next_one_is_read() {
     let many = format!("{}\ndata: next\n\n", "data: 0123456789\n".repeat(100));
     assert_eq!(events(&[many.as_bytes()]), vec!["next"]);
 }
+
+#[test]
+fn a_stream_is_resumable_once_an_event_with_an_id_is_dispatched() {
+    let mut parser = SseParser::new(1024);
+    parser.push(b"data: no id\n\n");
+    assert!(!parser.resumable());
+    // An id in an event not yet dispatched does not count.
+    parser.push(b"id: 7\n");
+    assert!(!parser.resumable());
+    // A priming event: an id and empty data.
+    parser.push(b"data:\n\n");
+    assert!(parser.resumable());
+    // The id stays for later events; an empty one clears it.
+    parser.push(b"data: more\n\n");
+    assert!(parser.resumable());
+    parser.push(b"id\n\n");
+    assert!(!parser.resumable());
+    // An id with a NUL is ignored.
+    parser.push(b"id: 8\n\nid: a\0b\n\n");
+    assert!(parser.resumable());
+}

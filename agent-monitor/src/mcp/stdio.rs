@@ -13,20 +13,18 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    process::{Child, ChildStdin, ChildStdout, Command},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    process::{Child, Command},
     signal::unix::{SignalKind, signal},
     sync::mpsc,
 };
 
 use super::{
-    McpError,
+    McpError, PREFIX,
     framing::{LineFramer, Piece},
     gate::{Admission, Gate},
     jsonrpc,
 };
-
-const PREFIX: &str = "agent-monitor mcp-proxy";
 
 /// The scope of stdio calls in the gate: one client, one id space.
 const SCOPE: &str = "";
@@ -35,9 +33,27 @@ const SCOPE: &str = "";
 /// process it left behind may hold it) before the relay stops reading it.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
+/// The proxy's own answers on their way from the client side to the
+/// client's stdout.
+pub(super) const ANSWERS_IN_FLIGHT: usize = 16;
+
+/// The answers held while the server is in the middle of a line. When
+/// that many wait, the channel fills, and the proxy stops reading the
+/// client until the server's line ends: memory stays bounded, and the
+/// client is slowed, never answered out of turn.
+pub(super) const MAX_QUEUED_ANSWERS: usize = 64;
+
 /// Starts `command` and relays until it exits; returns its status.
 pub async fn relay(gate: Arc<Gate>, command: &[OsString]) -> Result<ExitStatus, McpError> {
     let (program, args) = command.split_first().ok_or(McpError::NoCommand)?;
+    let stdin = own_stream(std::io::stdin().as_fd()).map_err(|source| McpError::Stdio {
+        what: "reading stdin",
+        source,
+    })?;
+    let stdout = own_stream(std::io::stdout().as_fd()).map_err(|source| McpError::Stdio {
+        what: "writing stdout",
+        source,
+    })?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -57,9 +73,20 @@ pub async fn relay(gate: Arc<Gate>, command: &[OsString]) -> Result<ExitStatus, 
     let server_in = child.stdin.take().ok_or_else(|| missing("stdin pipe"))?;
     let server_out = child.stdout.take().ok_or_else(|| missing("stdout pipe"))?;
     // Answers the proxy gives itself, to put between the server's lines.
-    let (answers, answer_queue) = mpsc::unbounded_channel();
-    let to_server = tokio::spawn(client_to_server(gate.clone(), server_in, pid, answers));
-    let mut to_client = tokio::spawn(server_to_client(gate.clone(), server_out, answer_queue));
+    let (answers, answer_queue) = mpsc::channel(ANSWERS_IN_FLIGHT);
+    let to_server = tokio::spawn(client_to_server(
+        gate.clone(),
+        stdin,
+        server_in,
+        pid,
+        answers,
+    ));
+    let mut to_client = tokio::spawn(server_to_client(
+        gate.clone(),
+        server_out,
+        stdout,
+        answer_queue,
+    ));
 
     let status = wait_forwarding_signals(&mut child, pid).await?;
     // What the server wrote before it exited is still in the pipe.
@@ -90,40 +117,37 @@ async fn wait_forwarding_signals(child: &mut Child, pid: u32) -> Result<ExitStat
     }
 }
 
-/// Relays our stdin to the server, a line at a time: each line is admitted
-/// by the gate (its `tools/call`s declared) before a byte of it is
-/// written.
-async fn client_to_server(
+/// Relays the client's bytes to the server, a line at a time: each line
+/// is admitted by the gate (its `tools/call`s declared) before a byte of
+/// it is written.
+pub(super) async fn client_to_server<R, W>(
     gate: Arc<Gate>,
-    mut server_in: ChildStdin,
+    mut client: R,
+    mut server_in: W,
     pid: u32,
-    answers: mpsc::UnboundedSender<Vec<u8>>,
-) {
-    let mut stdin = match own_stream(std::io::stdin().as_fd()) {
-        Ok(stdin) => stdin,
-        Err(err) => {
-            eprintln!("{PREFIX}: reading stdin: {err}");
-            return;
-        }
-    };
+    answers: mpsc::Sender<Vec<u8>>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut framer = LineFramer::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut overlong_reported = false;
     loop {
-        let (pieces, done) = match stdin.read(&mut buf).await {
+        let (pieces, done) = match client.read(&mut buf).await {
             Ok(0) | Err(_) => (framer.finish().into_iter().collect::<Vec<_>>(), true),
             Ok(n) => (framer.push(&buf[..n]), false),
         };
         for piece in pieces {
             let (line, admission) = match piece {
                 Piece::Line(line) => {
-                    let scan = jsonrpc::scan(&line);
-                    let admission = gate.admit(SCOPE, scan.as_ref(), Some(pid)).await;
+                    let scanned = jsonrpc::scan(&line);
+                    let admission = gate.admit(SCOPE, &scanned, Some(pid)).await;
                     (line, admission)
                 }
                 // Too long to hold for a look: relayed unread only when
                 // the proxy is not declaring anyway.
-                Piece::Overlong(bytes) if !gate.strict() => (bytes, Admission::Relay),
+                Piece::Overlong(bytes) if !gate.strict() => (bytes, Admission::Relay(Vec::new())),
                 Piece::Overlong(_) => {
                     if !std::mem::replace(&mut overlong_reported, true) {
                         eprintln!(
@@ -134,21 +158,24 @@ async fn client_to_server(
                     continue;
                 }
             };
-            match admission {
-                Admission::Relay => {
+            let answer = match admission {
+                Admission::Relay(_) => {
                     if write_all(&mut server_in, &line).await.is_err() {
                         // The server closed its input: it is going away,
                         // and its exit ends the relay.
                         return;
                     }
+                    continue;
                 }
-                Admission::Answer(Some(answer)) => {
-                    let mut bytes = answer.to_string().into_bytes();
-                    bytes.push(b'\n');
-                    let _ = answers.send(bytes);
-                }
-                Admission::Answer(None) => {}
-            }
+                Admission::Answer(Some(answer)) | Admission::NotJson(answer) => answer,
+                Admission::Answer(None) => continue,
+            };
+            let mut bytes = answer.to_string().into_bytes();
+            bytes.push(b'\n');
+            // Waits while the answers are held back (see
+            // MAX_QUEUED_ANSWERS); fails only once the server's output is
+            // closed, when no answer can go out between its lines anyway.
+            let _ = answers.send(bytes).await;
         }
         if done {
             // The client is done: so is the server's input.
@@ -158,21 +185,18 @@ async fn client_to_server(
     }
 }
 
-/// Relays the server's output to our stdout as it comes, ending calls as
+/// Relays the server's output to the client as it comes, ending calls as
 /// their responses go by, and puts the proxy's own answers between lines.
-async fn server_to_client(
+pub(super) async fn server_to_client<R, W>(
     gate: Arc<Gate>,
-    mut server_out: ChildStdout,
-    mut answers: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
-    let stdout = match own_stream(std::io::stdout().as_fd()) {
-        Ok(stdout) => stdout,
-        Err(err) => {
-            eprintln!("{PREFIX}: writing stdout: {err}");
-            return;
-        }
-    };
-    let mut out = ClientOut::new(stdout);
+    mut server_out: R,
+    client: W,
+    mut answers: mpsc::Receiver<Vec<u8>>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = ClientOut::new(client);
     let mut framer = LineFramer::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut answers_open = true;
@@ -192,7 +216,8 @@ async fn server_to_client(
                 }
                 out.server_bytes(&buf[..n]).await;
             }
-            answer = answers.recv(), if answers_open => match answer {
+            // Not taken while the queue is full: the channel fills behind it.
+            answer = answers.recv(), if answers_open && !out.full() => match answer {
                 Some(bytes) => out.answer(bytes, framer.mid_line()).await,
                 None => answers_open = false,
             },
@@ -201,16 +226,16 @@ async fn server_to_client(
     if let Some(Piece::Line(line)) = framer.finish() {
         observe(&gate, &line);
     }
-    // The server is gone: answers still queued go out after its last
+    // The server is gone: answers still waiting go out after its last
     // bytes, even if it left a line unfinished.
-    while let Ok(bytes) = answers.try_recv() {
-        out.answer(bytes, true).await;
-    }
     out.release_queued().await;
+    while let Ok(bytes) = answers.try_recv() {
+        out.answer(bytes, false).await;
+    }
 }
 
 fn observe(gate: &Gate, line: &[u8]) {
-    if let Some(scan) = jsonrpc::scan(line) {
+    if let Some(scan) = jsonrpc::responses(line) {
         gate.observe(SCOPE, &scan);
     }
 }
@@ -219,7 +244,8 @@ fn observe(gate: &Gate, line: &[u8]) {
 /// only where a line of the server's has ended.
 struct ClientOut<W> {
     out: W,
-    /// Answers waiting for the server's current line to end.
+    /// Answers waiting for the server's current line to end: at most
+    /// [`MAX_QUEUED_ANSWERS`].
     queued: Vec<Vec<u8>>,
     /// The client closed its end: bytes are dropped from then on.
     broken: bool,
@@ -232,6 +258,11 @@ impl<W: AsyncWrite + Unpin> ClientOut<W> {
             queued: Vec::new(),
             broken: false,
         }
+    }
+
+    /// Whether no more answers may wait for the server's line to end.
+    fn full(&self) -> bool {
+        self.queued.len() >= MAX_QUEUED_ANSWERS
     }
 
     /// Writes a chunk of the server's output; queued answers go right
@@ -290,7 +321,7 @@ fn own_stream(fd: BorrowedFd<'_>) -> std::io::Result<tokio::fs::File> {
     )))
 }
 
-async fn write_all(server_in: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_all<W: AsyncWrite + Unpin>(server_in: &mut W, bytes: &[u8]) -> std::io::Result<()> {
     server_in.write_all(bytes).await?;
     server_in.flush().await
 }

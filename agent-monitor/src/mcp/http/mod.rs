@@ -5,9 +5,12 @@
 //! is read first, so its `tools/call`s are declared before the upstream
 //! gets it.
 
+mod pending;
 mod tap;
 pub mod upstream;
 
+#[cfg(test)]
+mod proxy_tests;
 #[cfg(test)]
 mod tap_tests;
 #[cfg(test)]
@@ -15,16 +18,17 @@ mod upstream_tests;
 
 use std::{
     convert::Infallible,
+    future::Future,
     io,
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::UnsyncBoxBody};
 use hyper::{
     HeaderMap, Method, Request, Response, StatusCode, Uri, Version,
     body::{Bytes, Incoming},
@@ -34,26 +38,41 @@ use hyper::{
 };
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::{
-    net::TcpListener,
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
     signal::unix::{SignalKind, signal},
 };
 
 use super::{
-    gate::{Admission, Gate},
-    jsonrpc::{self, Message},
+    PREFIX,
+    gate::{Admission, Gate, Relayed},
+    jsonrpc,
 };
+use pending::Pending;
 use tap::{Reader, TapBody};
 use upstream::{ServerPid, Upstream};
-
-const PREFIX: &str = "agent-monitor mcp-proxy";
 
 /// The largest POST body the proxy reads (it must read a body whole to
 /// declare its calls before relaying it).
 pub const MAX_BODY: usize = 64 << 20;
+
+/// Connections served at once; past it a connection gets a 503 and is
+/// closed. A client holds one for its session's GET stream and one per
+/// request in flight.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A request's headers, and then a POST's body, must arrive within these
+/// (the body is read whole before it is relayed, so a client that stops
+/// sending it would hold its connection for good).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How accepting pauses after it fails (out of descriptors, most likely).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Headers of one hop, never relayed (RFC 9110, section 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -106,7 +125,7 @@ pub enum HttpError {
 
 type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
-struct Proxy {
+pub(super) struct Proxy {
     gate: Arc<Gate>,
     client: Client<HttpConnector, ProxyBody>,
     upstream: Upstream,
@@ -139,59 +158,124 @@ pub async fn serve(gate: Arc<Gate>, options: HttpOptions) -> Result<(), HttpErro
     );
     let mut term = signal(SignalKind::terminate()).map_err(HttpError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(HttpError::Signal)?;
-    let proxy = Arc::new(Proxy {
-        gate: gate.clone(),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        server_pid: Arc::new(ServerPid::new(options.server_pid, &options.upstream)),
-        upstream: options.upstream,
-        requests: AtomicU64::new(0),
-    });
-    loop {
+    let proxy = Arc::new(Proxy::new(
+        gate.clone(),
+        options.upstream,
+        options.server_pid,
+    ));
+    let stop = async move {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let proxy = proxy.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request| {
-                            let proxy = proxy.clone();
-                            async move { Ok::<_, Infallible>(proxy.handle(request).await) }
-                        });
-                        // A client that breaks off its connection is its
-                        // own business: nothing to report.
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Err(err) => {
-                    // Out of descriptors, most likely: wait rather than spin.
-                    eprintln!("{PREFIX}: accepting a connection: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
+    };
+    accept(listener, proxy, stop).await;
     gate.end_all("the proxy stopped");
     Ok(())
 }
 
+/// Serves the connections `listener` accepts, each on a task of its own,
+/// until `stop` completes.
+pub(super) async fn accept(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refused_reported = false;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => return,
+        };
+        let mut stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                eprintln!("{PREFIX}: accepting a connection: {err}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            if !std::mem::replace(&mut refused_reported, true) {
+                eprintln!(
+                    "{PREFIX}: {MAX_CONNECTIONS} connections are open; refusing more until some close"
+                );
+            }
+            let body = format!("{PREFIX}: {MAX_CONNECTIONS} connections are open already\n");
+            let response = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            continue;
+        }
+        let slot = Slot::take(&open);
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, proxy).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_connection(stream: TcpStream, proxy: Arc<Proxy>) {
+    let service = service_fn(move |request| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+    });
+    // A client that breaks off its connection is its own business:
+    // nothing to report (its calls are ended, see `Pending`).
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// One connection counted as open, until it is dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>) -> Slot {
+        open.fetch_add(1, Ordering::Relaxed);
+        Slot(open.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Proxy {
+    pub(super) fn new(gate: Arc<Gate>, upstream: Upstream, server_pid: Option<u32>) -> Proxy {
+        Proxy {
+            gate,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            server_pid: Arc::new(ServerPid::new(server_pid, &upstream)),
+            upstream,
+            requests: AtomicU64::new(0),
+        }
+    }
+
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         let (parts, body) = request.into_parts();
         // Calls are keyed by MCP session; a request outside one (a
         // stateless server) is a scope of its own, answered on its own
         // response.
-        let (scope, own_scope) = match parts
+        let (scope, session) = match parts
             .headers
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
         {
-            Some(session) => (format!("session {session}"), false),
+            Some(session) => (format!("session {session}"), true),
             None => (
                 format!("request {}", self.requests.fetch_add(1, Ordering::Relaxed)),
-                true,
+                false,
             ),
         };
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -199,57 +283,26 @@ impl Proxy {
             Ok(uri) => uri,
             Err(err) => return plain(StatusCode::BAD_REQUEST, &format!("bad request path: {err}")),
         };
-        let mut opened = Vec::new();
-        let body = if parts.method == Method::POST {
-            let bytes = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) => {
-                    return plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!(
-                            "the request body could not be read whole (at most {MAX_BODY} bytes): {err}"
-                        ),
-                    );
-                }
-            };
-            let scan = jsonrpc::scan(&bytes);
-            let pid = match &scan {
-                // The lookup may read all of /proc: off the relay's thread.
-                Some(scan) if scan.has_tool_calls() => {
-                    let server_pid = self.server_pid.clone();
-                    tokio::task::spawn_blocking(move || server_pid.get())
-                        .await
-                        .unwrap_or(None)
-                }
-                _ => None,
-            };
-            match self.gate.admit(&scope, scan.as_ref(), pid).await {
-                Admission::Relay => {}
-                Admission::Answer(Some(answer)) => return json(&answer),
-                // Nothing to answer (a message without an id): as a server
-                // does for a notification.
-                Admission::Answer(None) => return empty(StatusCode::ACCEPTED),
+        let (body, mut pending) = if parts.method == Method::POST {
+            match self.admit_post(&parts.headers, body, &scope).await {
+                Ok((bytes, relayed)) => (
+                    Full::new(bytes)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                    // From here until the response ends, calls the
+                    // upstream will not answer are ended.
+                    Pending::new(self.gate.clone(), scope.clone(), relayed),
+                ),
+                Err(answered) => return answered,
             }
-            if let Some(scan) = &scan {
-                opened = scan
-                    .messages
-                    .iter()
-                    .filter_map(|m| match m {
-                        Message::ToolCall(call) => Some(call.id.clone()),
-                        _ => None,
-                    })
-                    .collect();
-            }
-            Full::new(bytes)
-                .map_err(|never| match never {})
-                .boxed_unsync()
         } else {
-            body.boxed_unsync()
+            let none = Pending::new(self.gate.clone(), scope.clone(), Vec::new());
+            (body.boxed_unsync(), none)
         };
 
         // A DELETE ends the session (MCP's session termination): its
         // calls will not be answered once the server agrees.
-        let ends_session = parts.method == Method::DELETE && !own_scope;
+        let ends_session = parts.method == Method::DELETE && session;
         let mut forward = Request::new(body);
         *forward.method_mut() = parts.method;
         *forward.uri_mut() = uri;
@@ -268,11 +321,24 @@ impl Proxy {
             Ok(response) => response,
             Err(err) => {
                 let why = format!("the upstream did not answer: {err}");
-                self.gate.abandon(&scope, &opened, &why);
+                pending.end(&json!({"unanswered": why}));
                 return plain(StatusCode::BAD_GATEWAY, &why);
             }
         };
         let (parts, body) = response.into_parts();
+        if !parts.status.is_success() {
+            // The upstream did not take the request: nothing in it will
+            // be answered.
+            pending.end(&json!({"http_status": parts.status.as_u16()}));
+            // MCP servers answer 404 to every request of a session they
+            // ended: nothing open in it will be answered either.
+            if parts.status == StatusCode::NOT_FOUND && session {
+                self.gate.end_scope(
+                    &scope,
+                    "the upstream ended the MCP session (404 for its id)",
+                );
+            }
+        }
         if ends_session && parts.status.is_success() {
             self.gate
                 .end_scope(&scope, "the client ended the MCP session");
@@ -285,12 +351,107 @@ impl Proxy {
                 .unwrap_or_default(),
         );
         let mut relayed = Response::new(
-            TapBody::new(body, reader, self.gate.clone(), scope, own_scope).boxed_unsync(),
+            TapBody::new(body, reader, self.gate.clone(), scope, pending, session).boxed_unsync(),
         );
         *relayed.status_mut() = parts.status;
         copy_headers(&parts.headers, relayed.headers_mut());
         relayed
     }
+
+    /// Reads a POST's body whole and admits it: the bytes to relay and
+    /// the calls declared in them, or the response the proxy gives in the
+    /// upstream's place.
+    async fn admit_post(
+        &self,
+        headers: &HeaderMap,
+        body: Incoming,
+        scope: &str,
+    ) -> Result<(Bytes, Vec<Relayed>), Response<ProxyBody>> {
+        if let Some(coding) = unreadable_coding(headers)
+            && self.gate.strict()
+        {
+            return Err(plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "Content-Encoding {coding:?} is not taken: the proxy must read the body to declare \
+                     its tool calls; send it uncompressed"
+                ),
+            ));
+        }
+        let too_large = || {
+            plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the request body is larger than {MAX_BODY} bytes, the most the proxy reads"
+                ),
+            )
+        };
+        let declared_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared_length.is_some_and(|length| length > MAX_BODY as u64) {
+            return Err(too_large());
+        }
+        let collected =
+            tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
+        let bytes = match collected {
+            Err(_) => {
+                return Err(plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the request body did not arrive within {} s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large());
+            }
+            Ok(Err(err)) => {
+                return Err(plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("reading the request body failed: {err}"),
+                ));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let scanned = jsonrpc::scan(&bytes);
+        let pid = match &scanned {
+            // The lookup may read all of /proc: off the relay's thread.
+            Ok(Some(scan)) if scan.has_tool_calls() => {
+                let server_pid = self.server_pid.clone();
+                tokio::task::spawn_blocking(move || server_pid.get())
+                    .await
+                    .unwrap_or(None)
+            }
+            _ => None,
+        };
+        match self.gate.admit(scope, &scanned, pid).await {
+            Admission::Relay(relayed) => Ok((bytes, relayed)),
+            Admission::Answer(Some(answer)) => Err(json_response(StatusCode::OK, &answer)),
+            // Nothing to answer (a message without an id): as a server
+            // does for a notification.
+            Admission::Answer(None) => Err(empty(StatusCode::ACCEPTED)),
+            // As MCP's own servers answer a body that is not JSON.
+            Admission::NotJson(answer) => Err(json_response(StatusCode::BAD_REQUEST, &answer)),
+        }
+    }
+}
+
+/// A content coding of the request's other than `identity`: the proxy
+/// could not read the body.
+fn unreadable_coding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .split(',')
+                .map(|coding| coding.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
 }
 
 /// Copies end-to-end headers: all but the hop-by-hop ones, those the
@@ -312,8 +473,9 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-fn json(value: &Value) -> Response<ProxyBody> {
+fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
     let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -1,6 +1,7 @@
 //! A response body relayed frame by frame as it arrives, with a copy read
 //! for the JSON-RPC responses that end declared calls: a whole
-//! `application/json` body, or the `data` of each server-sent event.
+//! `application/json` body, or the `data` of each server-sent event. The
+//! calls its request carried and it did not answer end with it.
 
 use std::{
     pin::Pin,
@@ -9,7 +10,9 @@ use std::{
 };
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use serde_json::json;
 
+use super::pending::Pending;
 use crate::mcp::{
     gate::Gate,
     jsonrpc,
@@ -17,6 +20,8 @@ use crate::mcp::{
 };
 
 const UNANSWERED: &str = "the response ended without an answer";
+const BROKE_OFF: &str = "the upstream's response broke off";
+const CLIENT_STOPPED: &str = "the client stopped reading the response before it ended";
 
 /// How a response body is read.
 pub enum Reader {
@@ -74,6 +79,11 @@ impl Reader {
             _ => Vec::new(),
         }
     }
+
+    /// Whether the client may resume the stream from an event id.
+    fn resumable(&self) -> bool {
+        matches!(self, Reader::Events(parser) if parser.resumable())
+    }
 }
 
 /// The body relayed to the client.
@@ -82,46 +92,56 @@ pub struct TapBody {
     reader: Reader,
     gate: Arc<Gate>,
     scope: String,
-    /// The scope is this request's alone (no MCP session): its calls that
-    /// are still open when the body ends will never be answered.
-    scope_is_request: bool,
+    /// The calls the request carried.
+    pending: Pending,
+    /// The scope is an MCP session's, whose other streams may answer.
+    session: bool,
     ended: bool,
 }
 
 impl TapBody {
-    pub fn new(
+    pub(super) fn new(
         inner: Incoming,
         reader: Reader,
         gate: Arc<Gate>,
         scope: String,
-        scope_is_request: bool,
+        pending: Pending,
+        session: bool,
     ) -> TapBody {
         TapBody {
             inner,
             reader,
             gate,
             scope,
-            scope_is_request,
+            pending,
+            session,
             ended: false,
         }
     }
 
     fn observe(&self, messages: Vec<Vec<u8>>) {
         for message in messages {
-            if let Some(scan) = jsonrpc::scan(&message) {
+            if let Some(scan) = jsonrpc::responses(&message) {
                 self.gate.observe(&self.scope, &scan);
             }
         }
     }
 
+    /// The body is over: the calls its request carried that it did not
+    /// answer are ended, as `error` with `why`, unless the client can
+    /// resume the event stream in the session (MCP's resumability), when
+    /// the resumed stream may answer them. They end then, or with the
+    /// session, or when the proxy stops.
     fn end(&mut self, why: &str) {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
         let held = self.reader.finish();
         self.observe(held);
-        if self.scope_is_request {
-            self.gate.end_scope(&self.scope, why);
+        if self.session && self.reader.resumable() {
+            self.pending.keep_open();
+        } else {
+            self.pending.end(&json!({"unanswered": why}));
         }
     }
 }
@@ -143,7 +163,7 @@ impl Body for TapBody {
                 }
             }
             Poll::Ready(None) => self.end(UNANSWERED),
-            Poll::Ready(Some(Err(_))) => self.end("the upstream's response broke off"),
+            Poll::Ready(Some(Err(_))) => self.end(BROKE_OFF),
             Poll::Pending => {}
         }
         polled
@@ -160,8 +180,13 @@ impl Body for TapBody {
 
 impl Drop for TapBody {
     fn drop(&mut self) {
-        // The body ended without its end being polled (hyper stops at a
-        // known length), or the client stopped reading.
-        self.end(UNANSWERED);
+        // Hyper stops polling at a known length, so a whole body may end
+        // here; else the client went away (it closed the connection).
+        let why = if self.inner.is_end_stream() {
+            UNANSWERED
+        } else {
+            CLIENT_STOPPED
+        };
+        self.end(why);
     }
 }

@@ -6,8 +6,7 @@ use std::{
 };
 
 use super::HttpError;
-
-const PREFIX: &str = "agent-monitor mcp-proxy";
+use crate::mcp::PREFIX;
 
 /// The upstream MCP endpoint: plain HTTP.
 #[derive(Clone, Debug, PartialEq, Eq)]
