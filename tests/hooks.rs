@@ -107,12 +107,13 @@ fn work() -> Work {
     }
 }
 
-/// Runs the fake Claude Code under `agent-monitor run` with `steps`, and
-/// returns its report.
+/// Runs the fake Claude Code under `agent-monitor run` with `steps` (on
+/// its stdin: payloads may be longer than an argument may be), and returns
+/// its report.
 fn run_claude(work: &Work, steps: Value) -> Value {
     let policy = policy(&work.root);
     let hook = format!("{BIN} hook claude-code");
-    let out = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("run")
         .arg("--evidence")
         .arg(&work.evidence)
@@ -122,10 +123,20 @@ fn run_claude(work: &Work, steps: Value) -> Value {
         .arg(real_python())
         .arg("fake_claude.py")
         .arg(&hook)
-        .arg(steps.to_string())
+        .arg("-")
         .current_dir(&work.agent)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("agent-monitor runs");
+    let steps = steps.to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from a thread: the fake reads it all only once it runs, and
+    // the run's output must be drained meanwhile.
+    let writer = std::thread::spawn(move || stdin.write_all(steps.as_bytes()));
+    let out = child.wait_with_output().expect("agent-monitor runs");
+    writer.join().unwrap().expect("the steps are written");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
@@ -367,6 +378,40 @@ fn parallel_calls_bound_to_one_process_are_told_apart_by_their_envelopes() {
          where x.status = 'ok' and y.status = 'ok'",
     );
     assert_eq!(overlap, [json!([1])]);
+}
+
+#[test]
+fn a_response_too_large_for_a_line_still_ends_its_call() {
+    let work = work();
+    let p = |name: &str| payload(name, &work.project);
+    // A Read whose response is 100,000 short strings: more than a request
+    // line holds, with no string long enough to be worth cutting.
+    let mut post = p("post_tool_use_read.json");
+    let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
+    post["tool_response"]["file"]["lines"] = json!(lines);
+    let report = run_claude(
+        &work,
+        json!([
+            {"tool": [p("pre_tool_use_read.json"), post]},
+            {"hook": p("session_end.json")},
+        ]),
+    );
+    for hook in report["hooks"].as_array().unwrap() {
+        assert_eq!(
+            (&hook["status"], &hook["stderr"]),
+            (&json!(0), &json!("")),
+            "{hook}"
+        );
+    }
+    // Its PostToolUse ended it, with what was cut in place of the result:
+    // not left open, binding Claude Code's process, until SessionEnd.
+    let calls = query(
+        &work,
+        "select call_id, status, json_extract(result, '$.cut')::boolean, \
+         json_extract(result, '$.bytes')::bigint > 1048576 \
+         from read_parquet('tool_calls/**/*.parquet')",
+    );
+    assert_eq!(calls, [json!([READ, "ok", true, true])]);
 }
 
 /// Runs the hook outside any monitor with `stdin`, and returns its exit

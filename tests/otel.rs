@@ -101,11 +101,13 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
     );
     assert!(
         stderr.contains(
-            "agent-monitor: OTLP: 5 spans, 4 declared, 1 not GenAI operations, 0 refused"
+            "agent-monitor: OTLP: 6 spans, 5 declared, 1 not GenAI operations, 0 refused"
         ),
         "{stderr}"
     );
     let spans = &report["spans"];
+    // A span's call is named by the span: `otel-` and its id.
+    let call = |name: &str| format!("otel-{}", spans[name].as_str().unwrap());
 
     // One row per execute_tool span, with the ids that name it elsewhere,
     // in the conversation's session.
@@ -113,14 +115,14 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
         &store,
         &[],
         "select call_id, tool, otel_span_id, tool_use_id \
-         from read_parquet('tool_calls/**/*.parquet') order by call_id",
+         from read_parquet('tool_calls/**/*.parquet') order by tool_use_id",
     );
     assert_eq!(
         calls,
         vec![
-            json!(["call_fetch", "fetch", spans["fetch"], "call_fetch"]),
-            json!(["call_json", "list_dir", spans["list"], "call_json"]),
-            json!(["call_read", "read_file", spans["read"], "call_read"]),
+            json!([call("fetch"), "fetch", spans["fetch"], "call_fetch"]),
+            json!([call("list"), "list_dir", spans["list"], "call_json"]),
+            json!([call("read"), "read_file", spans["read"], "call_read"]),
         ]
     );
     let common = duckdb_in(
@@ -130,8 +132,9 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
     );
     assert_eq!(common, vec![json!(["otel", "ok", "allow", "conv-otel-1"])]);
 
-    // The chat span: the prompt, and the answer naming the calls it asked
-    // for.
+    // The chat spans: the prompt once, though the tool loop's second
+    // round sent it again; the answer naming the calls it asked for (by
+    // the model's ids, the calls' tool_use_id), and the final answer.
     let messages = duckdb_in(
         &store,
         &[],
@@ -152,6 +155,12 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
                 ["call_read", "call_fetch"],
                 "conv-otel-1"
             ]),
+            json!([
+                "model_output",
+                "The notes say: the notes.",
+                [],
+                "conv-otel-1"
+            ]),
         ]
     );
 
@@ -170,15 +179,15 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
     let notes = data.join("notes.txt");
     assert_eq!(
         judged("file.open", &format!("path = '{}'", notes.display())),
-        vec![json!(["declared", "call_read", "tools.read_file"])]
+        vec![json!(["declared", call("read"), "tools.read_file"])]
     );
     assert_eq!(
         judged("net.connect", &format!("port = {port}")),
-        vec![json!(["declared", "call_fetch", "tools.fetch"])]
+        vec![json!(["declared", call("fetch"), "tools.fetch"])]
     );
     assert_eq!(
         judged("file.open", &format!("path = '{}'", data.display())),
-        vec![json!(["declared", "call_json", "tools.list_directory"])]
+        vec![json!(["declared", call("list"), "tools.list_directory"])]
     );
     assert_eq!(
         judged(
@@ -196,6 +205,59 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
 
     let (code, out) = verify(&store);
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_span_of_a_call_the_agent_declared_itself_joins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    let (data, agent) = workspace(&work);
+    let store = work.join("evidence");
+    // The agent declares the conversation's session and the read_file call
+    // under the model's id; its span, in that session, carries the same id.
+    let out = Command::new(BIN)
+        .args(["run", "--otlp", "127.0.0.1:0", "--evidence"])
+        .arg(&store)
+        .arg("--")
+        .args([&real_python(), "otel_agent.py", data.to_str().unwrap()])
+        .arg(http_server().to_string())
+        .arg("declare")
+        .current_dir(&agent)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .output()
+        .expect("agent-monitor runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));
+    let replies = report["replies"].as_array().unwrap();
+    assert!(replies.iter().all(|r| r["ok"] == true), "{replies:?}");
+    // No span refused: the span's tool.start joined the declared call.
+    assert!(
+        stderr.contains(
+            "agent-monitor: OTLP: 6 spans, 5 declared, 1 not GenAI operations, 0 refused"
+        ),
+        "{stderr}"
+    );
+    let read = format!("otel-{}", report["spans"]["read"].as_str().unwrap());
+    let calls = duckdb_in(
+        &store,
+        &[],
+        "select call_id, source, tool_use_id, otel_span_id, session_id \
+         from read_parquet('tool_calls/**/*.parquet') where tool_use_id = 'call_read'",
+    );
+    assert_eq!(
+        calls,
+        vec![json!([
+            "call_read",
+            "api",
+            "call_read",
+            report["spans"]["read"],
+            "conv-otel-1"
+        ])],
+        "one row, the first declaration's id, the span's id joined to it ({read})"
+    );
 }
 
 #[test]
@@ -260,13 +322,16 @@ fn the_daemon_s_receiver_declares_the_calls_of_the_agents_it_monitors() {
         .port();
     let mut daemon = start_daemon(&work, otlp_port);
     // `run` hands the agent to the daemon, which tells it nothing of the
-    // receiver: the agent's own configuration does.
+    // receiver: the agent's own configuration does. Its first span goes
+    // out before its work: from then on its undeclared actions wait for
+    // spans.
     let out = Command::new(BIN)
         .args(["run", "--agent", "otel-agent", "--daemon-socket"])
         .arg(work.join("run/api.sock"))
         .arg("--")
         .args([&real_python(), "otel_agent.py", data.to_str().unwrap()])
         .arg(http_server().to_string())
+        .arg("early")
         .current_dir(&agent)
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -286,22 +351,25 @@ fn the_daemon_s_receiver_declares_the_calls_of_the_agents_it_monitors() {
     );
     assert!(stopped.success(), "{log}");
     assert!(
-        log.contains("OTLP receiver stopped spans=5 declared=4 ignored=1 refused=0"),
+        log.contains("OTLP receiver stopped spans=7 declared=6 ignored=1 refused=0"),
         "{log}"
     );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let call = |name: &str| format!("otel-{}", report["spans"][name].as_str().unwrap());
     let store = work.join("evidence");
     let calls = duckdb_in(
         &store,
         &[],
-        "select call_id, t.source, s.agent from read_parquet('tool_calls/**/*.parquet') t \
-         join read_parquet('sessions/**/*.parquet') s using (session_id) order by call_id",
+        "select call_id, tool_use_id, t.source, s.agent from read_parquet('tool_calls/**/*.parquet') t \
+         join read_parquet('sessions/**/*.parquet') s using (session_id) order by tool_use_id",
     );
     assert_eq!(
         calls,
         vec![
-            json!(["call_fetch", "otel", "otel-agent"]),
-            json!(["call_json", "otel", "otel-agent"]),
-            json!(["call_read", "otel", "otel-agent"]),
+            json!([call("fetch"), "call_fetch", "otel", "otel-agent"]),
+            json!([call("list"), "call_json", "otel", "otel-agent"]),
+            json!([call("now"), "call_now", "otel", "otel-agent"]),
+            json!([call("read"), "call_read", "otel", "otel-agent"]),
         ]
     );
     let reads = duckdb_in(
@@ -317,7 +385,7 @@ fn the_daemon_s_receiver_declares_the_calls_of_the_agents_it_monitors() {
     assert_eq!(
         reads,
         vec![
-            json!([data.join("notes.txt"), "declared", "call_read"]),
+            json!([data.join("notes.txt"), "declared", call("read")]),
             json!([work.join("secret.txt"), "undeclared", null]),
         ]
     );

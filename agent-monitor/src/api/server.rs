@@ -30,6 +30,28 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// Sets the slot of `pid`, if it is still the process that started at
     /// `start_ns` (0: unknown, any).
     fn set_tool_call(&self, pid: u32, slot: u64, start_ns: u64) -> io::Result<()>;
+
+    /// Sets the slot an answer asks for. `peer` is the declaring process's
+    /// pid and start, when known: its own slot is set only while the pid is
+    /// still that process. The socket server and the OTLP receiver share
+    /// this, and its report-once.
+    fn apply_slot(&self, update: SlotUpdate, peer: Option<(u32, u64)>) {
+        let start = match peer {
+            Some((pid, start)) if pid == update.pid => start,
+            _ => 0,
+        };
+        // A process that has exited is no longer in the map: nothing to set.
+        if let Err(err) = self.set_tool_call(update.pid, update.slot, start)
+            && err.kind() != io::ErrorKind::NotFound
+            && !SLOT_FAILURE_REPORTED.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "agent-monitor: setting the tool-call slot of pid {} failed: {err}; \
+                 its children's actions are judged without it",
+                update.pid
+            );
+        }
+    }
 }
 
 impl Kernel for Slots {
@@ -240,20 +262,7 @@ impl<K: Kernel> Connection<K> {
     }
 
     fn apply(&self, update: SlotUpdate) {
-        // The peer's own slot only while the pid is still the peer.
-        let (peer, start) = self.peer.get().copied().unwrap_or_default();
-        let start = if update.pid == peer { start } else { 0 };
-        // A process that has exited is no longer in the map: nothing to set.
-        if let Err(err) = self.kernel.set_tool_call(update.pid, update.slot, start)
-            && err.kind() != io::ErrorKind::NotFound
-            && !SLOT_FAILURE_REPORTED.swap(true, Ordering::Relaxed)
-        {
-            eprintln!(
-                "agent-monitor: setting the tool-call slot of pid {} failed: {err}; \
-                 its children's actions are judged without it",
-                update.pid
-            );
-        }
+        self.kernel.apply_slot(update, self.peer.get().copied());
     }
 
     async fn disconnect(&self) {

@@ -219,6 +219,7 @@ impl Correlator {
         };
         let peer_pid = self.connections[&conn].peer.pid;
         let open_sessions = self.sessions.open_of(agent_slot);
+        let created = !self.sessions.by_id.contains_key(&session_id);
         match self.sessions.by_id.get_mut(&session_id) {
             Some(existing) if existing.agent_slot != agent_slot => {
                 let why = format!("session `{session_id}` belongs to another agent");
@@ -286,7 +287,11 @@ impl Correlator {
         if let Some(c) = self.connections.get_mut(&conn) {
             c.session = Some(session_id.clone());
         }
-        Outcome::reply(Reply::session_started(id, session_id))
+        Outcome::reply(if created {
+            Reply::session_created(id, session_id)
+        } else {
+            Reply::session_started(id, session_id)
+        })
     }
 
     /// The connection's current session, if it is still known.

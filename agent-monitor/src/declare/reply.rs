@@ -67,6 +67,9 @@ pub enum Reply {
     Accepted {
         id: Option<Value>,
         session_id: Option<String>,
+        /// `session.start` opened the session (rather than joining one
+        /// that was open): whoever opened it may end it.
+        created: bool,
     },
     /// The answer to `tool.start`: recorded, and decided by the policy.
     Decision {
@@ -94,13 +97,25 @@ impl Reply {
         Reply::Accepted {
             id,
             session_id: None,
+            created: false,
         }
     }
 
+    /// `session.start` joined a session that was open.
     pub fn session_started(id: Option<Value>, session_id: impl Into<String>) -> Reply {
         Reply::Accepted {
             id,
             session_id: Some(session_id.into()),
+            created: false,
+        }
+    }
+
+    /// `session.start` (or `agent.register`) opened a new session.
+    pub fn session_created(id: Option<Value>, session_id: impl Into<String>) -> Reply {
+        Reply::Accepted {
+            id,
+            session_id: Some(session_id.into()),
+            created: true,
         }
     }
 
@@ -233,9 +248,16 @@ impl Serialize for Reply {
             map.serialize_entry("id", id)?;
         }
         match self {
-            Reply::Accepted { session_id, .. } => {
+            Reply::Accepted {
+                session_id,
+                created,
+                ..
+            } => {
                 if let Some(session_id) = session_id {
                     map.serialize_entry("session_id", session_id)?;
+                }
+                if *created {
+                    map.serialize_entry("created", &true)?;
                 }
             }
             Reply::Decision {

@@ -19,6 +19,11 @@ fn accepted() {
     );
     let started = Reply::session_started(Some(json!("a")), "s-1");
     assert_eq!(line(&started), r#"{"ok":true,"id":"a","session_id":"s-1"}"#);
+    let created = Reply::session_created(None, "s-2");
+    assert_eq!(
+        line(&created),
+        r#"{"ok":true,"session_id":"s-2","created":true}"#
+    );
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub fn parents() -> Vec<(u32, u32)> {
     };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let (ppid, _) = stat(pid)?;
+            let ppid = stat(pid)?.ppid;
             // Kernel threads: kthreadd and its children have no user memory.
             (pid != 2 && ppid != 2).then_some((pid, ppid))
         })
@@ -66,7 +66,7 @@ pub fn descends_from(pid: u32, ancestor: u32) -> bool {
             return true;
         }
         match stat(current) {
-            Some((ppid, _)) if ppid != 0 && ppid != current => current = ppid,
+            Some(Stat { ppid, .. }) if ppid != 0 && ppid != current => current = ppid,
             _ => return false,
         }
     }
@@ -75,7 +75,7 @@ pub fn descends_from(pid: u32, ancestor: u32) -> bool {
 
 /// What /proc has of `pid`; none once it is gone.
 pub fn read(pid: u32) -> Option<ProcFacts> {
-    let (ppid, comm) = stat(pid)?;
+    let Stat { comm, ppid } = stat(pid)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let uid = status
         .lines()
@@ -103,20 +103,30 @@ pub fn read(pid: u32) -> Option<ProcFacts> {
 }
 
 /// The parent pid and the task name, from `/proc/PID/stat`.
-fn stat(pid: u32) -> Option<(u32, String)> {
+fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The fields of a `/proc/PID/stat` line that discovery and the hooks'
+/// walk up the process tree read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// The task name (`comm`), at most 15 bytes as the kernel keeps it.
+    pub comm: String,
+    pub ppid: u32,
+}
+
 /// `pid (comm) state ppid …`: the name may hold spaces and parentheses,
-/// so the fields after it are found from the last `)`.
-pub fn parse_stat(text: &str) -> Option<(u32, String)> {
+/// so it runs from the first `(` to the *last* `)`, and the fields after
+/// it are found from there.
+pub fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
     let _state = rest.next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some((ppid, comm))
+    Some(Stat { comm, ppid })
 }
 
 fn split_nul(bytes: &[u8]) -> Vec<String> {
@@ -135,9 +145,22 @@ mod tests {
     fn stat_lines_with_awkward_names_parse() {
         assert_eq!(
             parse_stat("42 (a (b) c) S 7 42 42 0 -1"),
-            Some((7, "a (b) c".to_string()))
+            Some(Stat {
+                comm: "a (b) c".to_string(),
+                ppid: 7
+            })
+        );
+        assert_eq!(
+            parse_stat("4242 (node) S 4100 4242 4100 0 -1 4194560 1 0 0 0\n"),
+            Some(Stat {
+                comm: "node".to_string(),
+                ppid: 4100
+            })
         );
         assert_eq!(parse_stat("42 (x"), None);
+        assert_eq!(parse_stat("77 node S 1"), None);
+        assert_eq!(parse_stat("77 (node) S"), None);
+        assert_eq!(parse_stat("77 (node) S x"), None);
     }
 
     #[test]

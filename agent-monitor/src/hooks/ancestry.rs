@@ -6,6 +6,8 @@
 
 use std::{fs, io, path::Path};
 
+use crate::discovery::proc_scan::{Stat, parse_stat};
+
 /// Process names (`/proc/PID/comm`) of the shells an agent runs its hook
 /// commands through.
 pub const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh"];
@@ -35,13 +37,6 @@ pub fn agent_process_in(proc_root: &Path, parent: u32) -> io::Result<u32> {
     Ok(pid)
 }
 
-/// The two fields of /proc/PID/stat the walk needs.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Stat {
-    pub comm: String,
-    pub ppid: u32,
-}
-
 fn read_stat(proc_root: &Path, pid: u32) -> io::Result<Stat> {
     let path = proc_root.join(pid.to_string()).join("stat");
     let text = fs::read_to_string(&path)?;
@@ -51,18 +46,6 @@ fn read_stat(proc_root: &Path, pid: u32) -> io::Result<Stat> {
             format!("{}: not a /proc stat line", path.display()),
         )
     })
-}
-
-/// Parses `PID (COMM) STATE PPID …`. The name may hold spaces and
-/// parentheses, so it runs from the first `(` to the *last* `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some(Stat { comm, ppid })
 }
 
 #[cfg(test)]

@@ -1,29 +1,6 @@
 use std::{path::Path, process::Command};
 
-use super::{Stat, agent_process, agent_process_in, parse_stat};
-
-fn stat(comm: &str, ppid: u32) -> Option<Stat> {
-    Some(Stat {
-        comm: comm.to_string(),
-        ppid,
-    })
-}
-
-#[test]
-fn a_stat_line_gives_the_name_and_the_parent() {
-    assert_eq!(
-        parse_stat("4242 (node) S 4100 4242 4100 0 -1 4194560 1 0 0 0\n"),
-        stat("node", 4100)
-    );
-    // The name may hold spaces and parentheses: it ends at the last `)`.
-    assert_eq!(
-        parse_stat("77 (my (odd) prog) R 1 77 77 0 -1"),
-        stat("my (odd) prog", 1)
-    );
-    assert_eq!(parse_stat("77 node S 1"), None);
-    assert_eq!(parse_stat("77 (node) S"), None);
-    assert_eq!(parse_stat("77 (node) S x"), None);
-}
+use super::{agent_process, agent_process_in};
 
 /// A /proc with one `stat` file per (pid, name, parent).
 fn fake_proc(processes: &[(u32, &str, u32)]) -> tempfile::TempDir {

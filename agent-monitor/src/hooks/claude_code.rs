@@ -15,8 +15,14 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Monitor, fit::fit_line};
-use crate::api::client::ClientError;
+use super::{
+    Monitor,
+    fit::{fit_prompt, fit_tool_end},
+};
+use crate::{
+    api::client::ClientError,
+    declare::{Links, Request, SessionStart, Source, Status, ToolEnd, ToolStart},
+};
 
 /// One hook invocation's input.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,18 +342,19 @@ pub fn declare(
         } => {
             join(monitor, &call.session_id, context)?;
             let result = json!({"error": error, "is_interrupt": is_interrupt});
-            end_call(monitor, call, "error", result)
+            end_call(monitor, call, Status::Error, result)
         }
         HookInput::UserPromptSubmit { session_id, prompt } => {
             join(monitor, session_id, context)?;
-            let mut request = json!({"type": "prompt", "text": prompt});
-            fit_line(&mut request, "text");
-            monitor.request(&request)?;
+            monitor.request(&Request::Prompt {
+                text: fit_prompt(prompt.clone()),
+                at: None,
+            })?;
             Ok(Outcome::Recorded)
         }
         HookInput::SessionEnd { session_id, .. } => {
             join(monitor, session_id, context)?;
-            monitor.request(&json!({"type": "session.end"}))?;
+            monitor.request(&Request::SessionEnd)?;
             Ok(Outcome::Recorded)
         }
     }
@@ -355,12 +362,14 @@ pub fn declare(
 
 /// `session.start` for Claude's session: joins it when it exists, opens
 /// it otherwise, linked to the session that started Claude Code.
-pub fn session_start(session_id: &str, parent: Option<&str>) -> Value {
-    let mut request = json!({"type": "session.start", "session_id": session_id});
-    if let Some(parent) = parent.filter(|p| !p.is_empty() && *p != session_id) {
-        request["parent_session_id"] = json!(parent);
-    }
-    request
+pub fn session_start(session_id: &str, parent: Option<&str>) -> Request {
+    Request::SessionStart(SessionStart {
+        session_id: Some(session_id.to_string()),
+        parent_session_id: parent
+            .filter(|p| !p.is_empty() && *p != session_id)
+            .map(str::to_string),
+        ..SessionStart::default()
+    })
 }
 
 fn join(monitor: &mut dyn Monitor, session_id: &str, context: &Context) -> Result<(), HookError> {
@@ -373,22 +382,20 @@ fn join(monitor: &mut dyn Monitor, session_id: &str, context: &Context) -> Resul
 
 /// The `tool.start` of a hooked call. It is `detached`: the hook process
 /// exits at once, and PostToolUse ends the call from another process.
-pub fn tool_start(call: &ToolUse, call_id: &str, pid: Option<u32>) -> Value {
-    let mut request = json!({
-        "type": "tool.start",
-        "call_id": call_id,
-        "tool": call.tool_name,
-        "args": call.tool_input,
-        "source": "hook",
-        "detached": true,
-    });
-    if let Some(id) = &call.tool_use_id {
-        request["tool_use_id"] = json!(id);
-    }
-    if let Some(pid) = pid {
-        request["pid"] = json!(pid);
-    }
-    request
+pub fn tool_start(call: &ToolUse, call_id: &str, pid: Option<u32>) -> Request {
+    Request::ToolStart(ToolStart {
+        call_id: call_id.to_string(),
+        tool: call.tool_name.clone(),
+        args: call.tool_input.clone(),
+        pid,
+        source: Source::Hook,
+        links: Links {
+            tool_use_id: call.tool_use_id.clone(),
+            ..Links::default()
+        },
+        detached: true,
+        ..ToolStart::default()
+    })
 }
 
 fn start_call(
@@ -426,7 +433,7 @@ fn decided(monitor: &mut dyn Monitor, call_id: &str, reply: Value) -> Result<Out
             // call then ends as `unfinished` with the session.
             let _ = monitor.request(&tool_end(
                 call_id,
-                "error",
+                Status::Error,
                 json!({"denied": true, "reason": reason}),
             ));
             Ok(Outcome::Denied { rule, reason })
@@ -436,27 +443,42 @@ fn decided(monitor: &mut dyn Monitor, call_id: &str, reply: Value) -> Result<Out
 }
 
 /// The `tool.end` of a hooked call, its result made to fit a request line.
-pub fn tool_end(call_id: &str, status: &str, result: Value) -> Value {
-    let mut request = json!({
-        "type": "tool.end",
-        "call_id": call_id,
-        "status": status,
-        "result": result,
-    });
-    fit_line(&mut request, "result");
-    request
+pub fn tool_end(call_id: &str, status: Status, result: Value) -> Request {
+    Request::ToolEnd(fitted_end(call_id, status, result))
+}
+
+fn fitted_end(call_id: &str, status: Status, result: Value) -> ToolEnd {
+    let mut end = ToolEnd {
+        call_id: call_id.to_string(),
+        status,
+        result: Some(result),
+        at: None,
+    };
+    fit_tool_end(&mut end);
+    end
 }
 
 fn end_call(
     monitor: &mut dyn Monitor,
     call: &ToolUse,
-    status: &str,
+    status: Status,
     result: Value,
 ) -> Result<Outcome, HookError> {
     let id = CallId::of(call);
+    let candidates = id.candidates();
+    // Made to fit once, with room for the longest id tried.
+    let longest = candidates
+        .iter()
+        .max_by_key(|c| c.len())
+        .expect("every call id has candidates");
+    let end = fitted_end(longest, status, result);
     let mut last = None;
-    for call_id in id.candidates() {
-        match monitor.request(&tool_end(&call_id, status, result.clone())) {
+    for call_id in candidates {
+        let request = Request::ToolEnd(ToolEnd {
+            call_id,
+            ..end.clone()
+        });
+        match monitor.request(&request) {
             Ok(_) => return Ok(Outcome::Recorded),
             // This derived id's call has ended already: an identical call
             // made before. The open one is further on.
@@ -475,11 +497,11 @@ fn end_call(
 /// `"isError": true` (an MCP tool's result), `"success": false` (the file
 /// tools), or `"interrupted": true` (a Bash command cut off by its
 /// timeout). Claude Code reports other failures with PostToolUseFailure.
-pub fn post_status(response: &Value) -> &'static str {
+pub fn post_status(response: &Value) -> Status {
     let failed = response["isError"] == true
         || response["success"] == false
         || response["interrupted"] == true;
-    if failed { "error" } else { "ok" }
+    if failed { Status::Error } else { Status::Ok }
 }
 
 #[cfg(test)]

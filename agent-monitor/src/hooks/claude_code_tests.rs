@@ -6,7 +6,8 @@ use super::{
 };
 use crate::{
     api::client::ClientError,
-    hooks::{Monitor, fit::fit_line},
+    declare::{MAX_LINE, Request, Status},
+    hooks::{Monitor, fit::json_len},
 };
 
 const SESSION: &str = "2f1c6a0e-7b3d-4c59-9a8e-5d4b3c2a1f0e";
@@ -221,20 +222,23 @@ fn unknown_events_and_empty_ids_are_accepted() {
 fn a_post_tool_use_is_an_error_only_when_its_response_says_so() {
     assert_eq!(
         post_status(&json!({"filePath": "/a", "success": true})),
-        "ok"
+        Status::Ok
     );
     assert_eq!(
         post_status(&json!({"stdout": "", "stderr": "", "interrupted": false, "isImage": false})),
-        "ok"
+        Status::Ok
     );
-    assert_eq!(post_status(&json!([{"type": "text", "text": "x"}])), "ok");
-    assert_eq!(post_status(&json!("text")), "ok");
-    assert_eq!(post_status(&Value::Null), "ok");
-    assert_eq!(post_status(&json!({"success": false})), "error");
-    assert_eq!(post_status(&json!({"interrupted": true})), "error");
+    assert_eq!(
+        post_status(&json!([{"type": "text", "text": "x"}])),
+        Status::Ok
+    );
+    assert_eq!(post_status(&json!("text")), Status::Ok);
+    assert_eq!(post_status(&Value::Null), Status::Ok);
+    assert_eq!(post_status(&json!({"success": false})), Status::Error);
+    assert_eq!(post_status(&json!({"interrupted": true})), Status::Error);
     assert_eq!(
         post_status(&json!({"isError": true, "content": []})),
-        "error"
+        Status::Error
     );
 }
 
@@ -285,9 +289,11 @@ struct Scripted<F: FnMut(&Value) -> Result<Value, ClientError>> {
 }
 
 impl<F: FnMut(&Value) -> Result<Value, ClientError>> Monitor for Scripted<F> {
-    fn request(&mut self, request: &Value) -> Result<Value, ClientError> {
-        self.sent.push(request.clone());
-        (self.answer)(request)
+    fn request(&mut self, request: &Request) -> Result<Value, ClientError> {
+        // What the socket would get: the request's wire form.
+        let line = serde_json::to_value(request).unwrap();
+        self.sent.push(line.clone());
+        (self.answer)(&line)
     }
 }
 
@@ -528,38 +534,31 @@ fn a_refusal_or_a_reply_without_decision_is_an_error() {
 
 #[test]
 fn a_result_too_long_for_one_line_is_cut_and_args_are_not() {
-    let limit = crate::declare::MAX_LINE;
-    let big = "x".repeat(limit + 10);
+    let big = "x".repeat(MAX_LINE + 10);
     let small = "y".repeat(1000);
-    let end = tool_end(
+    let end = serde_json::to_value(tool_end(
         "c1",
-        "ok",
+        Status::Ok,
         json!({"file": {"content": big, "filePath": "/a"}, "other": small}),
-    );
-    let line = serde_json::to_vec(&end).unwrap();
-    assert!(line.len() <= limit, "{}", line.len());
+    ))
+    .unwrap();
+    assert!(json_len(&end) <= MAX_LINE, "{}", json_len(&end));
+    // The long string keeps what the line has room for, and says how much
+    // was cut.
     let content = end["result"]["file"]["content"].as_str().unwrap();
-    assert!(content.starts_with(&"x".repeat(256)), "{content:.300}");
+    let kept = content.len() - content.trim_start_matches('x').len();
+    assert!(kept > MAX_LINE - 2000, "kept {kept}");
     assert!(
         content.ends_with(&format!(
             "… [{} more bytes cut by agent-monitor hook]",
-            limit + 10 - 256
+            big.len() - kept
         )),
-        "{content:.300}"
+        "{}",
+        &content[kept..]
     );
-    // Only what had to go: the shorter string is whole.
+    // Only what had to go: the shorter strings are whole.
     assert_eq!(end["result"]["other"], json!(small));
     assert_eq!(end["result"]["file"]["filePath"], "/a");
-
-    // A multi-byte character at the cut is kept whole or not at all.
-    let mut prompt =
-        json!({"type": "prompt", "text": format!("{}{}", "a".repeat(255), "é".repeat(limit))});
-    fit_line(&mut prompt, "text");
-    let text = prompt["text"].as_str().unwrap();
-    assert!(
-        text.starts_with(&"a".repeat(255)) && text.contains("… ["),
-        "{text:.300}"
-    );
 
     // A call's arguments are what the policy decides on: never cut.
     let call = tool_use(
@@ -567,6 +566,51 @@ fn a_result_too_long_for_one_line_is_cut_and_args_are_not() {
         json!({"file_path": "/a", "content": big}),
         Some("t"),
     );
-    let start = tool_start(&call, "t", None);
-    assert_eq!(start["args"]["content"].as_str().unwrap().len(), limit + 10);
+    let start = serde_json::to_value(tool_start(&call, "t", None)).unwrap();
+    assert_eq!(
+        start["args"]["content"].as_str().unwrap().len(),
+        MAX_LINE + 10
+    );
+}
+
+#[test]
+fn a_response_of_many_short_strings_is_replaced_so_that_the_call_still_ends() {
+    // A Glob of 100,000 paths: no string worth cutting, more than a line.
+    let paths: Vec<String> = (0..100_000)
+        .map(|i| format!("/home/ana/project/src/{i}.rs"))
+        .collect();
+    let response = json!({"filenames": paths, "numFiles": 100_000});
+    let bytes = json_len(&response);
+    assert!(bytes > MAX_LINE);
+    let mut monitor = scripted(accepting);
+    let input = HookInput::PostToolUse {
+        call: tool_use("Glob", json!({"pattern": "**/*.rs"}), None),
+        response,
+    };
+    assert_eq!(
+        declare(&input, &context(), &mut monitor).unwrap(),
+        Outcome::Recorded
+    );
+    let end = &monitor.sent[1];
+    assert_eq!(end["type"], "tool.end");
+    assert_eq!(end["status"], "ok");
+    assert_eq!(end["result"], json!({"cut": true, "bytes": bytes}));
+}
+
+#[test]
+fn a_long_prompt_is_cut_to_the_line() {
+    let mut monitor = scripted(accepting);
+    // Multi-byte characters: the cut keeps whole ones.
+    let prompt = format!("{}{}", "a".repeat(255), "é".repeat(MAX_LINE));
+    let input = HookInput::UserPromptSubmit {
+        session_id: SESSION.into(),
+        prompt,
+    };
+    declare(&input, &context(), &mut monitor).unwrap();
+    let sent = &monitor.sent[1];
+    assert!(json_len(sent) <= MAX_LINE, "{}", json_len(sent));
+    let text = sent["text"].as_str().unwrap();
+    assert!(text.starts_with(&"a".repeat(255)), "{text:.300}");
+    assert!(text.len() > MAX_LINE - 2000, "{}", text.len());
+    assert!(text.ends_with(" more bytes cut by agent-monitor hook]"));
 }

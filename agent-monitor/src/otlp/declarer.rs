@@ -6,30 +6,35 @@
 //! A TCP connection is one declaring connection of the stage per
 //! conversation its spans name: each starts in the agent's current
 //! session, and a conversation's enters that session once. Their ids have
-//! the top bit set, so that they never meet the socket server's.
+//! the top bit set, so that they never meet the socket server's. Which
+//! conversations are over, and their sessions ended, is
+//! [`super::conversations`]'s to say; [`end_quiet`] ends them.
 
 use std::{
     collections::VecDeque,
-    io,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
     },
+    time::Instant,
 };
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::spans::{self, Mapped, Span};
+use super::{
+    conversations::{Conversations, Ending, PromptKey},
+    spans::{self, Mapped, Span},
+};
 use crate::{
     api::{Answer, ApiMessage, Kernel},
-    correlate::{Now, Peer, SlotUpdate},
-    declare::{Envelope, Reply},
+    correlate::{Now, Peer},
+    declare::{Envelope, Reply, Request},
     time::WallClock,
 };
 
 /// Conversations one TCP connection keeps a declaring connection for; the
-/// oldest is let go past it (its calls are all ended, so nothing is lost:
-/// its session is entered again when a span names it).
+/// one used least recently is let go past it (its calls are all ended, so
+/// nothing is lost: its session is entered again when a span names it).
 const MAX_CONVERSATIONS: usize = 64;
 
 /// What the receiver took, over its life.
@@ -66,9 +71,13 @@ pub(super) struct Shared<K> {
     pub(super) clock: WallClock,
     pub(super) counts: Mutex<Counts>,
     pub(super) next_conn: AtomicU64,
+    pub(super) conversations: Mutex<Conversations>,
 }
 
-impl<K> Shared<K> {
+/// The processing stage has stopped: the monitor is shutting down.
+pub(super) struct StageGone;
+
+impl<K: Kernel> Shared<K> {
     /// A declaring connection id of the stage's: the top bit set.
     fn new_conn(&self) -> u64 {
         crate::correlate::RECEIVER_CONN | (self.next_conn.fetch_add(1, Ordering::Relaxed) + 1)
@@ -81,17 +90,95 @@ impl<K> Shared<K> {
             wall_ns: self.clock.wall_ns(boot_ns) as i64,
         }
     }
+
+    fn conversations(&self) -> MutexGuard<'_, Conversations> {
+        self.conversations
+            .lock()
+            .expect("the conversations are never poisoned")
+    }
+
+    /// A new declaring connection of the stage's, for `peer`.
+    async fn connect(&self, peer: &Peer) -> Result<u64, StageGone> {
+        let conn = self.new_conn();
+        let connect = ApiMessage::Connect {
+            conn,
+            peer: peer.clone(),
+        };
+        self.to_stage.send(connect).await.map_err(|_| StageGone)?;
+        Ok(conn)
+    }
+
+    async fn request(
+        &self,
+        peer: &Peer,
+        conn: u64,
+        envelope: Envelope,
+    ) -> Result<Reply, StageGone> {
+        let (answer, answered) = oneshot::channel();
+        let request = ApiMessage::Request {
+            conn,
+            envelope,
+            now: self.now(),
+            slot: self.kernel.tool_call_of(peer.pid),
+            // A call declared after the fact names no process to bind.
+            target: None,
+            answer,
+        };
+        self.to_stage.send(request).await.map_err(|_| StageGone)?;
+        let Answer { reply, slots } = answered.await.map_err(|_| StageGone)?;
+        // Calls declared with `at` bind none, so slots are rare here.
+        for update in slots {
+            self.kernel
+                .apply_slot(update, Some((peer.pid, peer.start_ns)));
+        }
+        Ok(reply)
+    }
+
+    async fn disconnect(&self, peer: &Peer, conn: u64) -> Result<(), StageGone> {
+        let (answer, answered) = oneshot::channel();
+        let message = ApiMessage::Disconnect {
+            conn,
+            now: self.now(),
+            answer,
+        };
+        self.to_stage.send(message).await.map_err(|_| StageGone)?;
+        for update in answered.await.map_err(|_| StageGone)? {
+            self.kernel
+                .apply_slot(update, Some((peer.pid, peer.start_ns)));
+        }
+        Ok(())
+    }
 }
 
-/// The processing stage has stopped: the monitor is shutting down.
-pub(super) struct StageGone;
+/// Ends the sessions of the conversations that are over: held by no TCP
+/// connection and quiet ([`Conversations::due`]). Each is ended on a
+/// declaring connection of its own, as the process that last named it:
+/// `session.start` to enter it, `session.end`.
+pub(super) async fn end_quiet<K: Kernel>(shared: &Shared<K>) -> Result<(), StageGone> {
+    let due = shared.conversations().due(Instant::now());
+    for (key, peer) in due {
+        let conn = shared.connect(&peer).await?;
+        // Refused when the session ended otherwise (by the SDK's
+        // `session.end`, or with its agent): nothing left to end.
+        let join = spans::envelope(spans::session_start(&key.1));
+        if let Ok(join) = join
+            && let Reply::Accepted { .. } = shared.request(&peer, conn, join).await?
+            && let Ok(end) = spans::envelope(Request::SessionEnd)
+        {
+            shared.request(&peer, conn, end).await?;
+        }
+        shared.disconnect(&peer, conn).await?;
+        shared.conversations().ended(&key);
+    }
+    Ok(())
+}
 
 /// One TCP connection's declarations.
 pub(super) struct Declarer<K> {
     /// Who sent the spans, or why that is not known.
     sender: Result<Peer, String>,
     /// The stage's connection of each conversation (none: spans without
-    /// one), oldest first.
+    /// one), least recently used first.
     conns: VecDeque<(Option<String>, u64)>,
     shared: Arc<Shared<K>>,
 }
@@ -113,6 +200,7 @@ impl<K: Kernel> Declarer<K> {
     }
 
     pub(super) async fn export(&mut self, mut spans: Vec<Span>) -> Result<Export, StageGone> {
+        self.let_go_of_quiet().await?;
         // Declared in the order they happened, whatever order they ended
         // (and were batched) in.
         spans.sort_by_key(|s| (s.start_ns, s.end_ns));
@@ -160,7 +248,14 @@ impl<K: Kernel> Declarer<K> {
             Ok(peer) => peer.clone(),
             Err(why) => return Ok(Err(why.clone())),
         };
-        let envelopes = match spans::envelopes(&span.span_id, mapped) {
+        let prompt_key: PromptKey = (peer.agent_slot, mapped.conversation.clone());
+        // A prompt sent again (the input of every round of a tool loop
+        // that still ends with it, a retry) is declared once.
+        let with_prompt = mapped
+            .prompt
+            .as_ref()
+            .is_some_and(|p| !self.shared.conversations().is_last_prompt(&prompt_key, p));
+        let envelopes = match spans::envelopes(&span.span_id, mapped, with_prompt) {
             Ok(envelopes) => envelopes,
             Err(err) => return Ok(Err(err.to_string())),
         };
@@ -168,9 +263,18 @@ impl<K: Kernel> Declarer<K> {
             Ok(conn) => conn,
             Err(why) => return Ok(Err(format!("span {}: {why}", span.span_id))),
         };
-        for envelope in envelopes {
-            if let Reply::Error { message, .. } = self.request(&peer, conn, envelope).await? {
+        for (i, envelope) in envelopes.into_iter().enumerate() {
+            if let Reply::Error { message, .. } = self.shared.request(&peer, conn, envelope).await?
+            {
                 return Ok(Err(format!("span {}: {message}", span.span_id)));
+            }
+            if i == 0
+                && with_prompt
+                && let Some(prompt) = &mapped.prompt
+            {
+                self.shared
+                    .conversations()
+                    .prompt_declared(prompt_key.clone(), prompt);
             }
         }
         Ok(Ok(()))
@@ -183,116 +287,119 @@ impl<K: Kernel> Declarer<K> {
         peer: &Peer,
         conversation: Option<&str>,
     ) -> Result<Result<u64, String>, StageGone> {
-        if let Some((_, conn)) = self
+        let key = conversation.map(|c| (peer.agent_slot, c.to_string()));
+        if let Some(at) = self
             .conns
             .iter()
-            .find(|(c, _)| c.as_deref() == conversation)
+            .position(|(c, _)| c.as_deref() == conversation)
         {
-            return Ok(Ok(*conn));
+            let held = self.conns.remove(at).expect("a position found");
+            let conn = held.1;
+            self.conns.push_back(held);
+            if let Some(key) = &key {
+                self.shared.conversations().named(key, peer, Instant::now());
+            }
+            return Ok(Ok(conn));
         }
-        let join = match conversation.map(|c| spans::envelope(&spans::session_start(c))) {
+        let join = match conversation.map(|c| spans::envelope(spans::session_start(c))) {
             None => None,
             Some(Ok(envelope)) => Some(envelope),
             Some(Err(err)) => return Ok(Err(format!("gen_ai.conversation.id: {err}"))),
         };
-        if self.conns.len() >= MAX_CONVERSATIONS
-            && let Some((_, oldest)) = self.conns.pop_front()
-        {
-            self.disconnect(oldest).await?;
+        if let Some(key) = &key {
+            let held = self.shared.conversations().hold(key, peer, Instant::now());
+            if held == Err(Ending) {
+                let quiet = self.shared.conversations().quiet();
+                return Ok(Err(format!(
+                    "conversation `{}` is over: no span named it for {} s, and its session is being ended",
+                    key.1,
+                    quiet.as_secs()
+                )));
+            }
         }
-        let conn = self.shared.new_conn();
-        let connect = ApiMessage::Connect {
-            conn,
-            peer: peer.clone(),
-        };
-        self.shared
-            .to_stage
-            .send(connect)
-            .await
-            .map_err(|_| StageGone)?;
-        if let Some(join) = join
-            && let Reply::Error { message, .. } = self.request(peer, conn, join).await?
+        if self.conns.len() >= MAX_CONVERSATIONS
+            && let Some((least_used, conn)) = self.conns.pop_front()
         {
-            self.disconnect(conn).await?;
-            return Ok(Err(message));
+            self.let_go(peer, least_used, conn).await?;
+        }
+        let conn = self.shared.connect(peer).await?;
+        let mut created = false;
+        if let Some(join) = join {
+            match self.shared.request(peer, conn, join).await? {
+                Reply::Error { message, .. } => {
+                    self.let_go(peer, conversation.map(str::to_string), conn)
+                        .await?;
+                    return Ok(Err(message));
+                }
+                Reply::Accepted { created: true, .. } => created = true,
+                _ => {}
+            }
+        }
+        if let Some(key) = &key {
+            let mut conversations = self.shared.conversations();
+            // Only a session the receiver opened is the receiver's to end:
+            // one the hook, the SDK or `run` opened under the same id ends
+            // with them.
+            if created {
+                conversations.opened(key);
+            }
+            conversations.named(key, peer, Instant::now());
         }
         self.conns
             .push_back((conversation.map(str::to_string), conn));
         Ok(Ok(conn))
     }
 
-    async fn request(
+    /// Closes the stage's connection of `conversation`; the conversation
+    /// is held by one connection less.
+    async fn let_go(
         &self,
         peer: &Peer,
+        conversation: Option<String>,
         conn: u64,
-        envelope: Envelope,
-    ) -> Result<Reply, StageGone> {
-        let (answer, answered) = oneshot::channel();
-        let request = ApiMessage::Request {
-            conn,
-            envelope,
-            now: self.shared.now(),
-            slot: self.shared.kernel.tool_call_of(peer.pid),
-            // A call declared after the fact names no process to bind.
-            target: None,
-            answer,
-        };
-        self.shared
-            .to_stage
-            .send(request)
-            .await
-            .map_err(|_| StageGone)?;
-        let Answer { reply, slots } = answered.await.map_err(|_| StageGone)?;
-        self.apply(slots);
-        Ok(reply)
+    ) -> Result<(), StageGone> {
+        let gone = self.shared.disconnect(peer, conn).await;
+        if let Some(conversation) = conversation {
+            self.shared
+                .conversations()
+                .release(&(peer.agent_slot, conversation));
+        }
+        gone
     }
 
-    async fn disconnect(&self, conn: u64) -> Result<(), StageGone> {
-        let (answer, answered) = oneshot::channel();
-        let message = ApiMessage::Disconnect {
-            conn,
-            now: self.shared.now(),
-            answer,
+    /// Lets go of the conversations no span has named for the quiet
+    /// period, so that their sessions can be ended.
+    async fn let_go_of_quiet(&mut self) -> Result<(), StageGone> {
+        let Ok(peer) = self.sender.clone() else {
+            return Ok(());
         };
-        self.shared
-            .to_stage
-            .send(message)
-            .await
-            .map_err(|_| StageGone)?;
-        self.apply(answered.await.map_err(|_| StageGone)?);
+        let now = Instant::now();
+        let quiet: Vec<usize> = {
+            let conversations = self.shared.conversations();
+            self.conns
+                .iter()
+                .enumerate()
+                .filter_map(|(at, (c, _))| {
+                    let key = (peer.agent_slot, c.clone()?);
+                    conversations.is_quiet(&key, now).then_some(at)
+                })
+                .collect()
+        };
+        for at in quiet.into_iter().rev() {
+            let (conversation, conn) = self.conns.remove(at).expect("a position found");
+            self.let_go(&peer, conversation, conn).await?;
+        }
         Ok(())
     }
 
+    /// The TCP connection closed: every conversation is let go of.
     pub(super) async fn disconnect_all(&mut self) {
-        while let Some((_, conn)) = self.conns.pop_front() {
-            if self.disconnect(conn).await.is_err() {
+        let Ok(peer) = self.sender.clone() else {
+            return;
+        };
+        while let Some((conversation, conn)) = self.conns.pop_front() {
+            if self.let_go(&peer, conversation, conn).await.is_err() {
                 return;
-            }
-        }
-    }
-
-    /// Slots the stage asks for. Calls declared with `at` bind none, so
-    /// these are rare; they are set as the socket server sets them.
-    fn apply(&self, updates: Vec<SlotUpdate>) {
-        static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
-        let Ok(peer) = &self.sender else { return };
-        for update in updates {
-            let start = if update.pid == peer.pid {
-                peer.start_ns
-            } else {
-                0
-            };
-            if let Err(err) = self
-                .shared
-                .kernel
-                .set_tool_call(update.pid, update.slot, start)
-                && err.kind() != io::ErrorKind::NotFound
-                && !FAILURE_REPORTED.swap(true, Ordering::Relaxed)
-            {
-                eprintln!(
-                    "agent-monitor: setting the tool-call slot of pid {} failed: {err}",
-                    update.pid
-                );
             }
         }
     }

@@ -9,13 +9,17 @@
 //!   answers as OTLP/HTTP requires;
 //! - [`json`] and [`proto`] decode the two encodings into [`Span`]s;
 //! - [`spans`] maps a span to declarations, which [`declarer`] submits
-//!   to the processing stage as the socket server does.
+//!   to the processing stage as the socket server does;
+//! - [`conversations`] remembers, across connections, the conversations
+//!   whose sessions the receiver entered (to end them once they are over)
+//!   and the prompt last declared in each (to declare a prompt once).
 //!
 //! Spans arrive after the fact: their calls bind no kernel slot, and are
 //! matched to the agent's actions by time and envelope. The processing
 //! stage holds an agent's undeclared verdicts for a grace period so that
 //! such declarations can still cover them.
 
+mod conversations;
 mod declarer;
 mod json;
 mod proto;
@@ -24,6 +28,7 @@ pub mod spans;
 
 use std::{net::SocketAddr, time::Duration};
 
+pub use conversations::DEFAULT_QUIET;
 pub use declarer::Counts;
 pub use server::{bind, serve};
 pub use spans::{Span, SpanEvent, StatusCode};

@@ -37,7 +37,8 @@ use tokio::{
 
 use super::{
     Encoding, check_listen,
-    declarer::{Counts, Declarer, Export, Shared, StageGone},
+    conversations::{Conversations, DEFAULT_QUIET},
+    declarer::{Counts, Declarer, Export, Shared, StageGone, end_quiet},
     decode, proto,
 };
 use crate::{
@@ -80,25 +81,54 @@ pub async fn serve<K: Kernel>(
     kernel: K,
     to_stage: mpsc::Sender<ApiMessage>,
     clock: WallClock,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Counts {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         kernel,
         to_stage,
         clock,
         counts: Mutex::new(Counts::default()),
         next_conn: AtomicU64::new(0),
-    });
+        conversations: Mutex::new(Conversations::new(DEFAULT_QUIET)),
+    };
+    serve_shared(listener, Arc::new(shared), stop).await
+}
+
+/// How often the sessions of conversations that are over are looked for:
+/// a tenth of the quiet period, at most a minute.
+fn sweep_period(quiet: Duration) -> Duration {
+    (quiet / 10).clamp(Duration::from_millis(10), Duration::from_secs(60))
+}
+
+async fn serve_shared<K: Kernel>(
+    listener: TcpListener,
+    shared: Arc<Shared<K>>,
+    mut stop: watch::Receiver<bool>,
+) -> Counts {
+    let quiet = shared.conversations.lock().expect("never poisoned").quiet();
+    let mut sweep = tokio::time::interval(sweep_period(quiet));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let open = Arc::new(AtomicUsize::new(0));
     let mut connections = JoinSet::new();
     let mut refused_reported = false;
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept() => Some(accepted),
+            _ = sweep.tick() => None,
             _ = stop.wait_for(|s| *s) => break,
         };
         // Reap what has finished, so that the set does not grow.
         while connections.try_join_next().is_some() {}
+        let Some(accepted) = accepted else {
+            // Beside the connections, so that accepting does not wait for
+            // the stage; the stage gone, the monitor is stopping and `stop`
+            // follows.
+            let shared = shared.clone();
+            connections.spawn(async move {
+                let _ = end_quiet(&shared).await;
+            });
+            continue;
+        };
         let mut stream = match accepted {
             Ok((stream, _)) => stream,
             Err(err) => {

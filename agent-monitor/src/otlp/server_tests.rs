@@ -2,7 +2,7 @@
 //! logs what it is asked and answers as the correlator would.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{Read, Write},
     sync::{Arc, Mutex},
 };
@@ -38,9 +38,14 @@ impl Kernel for FakeKernel {
 }
 
 /// A stage that logs every message, and refuses a `tool.start` of the tool
-/// `forbidden` as the correlator refuses one.
+/// `forbidden` as the correlator refuses one. It keeps each connection's
+/// session as the correlator does, so that an ended session cannot be
+/// entered again.
 fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
     let (tx, mut rx) = mpsc::channel::<ApiMessage>(8);
+    let mut current: HashMap<u64, String> = HashMap::new();
+    let mut ended: HashSet<String> = HashSet::new();
+    let mut opened: HashSet<String> = HashSet::new();
     tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             match message {
@@ -57,7 +62,10 @@ fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
                     ));
                 }
                 ApiMessage::Request {
-                    envelope, answer, ..
+                    conn,
+                    envelope,
+                    answer,
+                    ..
                 } => {
                     let line = serde_json::to_string(&envelope).unwrap();
                     log.lock().unwrap().push(line);
@@ -69,8 +77,25 @@ fn stage(log: Arc<Mutex<Vec<String>>>) -> mpsc::Sender<ApiMessage> {
                             Reply::decision(None, Decision::Allow, "ok", None)
                         }
                         Declared::SessionStart(start) => {
-                            Reply::session_started(None, start.session_id.unwrap())
+                            let id = start.session_id.unwrap();
+                            if ended.contains(&id) {
+                                Reply::not_permitted(None, &format!("session `{id}` has ended"))
+                            } else {
+                                current.insert(conn, id.clone());
+                                if opened.insert(id.clone()) {
+                                    Reply::session_created(None, id)
+                                } else {
+                                    Reply::session_started(None, id)
+                                }
+                            }
                         }
+                        Declared::SessionEnd => match current.remove(&conn) {
+                            Some(id) => {
+                                ended.insert(id);
+                                Reply::accepted(None)
+                            }
+                            None => Reply::no_session(None),
+                        },
                         _ => Reply::accepted(None),
                     };
                     let _ = answer.send(Answer {
@@ -97,6 +122,11 @@ struct Harness {
 }
 
 async fn start(tracked: bool) -> Harness {
+    start_with(tracked, DEFAULT_QUIET).await
+}
+
+/// A receiver that ends a conversation's session after `quiet`.
+async fn start_with(tracked: bool, quiet: Duration) -> Harness {
     let kernel = FakeKernel::default();
     if tracked {
         kernel.agents.lock().unwrap().insert(std::process::id(), 1);
@@ -105,13 +135,15 @@ async fn start(tracked: bool) -> Harness {
     let addr = listener.local_addr().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (stop, stop_rx) = watch::channel(false);
-    let served = tokio::spawn(serve(
-        listener,
+    let shared = Shared {
         kernel,
-        stage(log.clone()),
-        WallClock::with_offset(0),
-        stop_rx,
-    ));
+        to_stage: stage(log.clone()),
+        clock: WallClock::with_offset(0),
+        counts: Mutex::new(Counts::default()),
+        next_conn: AtomicU64::new(0),
+        conversations: Mutex::new(Conversations::new(quiet)),
+    };
+    let served = tokio::spawn(serve_shared(listener, Arc::new(shared), stop_rx));
     Harness {
         addr,
         log,
@@ -218,11 +250,11 @@ async fn an_agent_s_protobuf_export_becomes_declarations_in_order() {
             "session.start conv-1",
             "prompt",
             "model.output",
-            "tool.start call_1",
-            "tool.end call_1",
+            "tool.start otel-1000000000000003",
+            "tool.end otel-1000000000000003",
             "connect pid=true agent=Some(1)",
-            "tool.start 1000000000000004",
-            "tool.end 1000000000000004",
+            "tool.start otel-1000000000000004",
+            "tool.end otel-1000000000000004",
             "prompt",
             "model.output",
             "disconnect",
@@ -435,3 +467,6 @@ async fn the_listen_address_must_be_loopback() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("loopback only"), "{err}");
 }
+
+#[path = "server_sessions_tests.rs"]
+mod sessions;

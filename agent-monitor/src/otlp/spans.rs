@@ -4,22 +4,33 @@
 //!
 //! - an `execute_tool` span is a tool call: `tool.start` at the span's
 //!   start and `tool.end` at its end, both stamped with `at`, since the
-//!   span arrives after the call has run;
+//!   span arrives after the call has run. Its `call_id` is `otel-` and the
+//!   span id, never the model's id of the call (that is its `tool_use_id`):
+//!   a hook or the SDK may declare the same call in the same session under
+//!   the model's id, and the two declarations are to be joined, not refused
+//!   as one id used twice;
 //! - a `chat`, `text_completion` or `generate_content` span is the model's
 //!   answer (`model.output`, at the span's end), after the prompt that
-//!   asked for it (the last user message, at the span's start);
+//!   asked for it: the input's last message, at the span's start, when
+//!   that message is the user's (in a tool loop the input is sent again
+//!   each round, ending with the tools' results, and its prompt was
+//!   declared in the first round);
 //! - any other span declares nothing.
 //!
-//! The declarations are built in their wire form and read back by the
-//! protocol's own decoder, so that a span is held to exactly the checks a
-//! socket client is (identifier lengths, `args` an object, line size).
+//! The declarations are built as the protocol's types, serialised to their
+//! wire form and read back by the protocol's own decoder, so that a span is
+//! held to exactly the checks a socket client is (identifier lengths,
+//! `args` an object, line size).
 
 use serde_json::{Map, Value, json};
 
-use crate::declare::{self, Envelope, MAX_LINE, ProtocolError};
+use crate::declare::{
+    self, Envelope, Links, MAX_LINE, ModelOutput, PlannedCall, ProtocolError, Request,
+    SessionStart, Source, Status, ToolEnd, ToolStart,
+};
 
-/// The `source` of every call this receiver declares.
-pub const SOURCE: &str = "otel";
+/// The prefix of the `call_id` of every call this receiver declares.
+pub const CALL_ID_PREFIX: &str = "otel-";
 
 /// A span, with the fields the mapping reads. Attribute values are JSON:
 /// OTLP's `AnyValue` strings, booleans, integers and doubles as such,
@@ -66,14 +77,38 @@ impl StatusCode {
     }
 }
 
-/// What one span declares, in its wire form.
+/// What one span declares.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mapped {
     /// `gen_ai.conversation.id`: the session the declarations belong to;
     /// none, the agent's current session.
     pub conversation: Option<String>,
-    /// Request objects, in the order they are to be sent.
-    pub requests: Vec<Value>,
+    /// The user's message the span's input ends with, declared before
+    /// `requests` unless it was declared already (the receiver remembers).
+    pub prompt: Option<Prompt>,
+    /// The other requests, in the order they are to be sent.
+    pub requests: Vec<Request>,
+}
+
+/// A prompt, and where it stands in the span's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub text: String,
+    /// Unix ns: the span's start.
+    pub at: i64,
+    /// The message's index in the input. The same text at the same place
+    /// is the same message sent again (a retry, a second model asked the
+    /// same); the same text further on is the user saying it again.
+    pub position: usize,
+}
+
+impl Prompt {
+    pub fn request(&self) -> Request {
+        Request::Prompt {
+            text: self.text.clone(),
+            at: Some(self.at),
+        }
+    }
 }
 
 /// Why a span that looked like a GenAI operation declares nothing.
@@ -87,6 +122,8 @@ pub enum SpanError {
     BadSpanId { span_id: String },
     #[error("span {span_id}: no start or end time")]
     NoTime { span_id: String },
+    #[error("span {span_id}: a start or end time after the year 2262")]
+    TimeOutOfRange { span_id: String },
     #[error("span {span_id}: {error}")]
     Refused {
         span_id: String,
@@ -101,29 +138,26 @@ pub fn map(span: &Span) -> Result<Option<Mapped>, SpanError> {
         .attributes
         .get("gen_ai.operation.name")
         .and_then(Value::as_str);
-    let requests = match operation {
-        Some("execute_tool") => {
-            check_span(span)?;
-            tool_requests(span)?
-        }
-        Some("chat" | "text_completion" | "generate_content") => {
-            check_span(span)?;
-            chat_requests(span)
-        }
+    let (prompt, requests) = match operation {
+        Some("execute_tool") => (None, tool_requests(span, times(span)?)?),
+        Some("chat" | "text_completion" | "generate_content") => chat_requests(span, times(span)?),
         _ => return Ok(None),
     };
-    if requests.is_empty() {
+    if prompt.is_none() && requests.is_empty() {
         return Ok(None);
     }
     Ok(Some(Mapped {
         conversation: string_attr(&span.attributes, "gen_ai.conversation.id"),
+        prompt,
         requests,
     }))
 }
 
-/// A request in wire form, read as a socket client's line would be.
-pub fn envelope(request: &Value) -> Result<Envelope, ProtocolError> {
-    let line = serde_json::to_vec(request).expect("a JSON value always serialises");
+/// A request as a socket client's line: serialised, and read back by the
+/// protocol's decoder, which checks it as it checks every line.
+pub fn envelope(request: Request) -> Result<Envelope, ProtocolError> {
+    let line = serde_json::to_vec(&Envelope::bare(request))
+        .expect("a request's fields are JSON and serialise");
     if line.len() > MAX_LINE {
         return Err(ProtocolError::Oversize { limit: MAX_LINE });
     }
@@ -131,15 +165,27 @@ pub fn envelope(request: &Value) -> Result<Envelope, ProtocolError> {
 }
 
 /// The `session.start` that enters the conversation's session.
-pub fn session_start(conversation: &str) -> Value {
-    json!({"type": "session.start", "session_id": conversation})
+pub fn session_start(conversation: &str) -> Request {
+    Request::SessionStart(SessionStart {
+        session_id: Some(conversation.to_string()),
+        ..SessionStart::default()
+    })
 }
 
-/// [`map`]'s requests as envelopes; the first refused fails the span.
-pub fn envelopes(span_id: &str, mapped: &Mapped) -> Result<Vec<Envelope>, SpanError> {
-    mapped
-        .requests
+/// What [`map`] found, as envelopes: the prompt first when `with_prompt`,
+/// then the other requests. The first refused fails the span.
+pub fn envelopes(
+    span_id: &str,
+    mapped: &Mapped,
+    with_prompt: bool,
+) -> Result<Vec<Envelope>, SpanError> {
+    let prompt = mapped
+        .prompt
         .iter()
+        .filter(|_| with_prompt)
+        .map(Prompt::request);
+    prompt
+        .chain(mapped.requests.iter().cloned())
         .map(|request| {
             envelope(request).map_err(|error| SpanError::Refused {
                 span_id: span_id.to_string(),
@@ -149,7 +195,9 @@ pub fn envelopes(span_id: &str, mapped: &Mapped) -> Result<Vec<Envelope>, SpanEr
         .collect()
 }
 
-fn check_span(span: &Span) -> Result<(), SpanError> {
+/// The span's start and end, as the protocol's `at`; checked first, so
+/// that a malformed span is refused whatever it would declare.
+fn times(span: &Span) -> Result<(i64, i64), SpanError> {
     if span.span_id.len() != 16 || !span.span_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SpanError::BadSpanId {
             span_id: span.span_id.clone(),
@@ -160,12 +208,16 @@ fn check_span(span: &Span) -> Result<(), SpanError> {
             span_id: span.span_id.clone(),
         });
     }
-    Ok(())
+    match (i64::try_from(span.start_ns), i64::try_from(span.end_ns)) {
+        (Ok(start), Ok(end)) => Ok((start, end)),
+        _ => Err(SpanError::TimeOutOfRange {
+            span_id: span.span_id.clone(),
+        }),
+    }
 }
 
-fn tool_requests(span: &Span) -> Result<Vec<Value>, SpanError> {
+fn tool_requests(span: &Span, (start_ns, end_ns): (i64, i64)) -> Result<Vec<Request>, SpanError> {
     let attributes = &span.attributes;
-    let tool_use_id = string_attr(attributes, "gen_ai.tool.call.id");
     let tool = string_attr(attributes, "gen_ai.tool.name")
         .or_else(|| {
             span.name
@@ -177,23 +229,23 @@ fn tool_requests(span: &Span) -> Result<Vec<Value>, SpanError> {
         .ok_or_else(|| SpanError::NoToolName {
             span_id: span.span_id.clone(),
         })?;
-    let call_id = tool_use_id.clone().unwrap_or_else(|| span.span_id.clone());
-    let args = attributes
-        .get("gen_ai.tool.call.arguments")
-        .map(arguments)
-        .unwrap_or_default();
-    let mut start = json!({
-        "type": "tool.start",
-        "call_id": call_id,
-        "tool": tool,
-        "args": args,
-        "source": SOURCE,
-        "otel_span_id": span.span_id,
-        "at": span.start_ns,
-    });
-    if let Some(id) = tool_use_id {
-        start["tool_use_id"] = Value::String(id);
-    }
+    let call_id = format!("{CALL_ID_PREFIX}{}", span.span_id);
+    let start = ToolStart {
+        call_id: call_id.clone(),
+        tool,
+        args: attributes
+            .get("gen_ai.tool.call.arguments")
+            .map(arguments)
+            .unwrap_or_default(),
+        source: Source::Otel,
+        links: Links {
+            tool_use_id: string_attr(attributes, "gen_ai.tool.call.id"),
+            otel_span_id: Some(span.span_id.clone()),
+            ..Links::default()
+        },
+        at: Some(start_ns),
+        ..ToolStart::default()
+    };
     let error_type = attributes.get("error.type").filter(|v| !v.is_null());
     let failed = span.status == StatusCode::Error || error_type.is_some();
     let result = match attributes.get("gen_ai.tool.call.result") {
@@ -208,60 +260,56 @@ fn tool_requests(span: &Span) -> Result<Vec<Value>, SpanError> {
         }
         None => None,
     };
-    let mut end = json!({
-        "type": "tool.end",
-        "call_id": call_id,
-        "status": if failed { "error" } else { "ok" },
-        "at": span.end_ns,
-    });
-    if let Some(result) = result {
-        end["result"] = result;
-    }
-    Ok(vec![start, end])
+    let end = ToolEnd {
+        call_id,
+        status: if failed { Status::Error } else { Status::Ok },
+        result,
+        at: Some(end_ns),
+    };
+    Ok(vec![Request::ToolStart(start), Request::ToolEnd(end)])
 }
 
-fn chat_requests(span: &Span) -> Vec<Value> {
-    let mut requests = Vec::new();
+fn chat_requests(span: &Span, (start_ns, end_ns): (i64, i64)) -> (Option<Prompt>, Vec<Request>) {
     let prompt = match span.attributes.get("gen_ai.input.messages") {
-        Some(messages) => last_user_text(&structured(messages)),
+        Some(messages) => last_user_message(&structured(messages)),
         None => event_prompt(&span.events),
-    };
-    if let Some(text) = prompt {
-        requests.push(json!({"type": "prompt", "text": text, "at": span.start_ns}));
     }
+    .map(|(position, text)| Prompt {
+        text,
+        at: start_ns,
+        position,
+    });
     let output = match span.attributes.get("gen_ai.output.messages") {
         Some(messages) => output_of_messages(&structured(messages)),
         None => event_output(&span.events),
     };
+    let mut requests = Vec::new();
     if !output.texts.is_empty() || !output.calls.is_empty() {
-        let mut request = json!({
-            "type": "model.output",
-            "text": output.texts.join("\n"),
-            "at": span.end_ns,
-        });
-        if !output.calls.is_empty() {
-            request["tool_calls"] = Value::Array(output.calls);
-        }
-        requests.push(request);
+        requests.push(Request::ModelOutput(ModelOutput {
+            text: output.texts.join("\n"),
+            tool_calls: output.calls,
+            at: Some(end_ns),
+        }));
     }
-    requests
+    (prompt, requests)
 }
 
 /// What the model answered: its text parts and the calls it asked for.
 #[derive(Default)]
 struct Output {
     texts: Vec<String>,
-    calls: Vec<Value>,
+    calls: Vec<PlannedCall>,
 }
 
-/// The last message with role `user`, its text parts joined.
-fn last_user_text(messages: &Value) -> Option<String> {
-    messages
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .and_then(message_text)
+/// The input's last message, with its index, when it has role `user`: its
+/// text parts joined.
+fn last_user_message(messages: &Value) -> Option<(usize, String)> {
+    let messages = messages.as_array()?;
+    let (position, last) = messages.iter().enumerate().next_back()?;
+    if last.get("role").and_then(Value::as_str) != Some("user") {
+        return None;
+    }
+    message_text(last).map(|text| (position, text))
 }
 
 /// A message's text: its `text` parts (the conventions' form), or a plain
@@ -301,27 +349,42 @@ fn output_of_messages(messages: &Value) -> Output {
     output
 }
 
-/// A `model.output` tool call; none without an id, which is what names
-/// the call when it is declared (its `execute_tool` span still is).
-fn planned_call(id: Option<&Value>, name: Option<&Value>, args: Option<&Value>) -> Option<Value> {
+/// A `model.output` tool call: the model's id of it (an `execute_tool`
+/// span's `gen_ai.tool.call.id`, its call's `tool_use_id`); none without
+/// one (its `execute_tool` span still declares the call).
+fn planned_call(
+    id: Option<&Value>,
+    name: Option<&Value>,
+    args: Option<&Value>,
+) -> Option<PlannedCall> {
     let id = id.and_then(Value::as_str).filter(|id| !id.is_empty())?;
-    let mut call = json!({"call_id": id});
-    if let Some(name) = name.and_then(Value::as_str) {
-        call["tool"] = Value::String(name.to_string());
-    }
-    if let Some(args) = args.filter(|a| !a.is_null()) {
-        call["args"] = Value::Object(arguments(args));
-    }
-    Some(call)
+    Some(PlannedCall {
+        call_id: id.to_string(),
+        tool: name.and_then(Value::as_str).map(str::to_string),
+        args: args.filter(|a| !a.is_null()).map(arguments),
+    })
 }
 
-/// The older form: the last `gen_ai.user.message` event's content.
-fn event_prompt(events: &[SpanEvent]) -> Option<String> {
-    events
+/// The older form's input messages: one event each.
+const INPUT_EVENTS: [&str; 4] = [
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+];
+
+/// The older form: the last input message event, when it is a
+/// `gen_ai.user.message`, and its place among the input events.
+fn event_prompt(events: &[SpanEvent]) -> Option<(usize, String)> {
+    let (position, last) = events
         .iter()
-        .rev()
-        .filter(|e| e.name == "gen_ai.user.message")
-        .find_map(|e| message_text(&event_body(e)))
+        .filter(|e| INPUT_EVENTS.contains(&e.name.as_str()))
+        .enumerate()
+        .last()?;
+    if last.name != "gen_ai.user.message" {
+        return None;
+    }
+    message_text(&event_body(last)).map(|text| (position, text))
 }
 
 /// The older form: every `gen_ai.choice` event's message.

@@ -272,7 +272,7 @@ impl<S: Sink> Processor<S> {
                 if pid == peer.pid {
                     self.correlator.rebind(conn, slot);
                 }
-                Reply::session_started(id, session_id)
+                Reply::session_created(id, session_id)
             }
             Err(why) => Reply::not_registered(id, why),
         }
