@@ -5,6 +5,7 @@ use std::{
 };
 
 use super::*;
+use crate::config::{self, Config};
 
 /// The unit's directives, comments and section headers left out.
 fn directives(unit: &str) -> Vec<(&str, &str)> {
