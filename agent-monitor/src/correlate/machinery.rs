@@ -11,8 +11,7 @@
 //! name.
 
 use std::{
-    ffi::OsString,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, LazyLock, OnceLock},
 };
 
@@ -28,7 +27,7 @@ pub struct MonitorExe {
     path: PathBuf,
     /// Its file name: a process whose executable has another name is not
     /// hashed against it at all.
-    name: Option<OsString>,
+    name: Option<String>,
     /// Its SHA-256, computed the first time a process of that name is
     /// judged: hashing the binary costs a read of it, which most runs
     /// never need.
@@ -39,7 +38,7 @@ impl MonitorExe {
     /// The running executable.
     pub fn current() -> Option<MonitorExe> {
         std::env::current_exe().ok().map(|path| MonitorExe {
-            name: path.file_name().map(OsString::from),
+            name: file_name(&path),
             path,
             sha256: OnceLock::new(),
         })
@@ -49,18 +48,19 @@ impl MonitorExe {
     pub fn known(path: impl Into<PathBuf>, sha256: &str) -> MonitorExe {
         let path = path.into();
         MonitorExe {
-            name: path.file_name().map(OsString::from),
+            name: file_name(&path),
             path,
             sha256: OnceLock::from(Some(sha256.to_string())),
         }
     }
 
+    /// Whether `process` runs this executable. Every event with effects
+    /// asks, so the name is compared first, as a string.
     fn runs_in(&self, process: &ProcessInfo) -> bool {
-        let named_alike = process
-            .exe
-            .as_deref()
-            .map(std::path::Path::new)
-            .is_some_and(|exe| exe.file_name() == self.name.as_deref());
+        let named_alike = match (process.exe.as_deref(), self.name.as_deref()) {
+            (Some(exe), Some(name)) => exe.rsplit('/').next() == Some(name),
+            _ => false,
+        };
         let Some(theirs) = process
             .identity
             .exe_sha256
@@ -74,6 +74,10 @@ impl MonitorExe {
             .get_or_init(|| crate::identity::ExeHasher::new().hash_path(&self.path));
         ours.as_deref() == Some(theirs)
     }
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
 /// The reads the machinery makes: /proc's directory, a process's `stat`
@@ -105,13 +109,12 @@ impl Correlator {
         process: &ProcessInfo,
         effects: &super::effects::List<'_>,
     ) -> bool {
-        effects
-            .iter()
-            .all(|e| e.kind == EffectKind::FileRead && machinery_read(&e.resource))
-            && self
-                .monitor_exe
-                .as_ref()
-                .is_some_and(|m| m.runs_in(process))
+        self.monitor_exe
+            .as_ref()
+            .is_some_and(|m| m.runs_in(process))
+            && effects
+                .iter()
+                .all(|e| e.kind == EffectKind::FileRead && machinery_read(&e.resource))
     }
 }
 
