@@ -75,12 +75,14 @@ impl<S: Sink> Processor<S> {
         }
     }
 
-    /// Whether an event so judged waits for late declarations.
+    /// Whether an event so judged waits for late declarations. Every
+    /// event asks: the verdict is looked at before the agent is hashed.
     pub(super) fn holds(&self, event: &Event, judgement: &Judgement) -> bool {
-        self.held
-            .as_ref()
-            .is_some_and(|h| h.late.contains(&event.agent_slot))
-            && judgement.verdict == Verdict::Undeclared
+        judgement.verdict == Verdict::Undeclared
+            && self
+                .held
+                .as_ref()
+                .is_some_and(|h| h.late.contains(&event.agent_slot))
             && judgement
                 .alerts
                 .iter()
@@ -133,28 +135,31 @@ impl<S: Sink> Processor<S> {
         };
         held.late.insert(window.agent_slot);
         let waiting = std::mem::take(&mut held.queue);
+        let mut still = VecDeque::with_capacity(waiting.len());
         for mut w in waiting {
-            if !window.holds(&w.event) {
-                if let Some(held) = &mut self.held {
-                    held.queue.push_back(w);
-                }
-                continue;
-            }
-            let better =
-                self.correlator
-                    .rejudge(&w.event, &w.process, &self.table, w.wall_ns, &w.judgement);
+            let better = window
+                .holds(&w.event)
+                .then(|| {
+                    self.correlator.rejudge(
+                        &w.event,
+                        &w.process,
+                        &self.table,
+                        w.wall_ns,
+                        &w.judgement,
+                    )
+                })
+                .flatten();
             match better {
                 Some(judgement) => {
                     w.judgement = judgement;
                     self.stats.late_covered += 1;
                     self.release(w);
                 }
-                None => {
-                    if let Some(held) = &mut self.held {
-                        held.queue.push_back(w);
-                    }
-                }
+                None => still.push_back(w),
             }
+        }
+        if let Some(held) = &mut self.held {
+            held.queue = still;
         }
     }
 
