@@ -338,8 +338,11 @@ impl Builder {
         self.bytes_claiming(self.head().data_len)
     }
 
-    pub fn record(&self) -> SyscallRecord {
-        let (head, record) = parse(&self.bytes()).expect("the record parses");
+    /// The parsed record. It borrows its bytes, which are leaked so that a
+    /// test can keep the record past this call (a few bytes per test).
+    pub fn record(&self) -> SyscallRecord<'static> {
+        let bytes: &'static [u8] = self.bytes().leak();
+        let (head, record) = parse(bytes).expect("the record parses");
         assert_eq!(head, self.head(), "the head round-trips");
         record
     }

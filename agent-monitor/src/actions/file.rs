@@ -59,13 +59,13 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
         r.field(tag)
             .filter(|f| !f.unreadable && !f.bytes.is_empty())
     };
-    if let Some(raw) = readable(tag::PATH_0).map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+    if let Some(raw) = readable(tag::PATH_0).map(|f| String::from_utf8_lossy(f.bytes).into_owned())
     {
         let base = r.bytes(tag::BASE_0).map(paths::from_components);
         f.path = paths::absolute(&raw, base.as_deref());
         f.raw_path = Some(raw);
     }
-    if let Some(raw) = readable(tag::PATH_1).map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+    if let Some(raw) = readable(tag::PATH_1).map(|f| String::from_utf8_lossy(f.bytes).into_owned())
     {
         let base = r.bytes(tag::BASE_1).map(paths::from_components);
         f.new_path = paths::absolute(&raw, base.as_deref());

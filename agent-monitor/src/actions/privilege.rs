@@ -37,7 +37,7 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
             f.caps = r
                 .field(tag::USER_STRUCT)
                 .filter(|f| !f.unreadable && f.bytes.len() >= 24)
-                .map(|f| capabilities(&f.bytes))
+                .map(|f| capabilities(f.bytes))
         }
         nr::PTRACE => {
             f.request = Some(a[0] as i64);

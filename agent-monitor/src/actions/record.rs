@@ -6,33 +6,34 @@ use agent_monitor_common::syscall::{
 
 use crate::decode::{DecodeError, read_struct};
 
-/// One captured field.
+/// One captured field, borrowed from the record: interpreting a field
+/// copies only what the event keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Field {
+pub struct Field<'a> {
     pub tag: u8,
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
     pub truncated: bool,
     pub unreadable: bool,
 }
 
 /// A hooked syscall as captured, before interpretation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyscallRecord {
+pub struct SyscallRecord<'a> {
     pub nr: u32,
     pub ret: i64,
     pub args: [u64; 6],
-    pub fields: Vec<Field>,
+    pub fields: Vec<Field<'a>>,
     /// Some field did not fit in the record and was left out.
     pub fields_dropped: bool,
 }
 
-impl SyscallRecord {
-    pub fn field(&self, tag: u8) -> Option<&Field> {
+impl<'a> SyscallRecord<'a> {
+    pub fn field(&self, tag: u8) -> Option<&Field<'a>> {
         self.fields.iter().find(|f| f.tag == tag)
     }
 
-    pub fn bytes(&self, tag: u8) -> Option<&[u8]> {
-        self.field(tag).map(|f| f.bytes.as_slice())
+    pub fn bytes(&self, tag: u8) -> Option<&'a [u8]> {
+        self.field(tag).map(|f| f.bytes)
     }
 
     /// A string field, lossily decoded.
@@ -56,7 +57,7 @@ impl SyscallRecord {
 }
 
 /// Parses a syscall record (header included) into its head and fields.
-pub fn parse(bytes: &[u8]) -> Result<(SyscallHead, SyscallRecord), DecodeError> {
+pub fn parse(bytes: &[u8]) -> Result<(SyscallHead, SyscallRecord<'_>), DecodeError> {
     let head: SyscallHead = read_struct(bytes, "syscall record")?;
     let mut data = &bytes[size_of::<SyscallHead>()..];
     let claimed = usize::from(head.data_len);
@@ -83,7 +84,7 @@ pub fn parse(bytes: &[u8]) -> Result<(SyscallHead, SyscallRecord), DecodeError> 
         }
         fields.push(Field {
             tag: field.tag,
-            bytes: rest[..len].to_vec(),
+            bytes: &rest[..len],
             truncated: field.flags & FIELD_TRUNCATED != 0,
             unreadable: field.flags & FIELD_UNREADABLE != 0,
         });

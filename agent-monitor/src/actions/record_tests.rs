@@ -6,10 +6,10 @@ use agent_monitor_common::syscall::{FIELD_TRUNCATED, FIELD_UNREADABLE, FieldHead
 use super::*;
 use crate::test_support::{Builder, base};
 
-fn field(tag: u8, bytes: &[u8]) -> Field {
+fn field(tag: u8, bytes: &[u8]) -> Field<'_> {
     Field {
         tag,
-        bytes: bytes.to_vec(),
+        bytes,
         truncated: false,
         unreadable: false,
     }

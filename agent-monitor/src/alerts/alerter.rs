@@ -137,7 +137,7 @@ impl Alerter {
     /// Counts an alert its producer did not even build because it repeats
     /// one sent within the window (the correlator's per-process memory):
     /// reported as a duplicate like any other.
-    pub fn repeated(&mut self, kind: &str, now: Instant) {
+    pub fn repeated(&mut self, kind: &str, now: impl FnOnce() -> Instant) {
         self.stats.duplicates += 1;
         self.tally.duplicate(kind, now);
     }
@@ -146,7 +146,7 @@ impl Alerter {
         let key = dedup::key(row);
         if self.dedup.check(&key, now).is_some() {
             self.stats.duplicates += 1;
-            self.tally.duplicate(&row.kind, now);
+            self.tally.duplicate(&row.kind, || now);
             return Admission::Duplicate;
         }
         // A flood of medium alerts must not push a high one out: high and

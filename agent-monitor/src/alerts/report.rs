@@ -20,17 +20,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn duplicate(&mut self, kind: &str, now: Instant) {
+    /// `now` is asked only when this starts a tally: a burst of repeats
+    /// reads the clock once, not once per repeat.
+    pub fn duplicate(&mut self, kind: &str, now: impl FnOnce() -> Instant) {
         self.duplicates += 1;
         self.count(kind, now);
     }
 
     pub fn rate_limited(&mut self, kind: &str, now: Instant) {
         self.rate_limited += 1;
-        self.count(kind, now);
+        self.count(kind, || now);
     }
 
-    fn count(&mut self, kind: &str, now: Instant) {
+    fn count(&mut self, kind: &str, now: impl FnOnce() -> Instant) {
         // Kinds are a handful of fixed names, so the map stays tiny.
         match self.by_kind.get_mut(kind) {
             Some(n) => *n += 1,
@@ -38,7 +40,7 @@ impl Tally {
                 self.by_kind.insert(kind.to_string(), 1);
             }
         }
-        self.first.get_or_insert(now);
+        self.first.get_or_insert_with(now);
     }
 
     pub fn is_empty(&self) -> bool {

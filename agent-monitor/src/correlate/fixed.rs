@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
+    hash::{BuildHasherDefault, Hasher},
     sync::Arc,
 };
 
@@ -24,9 +24,11 @@ const CAPACITY: usize = 16_384;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct EffectHash(pub u64);
 
-/// Hashes an effect; one per correlator.
+/// Hashes an effect; one per correlator. aHash with random keys rather
+/// than std's SipHash: as hard for an agent to aim at, and about three
+/// times faster on paths.
 #[derive(Debug, Default)]
-pub(super) struct EffectHasher(RandomState);
+pub(super) struct EffectHasher(ahash::RandomState);
 
 impl EffectHasher {
     pub fn hash(&self, effect: &EffectRef) -> EffectHash {

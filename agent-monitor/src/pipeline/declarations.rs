@@ -107,7 +107,7 @@ impl<S: Sink> Processor<S> {
     pub(super) fn repeated(&mut self, kind: &str) {
         self.stats.alerts_suppressed += 1;
         if let Some(alerter) = &mut self.alerter {
-            alerter.repeated(kind, Instant::now());
+            alerter.repeated(kind, Instant::now);
         }
     }
 
