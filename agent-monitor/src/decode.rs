@@ -83,9 +83,10 @@ pub fn decode(bytes: &[u8], seq: u64) -> Result<Event, DecodeError> {
         }
         EventKind::Syscall => {
             let (_, record) = crate::actions::record::parse(bytes)?;
-            let action =
-                crate::actions::interpret(&record).ok_or(DecodeError::Uninterpreted(record.nr))?;
-            Detail::Action(Box::new(action))
+            match crate::actions::interpret(&record) {
+                Some(action) => Detail::Action(action),
+                None => return Err(DecodeError::Uninterpreted(record.nr)),
+            }
         }
     };
     Ok(Event {
@@ -119,7 +120,7 @@ fn decode_exec(bytes: &[u8]) -> Result<Exec, DecodeError> {
     }
     let (filename, rest) = data.split_at(filename_len);
     Ok(Exec {
-        filename: String::from_utf8_lossy(filename).into_owned(),
+        filename: text(filename),
         filename_truncated: fixed.flags & EXEC_FILENAME_TRUNCATED != 0,
         argv: split_args(&rest[..argv_len]),
         argv_truncated: fixed.flags & EXEC_ARGV_TRUNCATED != 0,
@@ -136,16 +137,23 @@ fn split_args(block: &[u8]) -> Vec<String> {
         return Vec::new();
     }
     let block = block.strip_suffix(&[0]).unwrap_or(block);
-    block
-        .split(|b| *b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect()
+    block.split(|b| *b == 0).map(text).collect()
+}
+
+/// Kernel bytes as text, invalid UTF-8 replaced by U+FFFD. Valid text,
+/// nearly all of it, is checked and copied in one pass each; the lossy
+/// walk runs only on the rest.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// A NUL-terminated (or full) fixed-size byte array as text.
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    text(&bytes[..end])
 }
 
 #[cfg(test)]

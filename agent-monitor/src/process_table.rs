@@ -45,7 +45,8 @@ pub struct ProcessInfo {
 /// Live processes by pid, and the ones that have exited, in exit order.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
-    live: HashMap<u32, ProcessInfo>,
+    /// Looked up two or three times per event: aHash rather than SipHash.
+    live: HashMap<u32, ProcessInfo, ahash::RandomState>,
     exited: Vec<ProcessInfo>,
 }
 

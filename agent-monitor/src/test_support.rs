@@ -349,7 +349,7 @@ impl Builder {
 
     /// The interpretation of the record, which must have one.
     pub fn action(&self) -> Action {
-        interpret(&self.record()).expect("the syscall is interpreted")
+        *interpret(&self.record()).expect("the syscall is interpreted")
     }
 }
 

@@ -3,6 +3,7 @@
 use agent_monitor_common::syscall::{nr, tag};
 
 use super::{Access, Action, ActionKind, paths, record::SyscallRecord};
+use crate::decode::text;
 
 const O_ACCMODE: u64 = 0o3;
 const O_CREAT: u64 = 0o100;
@@ -12,7 +13,7 @@ const AT_REMOVEDIR: u64 = 0x200;
 /// `FMODE_CREATED` in `file->f_mode`: this open created the file.
 const FMODE_CREATED: u32 = 1 << 20;
 
-pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
+pub(super) fn interpret(r: &SyscallRecord) -> Option<Box<Action>> {
     use ActionKind::*;
     let a = r.args;
     let (kind, syscall) = match r.nr {
@@ -59,14 +60,12 @@ pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
         r.field(tag)
             .filter(|f| !f.unreadable && !f.bytes.is_empty())
     };
-    if let Some(raw) = readable(tag::PATH_0).map(|f| String::from_utf8_lossy(f.bytes).into_owned())
-    {
+    if let Some(raw) = readable(tag::PATH_0).map(|f| text(f.bytes)) {
         let base = r.bytes(tag::BASE_0).map(paths::from_components);
         f.path = paths::absolute(&raw, base.as_deref());
         f.raw_path = Some(raw);
     }
-    if let Some(raw) = readable(tag::PATH_1).map(|f| String::from_utf8_lossy(f.bytes).into_owned())
-    {
+    if let Some(raw) = readable(tag::PATH_1).map(|f| text(f.bytes)) {
         let base = r.bytes(tag::BASE_1).map(paths::from_components);
         f.new_path = paths::absolute(&raw, base.as_deref());
         f.new_raw_path = Some(raw);

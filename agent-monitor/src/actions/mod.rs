@@ -140,19 +140,21 @@ impl Action {
         errno::of_result(self.result)
     }
 
-    fn new(kind: ActionKind, syscall: &'static str, record: &SyscallRecord) -> Action {
-        Action {
+    /// Boxed from the start: the fields are hundreds of bytes, and every
+    /// move of an unboxed action on its way into the event copied them.
+    fn new(kind: ActionKind, syscall: &'static str, record: &SyscallRecord) -> Box<Action> {
+        Box::new(Action {
             kind,
             syscall,
             result: record.ret,
             fields: ActionFields::default(),
-        }
+        })
     }
 }
 
 /// What a captured syscall means, or `None` for a syscall this build does
 /// not interpret (the kernel and userspace disagree on the hooked set).
-pub fn interpret(record: &SyscallRecord) -> Option<Action> {
+pub fn interpret(record: &SyscallRecord) -> Option<Box<Action>> {
     match Family::of(record.nr)? {
         Family::File => file::interpret(record),
         Family::Net => net::interpret(record),

@@ -18,7 +18,7 @@ pub enum SockAddr {
     Other { family: u16 },
 }
 
-pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
+pub(super) fn interpret(r: &SyscallRecord) -> Option<Box<Action>> {
     use ActionKind::*;
     let sock = r.bytes(tag::SOCK).and_then(sock_info);
     let sockaddr = r.bytes(tag::SOCKADDR).and_then(parse_sockaddr);

@@ -396,7 +396,7 @@ fn a_send_to_port_53_that_is_not_dns_is_still_a_send() {
         .record();
     let fields = remote("inet", "udp", "203.0.113.9", 53);
     let want = action(ActionKind::NetSend, "sendto", 5, fields);
-    assert_eq!(interpret(&record), Some(want));
+    assert_eq!(interpret(&record), Some(Box::new(want)));
 }
 
 /// BUG: a DNS answer longer than `PAYLOAD_CAP` is cut by the kernel, the

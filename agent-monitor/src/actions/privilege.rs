@@ -4,7 +4,7 @@ use agent_monitor_common::syscall::{nr, tag};
 
 use super::{Action, ActionKind, record::SyscallRecord};
 
-pub(super) fn interpret(r: &SyscallRecord) -> Option<Action> {
+pub(super) fn interpret(r: &SyscallRecord) -> Option<Box<Action>> {
     use ActionKind::*;
     let a = r.args;
     // uid_t and pid_t are 32-bit; -1 ("unchanged") must read as -1.

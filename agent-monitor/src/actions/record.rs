@@ -38,8 +38,7 @@ impl<'a> SyscallRecord<'a> {
 
     /// A string field, lossily decoded.
     pub fn text(&self, tag: u8) -> Option<String> {
-        self.bytes(tag)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+        self.bytes(tag).map(crate::decode::text)
     }
 
     pub fn arg(&self, i: usize) -> u64 {
