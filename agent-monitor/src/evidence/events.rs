@@ -25,6 +25,17 @@ fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
+/// Appends a process key, `pid@start_ns` as `ProcessKey` displays it,
+/// written straight into the builder's buffer: no `String` and no
+/// `core::fmt` per row.
+fn append_key(column: &mut StringBuilder, pid: u32, start_ns: u64) {
+    let mut text = itoa::Buffer::new();
+    column.write_str(text.format(pid)).expect("a builder takes any text");
+    column.write_str("@").expect("a builder takes any text");
+    column.write_str(text.format(start_ns)).expect("a builder takes any text");
+    column.append_value("");
+}
+
 /// Declares the builder of the `events` table: one Arrow builder per
 /// column, in [`schema::EVENTS`] order, so `finish` cannot reorder them.
 macro_rules! events_builder {
@@ -158,9 +169,7 @@ impl EventsBuilder {
         self.uid.append_value(event.uid);
         self.comm.append_value(&event.comm);
         self.exe.append_option(process.exe.as_deref());
-        // Written into the builder's buffer: no String per event.
-        let _ = write!(self.process_key, "{}", process.key);
-        self.process_key.append_value("");
+        append_key(&mut self.process_key, process.key.pid, process.key.start_ns);
 
         let action = match &event.detail {
             Detail::Action(action) => Some(action.as_ref()),
@@ -187,9 +196,7 @@ impl EventsBuilder {
                 child_start_ns,
             } => {
                 self.child_pid.append_value(*child_pid);
-                let key = self.child_process_key.get();
-                let _ = write!(key, "{child_pid}@{child_start_ns}");
-                key.append_value("");
+                append_key(self.child_process_key.get(), *child_pid, *child_start_ns);
             }
             _ => {
                 self.child_pid.append_null();
@@ -309,8 +316,7 @@ impl ProcessesBuilder {
 
     pub fn append(&mut self, process: &ProcessInfo, agent: &str, clock: WallClock) {
         self.rows += 1;
-        let _ = write!(self.process_key, "{}", process.key);
-        self.process_key.append_value("");
+        append_key(&mut self.process_key, process.key.pid, process.key.start_ns);
         self.pid.append_value(process.key.pid);
         self.parent_key
             .append_option(process.parent.map(|k| k.to_string()));
@@ -410,4 +416,25 @@ pub fn gaps_batch(gaps: &[Gap]) -> Result<RecordBatch, EvidenceError> {
         utc_timestamps(gaps.iter().map(|g| g.until_ns)),
     ];
     Ok(RecordBatch::try_new(schema::GAPS.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process_table::ProcessKey;
+
+    #[test]
+    fn keys_are_written_as_they_display() {
+        let mut column = StringBuilder::new();
+        for (pid, start_ns) in [(0, 0), (1, 12_345), (u32::MAX, u64::MAX)] {
+            append_key(&mut column, pid, start_ns);
+        }
+        let column = column.finish();
+        for (i, (pid, start_ns)) in [(0, 0), (1, 12_345), (u32::MAX, u64::MAX)]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(column.value(i), ProcessKey { pid, start_ns }.to_string());
+        }
+    }
 }
