@@ -30,9 +30,13 @@ fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 /// `core::fmt` per row.
 fn append_key(column: &mut StringBuilder, pid: u32, start_ns: u64) {
     let mut text = itoa::Buffer::new();
-    column.write_str(text.format(pid)).expect("a builder takes any text");
+    column
+        .write_str(text.format(pid))
+        .expect("a builder takes any text");
     column.write_str("@").expect("a builder takes any text");
-    column.write_str(text.format(start_ns)).expect("a builder takes any text");
+    column
+        .write_str(text.format(start_ns))
+        .expect("a builder takes any text");
     column.append_value("");
 }
 
