@@ -7,6 +7,7 @@
 //! works on plain values and is tested without the kernel.
 
 pub mod actions;
+pub mod admission;
 pub mod alerts;
 pub mod api;
 pub mod capture;

@@ -13,6 +13,7 @@ use tokio::{
 
 use super::{Answer, ApiMessage};
 use crate::{
+    admission::Admission,
     correlate::{Now, Peer, SlotUpdate, Target},
     declare::{LineSplitter, Reply, Request, decode_with_id},
     kernel::tracker::Slots,
@@ -79,10 +80,6 @@ const READ_CHUNK: usize = 64 << 10;
 /// error line and is closed, and the refusal is reported once.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// How long accepting pauses after it fails (out of file descriptors, most
-/// likely), so that a flood of connections cannot spin the stage's thread.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Accepts connections until `stop` turns true, serving each on its own
 /// task. Requests go to the processing stage through `to_stage`.
 pub async fn serve<K: Kernel>(
@@ -93,36 +90,19 @@ pub async fn serve<K: Kernel>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next_conn = 0u64;
-    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut refused_reported = false;
+    let mut admission = Admission::new("declaration socket", MAX_CONNECTIONS);
+    let refusal = |limit: usize| {
+        Reply::not_permitted(None, &format!("{limit} connections are open already")).to_line()
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                eprintln!("agent-monitor: accepting a declaration connection failed: {err}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            if !refused_reported {
-                refused_reported = true;
-                eprintln!(
-                    "agent-monitor: {MAX_CONNECTIONS} declaration connections are open; refusing more until some close"
-                );
-            }
-            let reply = Reply::not_permitted(
-                None,
-                &format!("{MAX_CONNECTIONS} connections are open already"),
-            );
-            let _ = stream.write_all(&reply.to_line()).await;
+        let accepted = accepted.map(|(stream, _)| stream);
+        let Some((stream, slot)) = admission.admit(accepted, refusal).await else {
             continue;
-        }
-        open.fetch_add(1, Ordering::Relaxed);
+        };
         next_conn += 1;
         let connection = Connection {
             conn: next_conn,
@@ -131,10 +111,9 @@ pub async fn serve<K: Kernel>(
             to_stage: to_stage.clone(),
             clock,
         };
-        let open = open.clone();
         tokio::spawn(async move {
             connection.serve(stream).await;
-            open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
 }

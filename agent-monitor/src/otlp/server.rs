@@ -10,10 +10,7 @@ use std::{
     convert::Infallible,
     io,
     net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -29,7 +26,6 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prost::Message;
 use tokio::{
-    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::{mpsc, watch},
     task::JoinSet,
@@ -42,6 +38,7 @@ use super::{
     decode, proto,
 };
 use crate::{
+    admission::{Admission, http_unavailable},
     api::{ApiMessage, Kernel},
     correlate::Peer,
     time::WallClock,
@@ -64,9 +61,6 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Distinct refusal reasons quoted in one response's `error_message`.
 const REASONS_QUOTED: usize = 4;
-
-/// How accepting pauses after it fails (out of descriptors, most likely).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Binds the receiver's address, loopback only.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -108,9 +102,8 @@ async fn serve_shared<K: Kernel>(
     let quiet = shared.conversations.lock().expect("never poisoned").quiet();
     let mut sweep = tokio::time::interval(sweep_period(quiet));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let open = Arc::new(AtomicUsize::new(0));
+    let mut admission = Admission::new("OTLP receiver", MAX_CONNECTIONS);
     let mut connections = JoinSet::new();
-    let mut refused_reported = false;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => Some(accepted),
@@ -129,34 +122,14 @@ async fn serve_shared<K: Kernel>(
             });
             continue;
         };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                eprintln!("agent-monitor: accepting an OTLP connection failed: {err}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            if !refused_reported {
-                refused_reported = true;
-                eprintln!(
-                    "agent-monitor: {MAX_CONNECTIONS} OTLP connections are open; refusing more until some close"
-                );
-            }
-            let body = format!("{MAX_CONNECTIONS} connections are open already\n");
-            let response = format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+        let accepted = accepted.map(|(stream, _)| stream);
+        let Some((stream, slot)) = admission.admit(accepted, http_unavailable).await else {
             continue;
-        }
-        open.fetch_add(1, Ordering::Relaxed);
-        let (shared, open, stop) = (shared.clone(), open.clone(), stop.clone());
+        };
+        let (shared, stop) = (shared.clone(), stop.clone());
         connections.spawn(async move {
             serve_connection(stream, shared, stop).await;
-            open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
     while connections.join_next().await.is_some() {}

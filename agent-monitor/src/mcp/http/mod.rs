@@ -23,7 +23,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -42,7 +42,6 @@ use hyper_util::{
 };
 use serde_json::{Value, json};
 use tokio::{
-    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     signal::unix::{SignalKind, signal},
 };
@@ -52,6 +51,7 @@ use super::{
     gate::{Admission, Gate, Relayed},
     jsonrpc,
 };
+use crate::admission::http_unavailable;
 use pending::Pending;
 use tap::{Reader, TapBody};
 use upstream::{ServerPid, Upstream};
@@ -70,9 +70,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// sending it would hold its connection for good).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How accepting pauses after it fails (out of descriptors, most likely).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Headers of one hop, never relayed (RFC 9110, section 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -182,37 +179,16 @@ pub(super) async fn accept(
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let open = Arc::new(AtomicUsize::new(0));
-    let mut refused_reported = false;
+    let mut connections = crate::admission::Admission::new("MCP proxy", MAX_CONNECTIONS);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => return,
         };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                eprintln!("{PREFIX}: accepting a connection: {err}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            if !std::mem::replace(&mut refused_reported, true) {
-                eprintln!(
-                    "{PREFIX}: {MAX_CONNECTIONS} connections are open; refusing more until some close"
-                );
-            }
-            let body = format!("{PREFIX}: {MAX_CONNECTIONS} connections are open already\n");
-            let response = format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+        let accepted = accepted.map(|(stream, _)| stream);
+        let Some((stream, slot)) = connections.admit(accepted, http_unavailable).await else {
             continue;
-        }
-        let slot = Slot::take(&open);
+        };
         let proxy = proxy.clone();
         tokio::spawn(async move {
             serve_connection(stream, proxy).await;
@@ -233,22 +209,6 @@ async fn serve_connection(stream: TcpStream, proxy: Arc<Proxy>) {
         .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .await;
-}
-
-/// One connection counted as open, until it is dropped.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(open: &Arc<AtomicUsize>) -> Slot {
-        open.fetch_add(1, Ordering::Relaxed);
-        Slot(open.clone())
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Proxy {
