@@ -7,62 +7,15 @@
 mod support;
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
+    io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::Duration,
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, real_python, verify};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// An HTTP server outside every agent tree, answering each GET with a
-/// short body.
-fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let _ = stream.write_all(
-                b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n",
-            );
-        }
-    });
-    port
-}
-
-/// Runs `agent-monitor run EXTRA -- CMD` in `cwd` with `env`, and returns
-/// its exit status, stdout and stderr.
-fn run_in(cwd: &Path, env: &[(&str, &str)], extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("run")
-        .args(extra)
-        .arg("--")
-        .args(cmd)
-        .current_dir(cwd)
-        .envs(env.iter().copied())
-        .output()
-        .expect("agent-monitor runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
-}
+use support::{BIN, duckdb_in, http_server, real_python, repo, run_in, verify};
 
 fn one(rows: Vec<Value>) -> Value {
     assert_eq!(rows.len(), 1, "{rows:#?}");

@@ -16,7 +16,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, real_python};
+use support::{BIN, assert_privileged, duckdb_in, real_python};
 
 /// Claude Code's session id in every fixture.
 const SESSION: &str = "2f1c6a0e-7b3d-4c59-9a8e-5d4b3c2a1f0e";
@@ -138,10 +138,7 @@ fn run_claude(work: &Work, steps: Value) -> Value {
     let out = child.wait_with_output().expect("agent-monitor runs");
     writer.join().unwrap().expect("the steps are written");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
-    );
+    assert_privileged(&stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

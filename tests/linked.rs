@@ -12,13 +12,9 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, real_python};
+use support::{BIN, assert_privileged, duckdb_in, real_python, repo};
 
 const TOOL_USE_ID: &str = "toolu_01LinkedCall";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The default policy, with the shell Claude Code runs its hooks through
 /// and the MCP server's start as the runtime's (docs/claude-code.md,
@@ -62,10 +58,7 @@ fn a_hook_an_mcp_proxy_and_a_span_declare_one_call() {
         .output()
         .expect("agent-monitor runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
-    );
+    assert_privileged(&stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));

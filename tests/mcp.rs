@@ -9,18 +9,14 @@
 mod support;
 
 use std::{
-    io::{Read, Write},
+    io::Write,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, real_python, verify};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::{BIN, duckdb_in, http_server, real_python, repo, run_in, verify};
 
 /// A work directory with the test's scripts in `agent/`, deployed as an
 /// agent's code is (its baseline covers `{cwd}/**/*.py`).
@@ -63,22 +59,6 @@ impl Work {
     }
 }
 
-/// An HTTP server outside every agent tree, answering each request with
-/// one line.
-fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n");
-        }
-    });
-    port
-}
-
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -86,28 +66,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `agent-monitor run EXTRA -- CMD` in `cwd`: status, stdout, stderr.
-fn run_in(cwd: &Path, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("run")
-        .args(extra)
-        .arg("--")
-        .args(cmd)
-        .current_dir(cwd)
-        .output()
-        .expect("agent-monitor runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
 }
 
 /// The calls the plans below make, and what they expect: the tools act
@@ -258,6 +216,7 @@ fn the_sdk_client_drives_a_stdio_server_through_the_proxy_and_every_call_is_decl
     let plan = plan(&work.root, port).to_string();
     let (status, stdout, stderr) = run_in(
         &work.agent,
+        &[],
         &[
             "--evidence",
             store.to_str().unwrap(),
@@ -303,6 +262,7 @@ fn http_case(answers: &str) {
     let (server_port, proxy_port) = (free_port(), free_port());
     let (status, stdout, stderr) = run_in(
         &work.agent,
+        &[],
         &[
             "--evidence",
             store.to_str().unwrap(),

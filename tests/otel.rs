@@ -8,7 +8,6 @@
 mod support;
 
 use std::{
-    io::{Read, Write},
     net::TcpListener,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
@@ -17,28 +16,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, real_python, verify};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// An HTTP server outside the agent's tree: what the `fetch` tool reaches.
-fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let _ = stream.write_all(
-                b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n",
-            );
-        }
-    });
-    port
-}
+use support::{BIN, assert_privileged, duckdb_in, http_server, real_python, repo, verify};
 
 /// The receiver's port, from the line `run` prints when it listens.
 fn receiver_port(stderr: &str) -> u16 {
@@ -86,10 +64,7 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
         .output()
         .expect("agent-monitor runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
-    );
+    assert_privileged(&stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));

@@ -6,13 +6,73 @@
 #![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::{
-    path::Path,
+    io::{Read, Write},
+    net::TcpListener,
+    path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agent-monitor");
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Fails, saying why, when the monitor could not run for want of root or
+/// kernel BTF: the privileged tests never pass by skipping.
+pub fn assert_privileged(stderr: &str) {
+    assert!(
+        !stderr.contains("needs root") && !stderr.contains("BTF is missing"),
+        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{stderr}"
+    );
+}
+
+/// Runs `agent-monitor run EXTRA -- CMD` in `cwd` with `env`, and returns
+/// its exit status, stdout and stderr.
+pub fn run_in(
+    cwd: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    cmd: &[&str],
+) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("run")
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .output()
+        .expect("agent-monitor runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_privileged(&stderr);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// An HTTP server outside every agent tree, answering each request with a
+/// short body; its port.
+pub fn http_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n",
+            );
+        }
+    });
+    port
+}
 
 /// One finished `agent-monitor run`.
 pub struct Run {
@@ -156,11 +216,7 @@ pub fn finish(monitor_pid: u32, output: Output, events: &Path) -> Run {
         declared,
         stderr,
     };
-    assert!(
-        !run.stderr.contains("needs root") && !run.stderr.contains("BTF is missing"),
-        "the privileged tests need root and kernel BTF; run them with `cargo xtask test` as root:\n{}",
-        run.stderr
-    );
+    assert_privileged(&run.stderr);
     run
 }
 
