@@ -195,22 +195,15 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .map_err(|e| Error::io("sharing the tracked-process map", e))?;
     let (api_tx, api_rx) = mpsc::channel(QUEUE);
     let otlp_addr = otlp.as_ref().map(|(_, addr)| *addr);
-    let otlp = otlp.map(|(listener, _)| {
-        tokio::spawn(crate::otlp::serve(
-            listener,
-            slots.clone(),
-            api_tx.clone(),
-            clock,
-            stop_tx.subscribe(),
-        ))
-    });
-    let server = tokio::spawn(crate::api::serve(
+    let late_declarations = otlp.is_some();
+    let servers = crate::api::Servers::spawn(
         listener,
+        otlp.map(|(listener, _)| listener),
         slots,
         api_tx,
         clock,
-        stop_tx.subscribe(),
-    ));
+        &stop_tx,
+    );
     let mut child = spawn(
         program,
         &options.command[1..],
@@ -243,7 +236,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .with_alerter(alerter)
         .with_clock(clock)
         .with_capture(capture.clone());
-    if otlp.is_some() {
+    if late_declarations {
         // Spans arrive after their calls' actions were judged.
         processor = processor.with_late_declarations(crate::otlp::DEFAULT_GRACE);
         processor.declares_late(slot);
@@ -281,10 +274,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let survivors = wait_for_tree(&tracker, options.linger).await;
 
     let _ = stop_tx.send(true);
-    let _ = server.await;
-    if let Some(otlp) = otlp
-        && let Ok(counts) = otlp.await
-    {
+    if let Some(counts) = servers.stopped().await {
         report_otlp(&counts);
     }
     drop(socket);

@@ -10,9 +10,11 @@
 
 pub mod client;
 mod server;
+mod servers;
 mod socket;
 
 pub use server::{Kernel, serve};
+pub use servers::Servers;
 pub use socket::{PrivateSocket, pattern as socket_pattern};
 
 use tokio::sync::oneshot;

@@ -170,22 +170,7 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     );
 
     let (api_tx, api_rx) = mpsc::channel(QUEUE);
-    let otlp = otlp.map(|listener| {
-        tokio::spawn(crate::otlp::serve(
-            listener,
-            slots.clone(),
-            api_tx.clone(),
-            clock,
-            stop_tx.subscribe(),
-        ))
-    });
-    let server = tokio::spawn(crate::api::serve(
-        listener,
-        slots,
-        api_tx,
-        clock,
-        stop_tx.subscribe(),
-    ));
+    let servers = crate::api::Servers::spawn(listener, otlp, slots, api_tx, clock, &stop_tx);
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(processor.status());
     let metrics = match config.metrics.listen {
@@ -232,10 +217,7 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     }
     tracing::info!("stopping: flushing the evidence and closing the chain");
     let _ = stop_tx.send(true);
-    let _ = server.await;
-    if let Some(otlp) = otlp
-        && let Ok(counts) = otlp.await
-    {
+    if let Some(counts) = servers.stopped().await {
         tracing::info!(
             spans = counts.spans,
             declared = counts.declared,
