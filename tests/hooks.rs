@@ -16,7 +16,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, assert_privileged, duckdb_in, real_python};
+use support::{BIN, agent_report, duckdb_in, real_python};
 
 /// Claude Code's session id in every fixture.
 const SESSION: &str = "2f1c6a0e-7b3d-4c59-9a8e-5d4b3c2a1f0e";
@@ -137,15 +137,7 @@ fn run_claude(work: &Work, steps: Value) -> Value {
     let writer = std::thread::spawn(move || stdin.write_all(steps.as_bytes()));
     let out = child.wait_with_output().expect("agent-monitor runs");
     writer.join().unwrap().expect("the steps are written");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_privileged(&stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the fake's report ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    agent_report(&out).0
 }
 
 fn query(work: &Work, sql: &str) -> Vec<Value> {

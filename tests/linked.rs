@@ -11,8 +11,8 @@ use std::{
     process::Command,
 };
 
-use serde_json::{Value, json};
-use support::{BIN, assert_privileged, duckdb_in, real_python, repo};
+use serde_json::json;
+use support::{BIN, agent_report, duckdb_in, real_python, repo};
 
 const TOOL_USE_ID: &str = "toolu_01LinkedCall";
 
@@ -57,11 +57,7 @@ fn a_hook_an_mcp_proxy_and_a_span_declare_one_call() {
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .output()
         .expect("agent-monitor runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_privileged(&stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));
+    let (report, stderr) = agent_report(&out);
     assert_eq!(report["pre"]["status"], 0, "{report}");
     assert_eq!(report["post"]["status"], 0, "{report}");
     assert_eq!(report["flushed"], true, "{report}");

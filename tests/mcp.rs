@@ -21,7 +21,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, http_server, real_python, repo, run_in, verify};
+use support::{BIN, assert_privileged, duckdb_in, http_server, real_python, repo, run_in, verify};
 
 /// A work directory with the test's scripts in `agent/`, deployed as an
 /// agent's code is (its baseline covers `{cwd}/**/*.py`).

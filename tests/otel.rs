@@ -16,7 +16,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, assert_privileged, duckdb_in, http_server, real_python, repo, verify};
+use support::{BIN, agent_report, duckdb_in, http_server, real_python, repo, verify};
 
 /// The receiver's port, from the line `run` prints when it listens.
 fn receiver_port(stderr: &str) -> u16 {
@@ -63,11 +63,7 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .output()
         .expect("agent-monitor runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_privileged(&stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));
+    let (report, stderr) = agent_report(&out);
     assert_eq!(report["flushed"], true, "{report}");
     assert_eq!(
         report["json_export"],
@@ -202,10 +198,7 @@ fn a_span_of_a_call_the_agent_declared_itself_joins_it() {
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .output()
         .expect("agent-monitor runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the agent's report ({e}):\n{stderr}"));
+    let (report, stderr) = agent_report(&out);
     let replies = report["replies"].as_array().unwrap();
     assert!(replies.iter().all(|r| r["ok"] == true), "{replies:?}");
     // No span refused: the span's tool.start joined the declared call.

@@ -42,6 +42,7 @@ fn relay_through_proxy(proxy_flags: &[&str], client_bytes: &[u8]) -> Relayed {
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_privileged(&stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     Relayed {
         received: std::fs::read(&received).unwrap(),
@@ -53,11 +54,12 @@ fn relay_through_proxy(proxy_flags: &[&str], client_bytes: &[u8]) -> Relayed {
     }
 }
 
+/// The line of [`odd_client_bytes`] that is not JSON.
+const NOT_JSON: &str = "not json at all \t\u{fffd}\r\n";
+
 /// Odd on purpose: spaces inside and around JSON, CRLF, non-ASCII, a line
 /// that is not JSON, an empty line, a batch, and a last line without a
 /// newline; two of them are tools/calls to declare.
-const NOT_JSON: &str = "not json at all \t\u{fffd}\r\n";
-
 fn odd_client_bytes() -> Vec<u8> {
     [
         "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{}}\n",
@@ -69,6 +71,22 @@ fn odd_client_bytes() -> Vec<u8> {
     ]
     .concat()
     .into_bytes()
+}
+
+/// The two tools/calls of [`odd_client_bytes`] as the store records them
+/// (id, tool, arguments, status, source): the first answered, the second
+/// ended as `error` when the server exited without answering it.
+fn odd_calls() -> Vec<Value> {
+    vec![
+        json!([
+            "1",
+            "echo",
+            "{\"text\":\"h\u{e9}llo \u{2603}\"}",
+            "ok",
+            "mcp"
+        ]),
+        json!(["two", "echo", "{}", "error", "mcp"]),
+    ]
 }
 
 fn echo_calls(store: &Path) -> Vec<Value> {
@@ -109,19 +127,7 @@ fn the_proxy_relays_bytes_unchanged_both_ways() {
         "{}",
         relayed.stderr
     );
-    assert_eq!(
-        echo_calls(&relayed.store),
-        vec![
-            json!([
-                "1",
-                "echo",
-                "{\"text\":\"h\u{e9}llo \u{2603}\"}",
-                "ok",
-                "mcp"
-            ]),
-            json!(["two", "echo", "{}", "error", "mcp"]),
-        ]
-    );
+    assert_eq!(echo_calls(&relayed.store), odd_calls());
 }
 
 #[test]
@@ -168,19 +174,7 @@ fn a_line_that_is_not_json_is_answered_with_a_parse_error_and_the_rest_relayed_u
     );
     // The server answered five lines, so not call "two": it ended when the
     // server exited.
-    assert_eq!(
-        echo_calls(&relayed.store),
-        vec![
-            json!([
-                "1",
-                "echo",
-                "{\"text\":\"h\u{e9}llo \u{2603}\"}",
-                "ok",
-                "mcp"
-            ]),
-            json!(["two", "echo", "{}", "error", "mcp"]),
-        ]
-    );
+    assert_eq!(echo_calls(&relayed.store), odd_calls());
 }
 
 /// A client speaking raw JSON-RPC lines to the proxy in front of

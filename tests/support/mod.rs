@@ -30,6 +30,21 @@ pub fn assert_privileged(stderr: &str) {
     );
 }
 
+/// What a test agent reported as JSON on stdout, and the run's stderr,
+/// once the run that started it exited 0.
+pub fn agent_report(out: &Output) -> (Value, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_privileged(&stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the agent's report ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (report, stderr)
+}
+
 /// Runs `agent-monitor run EXTRA -- CMD` in `cwd` with `env`, and returns
 /// its exit status, stdout and stderr.
 pub fn run_in(
