@@ -56,7 +56,12 @@ impl Record {
     #[inline(always)]
     pub fn begin(&mut self) {
         let state = &mut *self.scratch;
-        state.head.header = header(EventKind::Syscall, &state.call.process, &mut state.seq);
+        state.head.header = header(
+            EventKind::Syscall,
+            &state.call.process,
+            &mut state.seq,
+            state.call.pid_tgid,
+        );
         state.head.nr = state.call.nr;
         state.head.flags = 0;
         state.head.data_len = 0;
@@ -299,7 +304,7 @@ impl Record {
                     len,
                 )
             };
-            send_bytes(bytes);
+            send_bytes(bytes, self.scratch.head.header.cpu_seq);
         }
     }
 }

@@ -6,8 +6,7 @@ use agent_monitor_common::{
     maps::{Counter, TrackedProcess, WAKEUP_BYTES},
 };
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
-    bpf_ktime_get_boot_ns, generated,
+    bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, generated,
 };
 
 use crate::{
@@ -22,12 +21,20 @@ use crate::{
 /// leaves a hole in its CPU's sequence that locates it. Per-CPU rather than
 /// global: the BPF target has no fetching atomic add at ISA v1, and a shared
 /// counter would bounce one cache line between CPUs on every event.
+///
+/// `pid_tgid` is the current task's, which the syscall probe already asked
+/// for: every helper call costs tens of nanoseconds here (the return thunk
+/// of the CPU's speculation mitigations), so none is made twice.
 #[inline(always)]
-pub fn header(kind: EventKind, tracked: &TrackedProcess, seq: &mut u64) -> EventHeader {
+pub fn header(
+    kind: EventKind,
+    tracked: &TrackedProcess,
+    seq: &mut u64,
+    pid_tgid: u64,
+) -> EventHeader {
     let cpu_seq = *seq;
     *seq = cpu_seq + 1;
     let task = Task::current();
-    let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     let ppid = task.real_parent().and_then(Task::tgid).unwrap_or_default();
     EventHeader {
@@ -52,14 +59,23 @@ pub fn header(kind: EventKind, tracked: &TrackedProcess, seq: &mut u64) -> Event
 const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
+/// A power of two, so the test is a mask.
+const WAKEUP_CHECK_EVERY: u64 = 32;
 
-/// Whether this record should wake the reader. Waking it on every record
-/// costs the traced process an interrupt per event; instead the reader is
-/// woken once this much data waits, and otherwise drains the ring on its
-/// own short timer (`kernel::ring::DRAIN_INTERVAL`).
+/// Whether the record numbered `cpu_seq` on its CPU should wake the reader.
+/// Waking it on every record costs the traced process an interrupt per
+/// event; instead the reader is woken once [`WAKEUP_BYTES`] wait, and
+/// otherwise drains the ring on its own short timer
+/// (`kernel::ring::DRAIN_INTERVAL`).
+///
+/// Only one record in [`WAKEUP_CHECK_EVERY`] of a CPU asks how much waits:
+/// the query reads the consumer's position, a cache line the reader keeps
+/// writing, and until the reader has run, every record that finds the ring
+/// above the threshold would raise another interrupt.
 #[inline(always)]
-fn wakeup() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+fn wakeup(cpu_seq: u64) -> u64 {
+    if cpu_seq.is_multiple_of(WAKEUP_CHECK_EVERY) && EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+    {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -80,22 +96,23 @@ fn current_comm() -> [u8; 16] {
     }
 }
 
-/// Sends a fixed-size record, counting it as lost when the ring is full.
+/// Sends a fixed-size record, numbered `cpu_seq` on this CPU, counting it
+/// as lost when the ring is full.
 #[inline(always)]
-pub fn send<T: 'static>(record: T) {
+pub fn send<T: 'static>(record: T, cpu_seq: u64) {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(wakeup());
+            entry.submit(wakeup(cpu_seq));
         }
         None => count(Counter::RingbufFull),
     }
 }
 
-/// Sends the first `len` bytes of a record built in scratch space.
+/// Sends a record, numbered `cpu_seq` on this CPU, built in scratch space.
 #[inline(always)]
-pub fn send_bytes(bytes: &[u8]) {
-    if EVENTS.output::<[u8]>(bytes, wakeup()).is_err() {
+pub fn send_bytes(bytes: &[u8], cpu_seq: u64) {
+    if EVENTS.output::<[u8]>(bytes, wakeup(cpu_seq)).is_err() {
         count(Counter::RingbufFull);
     }
 }

@@ -5,6 +5,9 @@
 // The BPF target has no `AtomicU64` read-modify-write; the intrinsic lowers
 // to BPF's atomic add (see `maps::mark_tracked`).
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+// A tail call with a constant index is written in assembly
+// (`maps::tail_call_exit`).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![cfg_attr(
     target_arch = "bpf",
     allow(

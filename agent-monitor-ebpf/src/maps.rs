@@ -11,6 +11,7 @@ use agent_monitor_common::{
 
 use crate::probes::syscall::Syscall;
 use aya_ebpf::{
+    EbpfContext,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
@@ -128,6 +129,47 @@ unsafe fn atomic_add(word: *mut u64, delta: u64) {
     // SAFETY: the caller passes a live, aligned u64.
     unsafe { core::sync::atomic::AtomicU64::from_ptr(word) }
         .fetch_add(delta, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Tail-calls the exit program of family `FAMILY` (see [`EXIT_PROGRAMS`]).
+///
+/// The index is a constant in the instruction, which lets the verifier
+/// patch a direct jump in place of the call; an index in a register costs
+/// an indirect jump, a retpoline on this kernel. Written in assembly
+/// because LLVM merges calls that differ only in a constant argument into
+/// one call with the index in a register.
+///
+/// # Safety
+///
+/// `ctx` is the context the running program was called with. On success
+/// the call does not return.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub unsafe fn tail_call_exit<const FAMILY: u32>(ctx: &impl EbpfContext) {
+    // SAFETY: `bpf_tail_call(ctx, prog_array_map, index)` (helper 12) with
+    // the caller's context and this program array; the helper clobbers the
+    // argument registers and r0, as every BPF call does.
+    unsafe {
+        core::arch::asm!(
+            "r3 = {index}",
+            "call 12",
+            index = const FAMILY,
+            inlateout("r1") ctx.as_ptr() => _,
+            inlateout("r2") core::ptr::addr_of!(EXIT_PROGRAMS) => _,
+            out("r0") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+        )
+    };
+}
+
+/// The same on the host, where this crate is only type-checked.
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+pub unsafe fn tail_call_exit<const FAMILY: u32>(ctx: &impl EbpfContext) {
+    // SAFETY: as the caller promised.
+    unsafe { EXIT_PROGRAMS.tail_call(ctx, FAMILY) };
 }
 
 /// This CPU's scratch and state.

@@ -68,12 +68,22 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         count(Counter::TrackFull);
     }
     let state = scratch().ok_or(-1i64)?;
-    send(ForkEvent {
-        header: header(EventKind::ProcessFork, &parent, &mut state.seq),
-        child_pid,
-        _pad: 0,
-        child_start_ns,
-    });
+    let header = header(
+        EventKind::ProcessFork,
+        &parent,
+        &mut state.seq,
+        bpf_get_current_pid_tgid(),
+    );
+    let cpu_seq = header.cpu_seq;
+    send(
+        ForkEvent {
+            header,
+            child_pid,
+            _pad: 0,
+            child_start_ns,
+        },
+        cpu_seq,
+    );
     Ok(())
 }
 
@@ -114,7 +124,12 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // (tracepoint programs do not nest on one CPU).
     let event: &mut ExecEvent = unsafe { &mut *event };
     let state = scratch().ok_or(-1i64)?;
-    event.head.header = header(EventKind::ProcessExec, &process, &mut state.seq);
+    event.head.header = header(
+        EventKind::ProcessExec,
+        &process,
+        &mut state.seq,
+        bpf_get_current_pid_tgid(),
+    );
     event.head.flags = 0;
     event.head._pad = 0;
     event.head._pad2 = 0;
@@ -138,7 +153,7 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         // SAFETY: `len` is within the scratch value, which is plain bytes.
         let bytes =
             unsafe { core::slice::from_raw_parts(event as *const ExecEvent as *const u8, len) };
-        send_bytes(bytes);
+        send_bytes(bytes, event.head.header.cpu_seq);
     }
     Ok(())
 }
@@ -241,10 +256,20 @@ fn try_exit(_ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     mark_tracked(tgid, false);
     let state = scratch().ok_or(-1i64)?;
-    send(ExitEvent {
-        header: header(EventKind::ProcessExit, &process, &mut state.seq),
-        status: task.exit_code().unwrap_or_default(),
-        _pad: 0,
-    });
+    let header = header(
+        EventKind::ProcessExit,
+        &process,
+        &mut state.seq,
+        bpf_get_current_pid_tgid(),
+    );
+    let cpu_seq = header.cpu_seq;
+    send(
+        ExitEvent {
+            header,
+            status: task.exit_code().unwrap_or_default(),
+            _pad: 0,
+        },
+        cpu_seq,
+    );
     Ok(())
 }

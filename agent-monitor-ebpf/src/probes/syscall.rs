@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{EXIT_PROGRAMS, maybe_tracked, scratch, tracked},
+    maps::{maybe_tracked, scratch, tail_call_exit, tracked},
     regs::syscall_frame,
 };
 
@@ -27,6 +27,8 @@ use crate::{
 pub struct Syscall {
     pub nr: u32,
     pub _pad: u32,
+    /// `bpf_get_current_pid_tgid()`, asked once for the whole event.
+    pub pid_tgid: u64,
     pub ret: i64,
     pub args: [u64; 6],
     pub process: TrackedProcess,
@@ -46,7 +48,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
     if !maybe_tracked(tgid) {
         return Ok(());
     }
@@ -66,6 +69,7 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     scratch().ok_or(-1i64)?.call = Syscall {
         nr: nr as u32,
         _pad: 0,
+        pid_tgid,
         ret: ctx.arg::<i64>(1),
         args: frame.args,
         process,
@@ -73,6 +77,12 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: the context is the one this program was called with. On
     // success the call does not return. It fails only when the family's
     // program is not loaded, which userspace reports at start.
-    unsafe { EXIT_PROGRAMS.tail_call(ctx, family as u32) };
+    unsafe {
+        match family {
+            Family::File => tail_call_exit::<{ Family::File as u32 }>(ctx),
+            Family::Net => tail_call_exit::<{ Family::Net as u32 }>(ctx),
+            Family::Privilege => tail_call_exit::<{ Family::Privilege as u32 }>(ctx),
+        }
+    };
     Ok(())
 }
