@@ -57,12 +57,14 @@ pub fn report(quick: bool) -> Result<String> {
     let process = rate("decode+process ")?;
     let declared = rate("decode+process(declared)")?;
     let arrow = rate("decode+process+arrow")?;
-    let full = rate("decode+process+parquet")?;
+    let full = rate("decode+process+parquet ")?;
+    let sustained = rate("decode+process+parquet(sustained)")?;
     let mut out = String::new();
     writeln!(out, "## Userspace pipeline (criterion)\n")?;
     writeln!(
         out,
-        "`cargo bench --bench evidence`: 100,000 recorded build-like file opens, one core. \
+        "`cargo bench --bench evidence`: 100,000 recorded build-like file opens, one core \
+         (1,000,000 in the sustained run). \
          The processing stage judges every event: in the plain stream no call covers \
          the opens, so each is undeclared and raises an alert (held back by the \
          alerter after the first of each); in the declared stream a `bash` call covers \
@@ -82,8 +84,14 @@ pub fn report(quick: bool) -> Result<String> {
         ),
         ("decode, process, Arrow builders", arrow),
         (
-            "decode, process, Arrow, journal (LZ4 Arrow IPC), zstd Parquet, chain",
+            "decode, process, Arrow, journal (LZ4 Arrow IPC), zstd Parquet, chain: \
+             a store opened, filled and closed",
             full,
+        ),
+        (
+            "the same, sustained: 1,000,000 events through one store, which rotates \
+             its files as at run time",
+            sustained,
         ),
     ];
     for (stage, rate) in stages {
@@ -91,7 +99,12 @@ pub fn report(quick: bool) -> Result<String> {
     }
     writeln!(
         out,
-        "\nTarget: at least 1,000,000 events/s through the whole pipeline."
+        "\nThe short run pays the store's fixed costs (a directory, the journal's files, \
+         the syncs when it closes: about 20 ms) on 100,000 events; the sustained run \
+         spreads them over ten times as many.\n\n\
+         Target: at least 1,000,000 events/s sustained through the whole pipeline: \
+         {}.",
+        if sustained >= 1e6 { "met" } else { "not met" }
     )?;
     Ok(out)
 }
