@@ -5,8 +5,9 @@
 //! argument registers still hold the arguments when a syscall returns (no
 //! hooked syscall rewrites them), so no entry probe and no per-thread map
 //! are needed. For every syscall of an untracked process this costs one
-//! bit test in an inlined array lookup (`maps::maybe_tracked`). A tracked one is handed, through per-CPU memory (a tail call
-//! stays on its CPU), to its family's program.
+//! bit test in an inlined array lookup (`maps::maybe_tracked`). A tracked
+//! one is handed, through per-CPU memory (a tail call stays on its CPU), to
+//! its family's program.
 
 use agent_monitor_common::{
     maps::TrackedProcess,
