@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod disk;
 mod setup;
 mod test;
 

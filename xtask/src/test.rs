@@ -13,12 +13,28 @@ use std::{path::Path, process::Command};
 
 use anyhow::{Result, bail};
 
-use crate::{cargo, root, sh};
+use crate::{cargo, disk, root, sh};
 
 const SKIP_PRIVILEGED: &str = "AGENT_MONITOR_SKIP_PRIVILEGED";
 
+/// What a fresh clone's test build leaves in target/, with room to spare
+/// (measured on a fresh clone at 16:33 on 2026-11-27: 3.3 GiB in target/,
+/// and 0.3 GiB of registry and tools in CARGO_HOME).
+const BUILD_GIB: u64 = 4;
+const WHAT: &str = "building every test from a fresh clone";
+
 pub fn run() -> Result<()> {
     let privileged = privileged_tier()?;
+    if let Some(shortage) = disk::shortage(BUILD_GIB, WHAT) {
+        eprintln!("test: warning: {shortage}");
+    }
+    every_tier(privileged).map_err(|error| match disk::shortage(BUILD_GIB, WHAT) {
+        Some(shortage) => error.context(shortage),
+        None => error,
+    })
+}
+
+fn every_tier(privileged: bool) -> Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     sh(cargo().args([
         "clippy",
