@@ -109,6 +109,16 @@ impl Probe {
         self.achieved() >= REACHED * self.requested as f64
     }
 
+    /// The rate this probe showed the monitor sustaining: the one asked
+    /// for, or what the generator reached when it fell short.
+    pub fn sustained_rate(&self) -> u64 {
+        if self.reached() {
+            self.requested
+        } else {
+            self.achieved().round() as u64
+        }
+    }
+
     /// Events lost or missing, and their share of those issued.
     pub fn dropped(&self) -> u64 {
         self.lost.max(self.sent.saturating_sub(self.opens))

@@ -34,7 +34,9 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
         "Each probe runs `agent-monitor run --standalone --quiet-alerts --evidence DIR -- rate R {secs}`: \
          `rate` issues R failed `openat`s a second over 1,024 paths (one `file.open` event each, \
          undeclared, judged and written to zstd Parquet in the hash chain) and reports the rate it \
-         reached; when one thread falls short without a drop, two threads try again. The generator \
+         reached; when one thread falls short without a drop, two threads try again, and when \
+         those lose events the one-thread attempt stays as a zero-drop rate of its own, the rate \
+         it reached. The generator \
          pays the kernel side of every event (the probe and the ring), the monitor the rest, on a \
          machine of {cpus} CPUs. The search starts at {start} events/s, doubles while no event is \
          lost, then bisects (at most {probes} rates); then twice the highest zero-drop rate runs \
@@ -62,6 +64,10 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
         let mut role = Vec::new();
         if i.is_none() {
             role.push("other attempt at the rate above, not kept");
+        }
+        let next = i.and_then(|i| t.probes.get(i + 1));
+        if next.is_some_and(|n| n.requested == p.requested && n.threads > p.threads) {
+            role.push("the same rate with more generator threads follows");
         }
         if i.is_some() && t.sustained == i {
             role.push("highest with zero drops");
@@ -109,7 +115,7 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
             let above = t
                 .probes
                 .iter()
-                .filter(|p| !p.zero_drop() && p.requested > best.requested)
+                .filter(|p| !p.zero_drop() && p.achieved() > best.achieved())
                 .map(|p| p.requested)
                 .min();
             match above {

@@ -47,41 +47,55 @@ impl Plan {
 /// which is then bisected (or, with no passing rate yet, halved) until the
 /// bracket is within `plan.precision` or the probes run out. A probe whose
 /// generator falls short without dropping ends the search: the generator's
-/// ceiling is below the monitor's. Then the rate twice the sustained one
-/// runs once, unless a probe already ran it.
+/// ceiling is below the monitor's. When one generator thread fell short
+/// losing nothing and two, at the same rate, lost events, the short attempt
+/// is a passing rate of its own (what it reached) and the search goes on.
+/// Then the rate twice the sustained one runs once, unless a probe already
+/// ran it.
 pub fn run_plan(plan: &Plan, mut run: impl FnMut(u64) -> Result<Probe>) -> Result<Throughput> {
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<usize> = None;
-    // The lowest rate that dropped.
+    // The highest rate sustained (see `Probe::sustained_rate`), and the
+    // lowest that dropped: the bracket bisected.
+    let mut passed: Option<u64> = None;
     let mut failed: Option<u64> = None;
     let mut rate = plan.start.max(1);
+    // Rates tried: a short attempt kept beside its rate's is not another.
+    let mut tried = 0;
     let limit = loop {
-        if probes.len() >= plan.max_probes {
+        if tried >= plan.max_probes {
             break if failed.is_some() {
                 Limit::Drops
             } else {
                 Limit::Budget
             };
         }
-        let probe = run(rate)?;
+        let mut probe = run(rate)?;
+        tried += 1;
+        // One generator thread that fell short losing nothing, beside two
+        // that went further and lost events, are two findings: a rate the
+        // monitor sustained, and one it did not. The first is kept as a
+        // probe of its own, just before the second.
+        if !probe.zero_drop()
+            && let Some(short) = probe.other.take_if(|o| o.zero_drop())
+        {
+            probes.push(*short);
+            keep_if_best(&probes, &mut best, &mut passed);
+        }
         let (pass, reached) = (probe.zero_drop(), probe.reached());
         probes.push(probe);
-        let index = probes.len() - 1;
         if pass {
-            if best.is_none_or(|b| probes[index].achieved() > probes[b].achieved()) {
-                best = Some(index);
-            }
+            keep_if_best(&probes, &mut best, &mut passed);
             if !reached {
                 break Limit::Generator;
             }
         } else {
             failed = Some(failed.map_or(rate, |f| f.min(rate)));
         }
-        rate = match (best, failed) {
+        rate = match (passed, failed) {
             (_, None) => rate.saturating_mul(2),
             (None, Some(failed)) => failed / 2,
-            (Some(best), Some(failed)) => {
-                let low = probes[best].requested;
+            (Some(low), Some(failed)) => {
                 if failed as f64 <= low as f64 * plan.precision {
                     break Limit::Drops;
                 }
@@ -95,12 +109,7 @@ pub fn run_plan(plan: &Plan, mut run: impl FnMut(u64) -> Result<Probe>) -> Resul
     let overload = match best {
         None => None,
         Some(b) => {
-            let base = if probes[b].reached() {
-                probes[b].requested as f64
-            } else {
-                probes[b].achieved()
-            };
-            let twice = (2.0 * base).round() as u64;
+            let twice = 2 * probes[b].sustained_rate();
             match probes
                 .iter()
                 .position(|p| (p.requested as f64 - twice as f64).abs() <= 0.01 * twice as f64)
@@ -120,6 +129,17 @@ pub fn run_plan(plan: &Plan, mut run: impl FnMut(u64) -> Result<Probe>) -> Resul
         limit,
         overload,
     })
+}
+
+/// Takes the last probe, which lost nothing, into the best (the highest
+/// rate reached) and the bracket's passing end.
+fn keep_if_best(probes: &[Probe], best: &mut Option<usize>, passed: &mut Option<u64>) {
+    let index = probes.len() - 1;
+    let probe = &probes[index];
+    if best.is_none_or(|b| probe.achieved() > probes[b].achieved()) {
+        *best = Some(index);
+    }
+    *passed = Some(passed.map_or(0, |p| p).max(probe.sustained_rate()));
 }
 
 /// A probe with one generator thread, and, when that thread fell short of
@@ -290,6 +310,66 @@ pub(super) mod tests {
         assert_eq!(
             run(vec![probe(100, 1, 50, 0), probe(100, 2, 40, 0)]),
             (1, vec![1, 2])
+        );
+    }
+
+    /// A monitor that keeps up to `capacity` events/s, whose one-thread
+    /// generator reaches at most `one` and two threads at most `two`.
+    fn two_generators(capacity: u64, one: u64, two: u64) -> impl FnMut(u64) -> Result<Probe> {
+        move |rate| {
+            let (mut one, mut two) = (fake(capacity, one), fake(capacity, two));
+            one_then_two(|threads| {
+                let mut probe = if threads == 1 { one(rate)? } else { two(rate)? };
+                probe.threads = threads;
+                Ok(probe)
+            })
+        }
+    }
+
+    #[test]
+    fn a_short_attempt_that_lost_nothing_counts_when_more_threads_lost_events() {
+        let t = run_plan(&Plan::new(false), two_generators(520_000, 505_000, 700_000)).unwrap();
+        // 50k … 400k pass with one thread. At 800k one thread reaches 505k
+        // losing nothing and two reach 700k losing events; bisecting from
+        // 505k: at 652.5k the same, then 578.75k the same; at 541.875k one
+        // thread comes within 10% of the rate, within 10% of 578.75k. The
+        // overload runs at twice the 505k reached.
+        assert_eq!(
+            t.probes
+                .iter()
+                .map(|p| (p.requested, p.threads, p.zero_drop()))
+                .collect::<Vec<_>>(),
+            [
+                (50_000, 1, true),
+                (100_000, 1, true),
+                (200_000, 1, true),
+                (400_000, 1, true),
+                (800_000, 1, true),
+                (800_000, 2, false),
+                (652_500, 1, true),
+                (652_500, 2, false),
+                (578_750, 1, true),
+                (578_750, 2, false),
+                (541_875, 1, true),
+                (1_010_000, 2, false),
+            ]
+        );
+        assert_eq!(t.limit, Limit::Drops);
+        let best = t.sustained().unwrap();
+        assert_eq!((best.threads, best.achieved()), (1, 505_000.0));
+        assert_eq!(t.overload().unwrap().requested, 1_010_000);
+        let report = markdown(&t);
+        assert!(
+            report.contains(
+                "| 800,000 | 1 | 505,000 | 1,010,003 | 0 (0.00%) | 50% | 0.99 µs | 40.0 MiB | 20.0 | \
+                 the same rate with more generator threads follows; highest with zero drops; \
+                 generator short of the rate |"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("**505,000 events/s** (578,750 events/s lost events)"),
+            "{report}"
         );
     }
 
