@@ -11,7 +11,10 @@ use agent_monitor_common::{
     },
 };
 
-use crate::event::{Detail, Event, Exec, ExitStatus};
+use crate::{
+    comm::Comm,
+    event::{Detail, Event, Exec, ExitStatus},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -151,9 +154,9 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 }
 
 /// A NUL-terminated (or full) fixed-size byte array as text.
-fn c_string(bytes: &[u8]) -> String {
+fn c_string(bytes: &[u8]) -> Comm {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    text(&bytes[..end])
+    Comm::from_bytes(&bytes[..end])
 }
 
 #[cfg(test)]

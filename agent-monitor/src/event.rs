@@ -2,7 +2,7 @@
 
 use agent_monitor_common::EventKind;
 
-use crate::actions::Action;
+use crate::{actions::Action, comm::Comm};
 
 /// One observed action of a tracked process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Event {
     pub start_ns: u64,
     pub agent_slot: u32,
     pub tool_call: u64,
-    pub comm: String,
+    pub comm: Comm,
     pub detail: Detail,
 }
 

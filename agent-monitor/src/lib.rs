@@ -11,6 +11,7 @@ pub mod admission;
 pub mod alerts;
 pub mod api;
 pub mod capture;
+pub mod comm;
 pub mod config;
 pub mod correlate;
 pub mod daemon;

@@ -21,7 +21,7 @@ fn exec_decodes_every_header_field_filename_and_argv() {
             start_ns: 555_000,
             agent_slot: 2,
             tool_call: 9,
-            comm: "agent-tool".to_string(),
+            comm: "agent-tool".into(),
             detail: Detail::Exec(Exec {
                 filename: "/usr/bin/git".to_string(),
                 filename_truncated: false,

@@ -171,7 +171,7 @@ impl EventsBuilder {
         self.ppid.append_value(event.ppid);
         self.tid.append_value(event.tid);
         self.uid.append_value(event.uid);
-        self.comm.append_value(&event.comm);
+        self.comm.append_value(event.comm.as_str());
         self.exe.append_option(process.exe.as_deref());
         append_key(&mut self.process_key, process.key.pid, process.key.start_ns);
 

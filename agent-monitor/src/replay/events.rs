@@ -108,7 +108,7 @@ impl EventRow {
             start_ns: bound.start_ns,
             agent_slot: bound.agent_slot,
             tool_call: bound.tool_call,
-            comm: self.comm.clone(),
+            comm: self.comm.as_str().into(),
             detail,
         })
     }

@@ -61,7 +61,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             map.serialize_entry("ppid", &event.ppid)?;
             map.serialize_entry("tid", &event.tid)?;
             map.serialize_entry("uid", &event.uid)?;
-            map.serialize_entry("comm", &event.comm)?;
+            map.serialize_entry("comm", event.comm.as_str())?;
             map.serialize_entry("exe", &process.exe)?;
             map.serialize_entry("process_key", &process.key.to_string())?;
             match &event.detail {
