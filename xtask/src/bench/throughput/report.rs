@@ -112,14 +112,23 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
     };
     let why = match t.limit {
         Limit::Drops => {
+            // The lowest rate asked above the one sustained that lost
+            // events, with what the generator reached when it fell short:
+            // on a noisy machine that can be below the rate sustained.
             let above = t
                 .probes
                 .iter()
-                .filter(|p| !p.zero_drop() && p.achieved() > best.achieved())
-                .map(|p| p.requested)
-                .min();
+                .filter(|p| !p.zero_drop() && p.requested > best.sustained_rate())
+                .min_by_key(|p| p.requested);
             match above {
-                Some(r) => format!("{} events/s lost events", thousands(r as f64)),
+                Some(p) if p.reached() => {
+                    format!("{} events/s lost events", thousands(p.requested as f64))
+                }
+                Some(p) => format!(
+                    "{} events/s lost events, the generator reaching {}",
+                    thousands(p.requested as f64),
+                    thousands(p.achieved())
+                ),
                 None => "higher rates lost events".to_string(),
             }
         }

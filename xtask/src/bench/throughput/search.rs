@@ -374,6 +374,40 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_higher_rate_that_lost_events_says_how_far_its_generator_got() {
+        let probe = |requested, reached: u64, lost| Probe {
+            requested,
+            threads: 1,
+            sent: reached,
+            secs: 1.0,
+            opens: reached - lost,
+            lost,
+            ..Probe::default()
+        };
+        let t = Throughput {
+            plan: Plan::new(false),
+            // On a noisy machine, 550,988 asked lost events while reaching
+            // less than 509,486 asked had reached without a loss.
+            probes: vec![
+                probe(509_486, 482_439, 0),
+                probe(550_988, 472_187, 6),
+                probe(800_000, 590_825, 9),
+            ],
+            sustained: Some(0),
+            limit: Limit::Drops,
+            overload: None,
+        };
+        let report = markdown(&t);
+        assert!(
+            report.contains(
+                "**482,439 events/s** (550,988 events/s lost events, the generator reaching \
+                 472,187)"
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
     fn nothing_passes() {
         let t = run_plan(&Plan::new(true), fake(0, 10_000_000)).unwrap();
         assert_eq!(t.sustained, None);
