@@ -13,13 +13,13 @@ use std::{fmt, ops::Deref};
 /// Bytes kept inline: the value is as large as a `String` plus one word.
 pub const INLINE: usize = 30;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Comm(Repr);
 
 // A tag byte, the inline bytes and their length fill the four words.
 const _: () = assert!(size_of::<Comm>() == 32);
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 enum Repr {
     /// `bytes[..len]` is valid UTF-8: built only from a `&str`.
     Inline {
@@ -66,21 +66,9 @@ impl From<&str> for Comm {
     }
 }
 
-impl Default for Comm {
-    fn default() -> Comm {
-        Comm::from("")
-    }
-}
-
 impl Deref for Comm {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Comm {
-    fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
@@ -136,7 +124,6 @@ mod tests {
         assert_eq!(comm.as_str(), "\u{FFFD}".repeat(16));
         assert_eq!(Comm::from_bytes(b"x\xffy"), "x\u{FFFD}y");
         assert_eq!(Comm::from_bytes(b""), "");
-        assert_eq!(Comm::default(), "");
     }
 
     #[test]

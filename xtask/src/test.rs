@@ -18,8 +18,8 @@ use crate::{cargo, disk, root, sh};
 const SKIP_PRIVILEGED: &str = "AGENT_MONITOR_SKIP_PRIVILEGED";
 
 /// What a fresh clone's test build leaves in target/, with room to spare
-/// (measured on a fresh clone at 16:33 on 2026-11-27: 3.3 GiB in target/,
-/// and 0.3 GiB of registry and tools in CARGO_HOME).
+/// (measured on a fresh clone on 2026-11-27: 3.3 GiB in target/, and
+/// 0.3 GiB of registry and tools in CARGO_HOME).
 const BUILD_GIB: u64 = 4;
 const WHAT: &str = "building every test from a fresh clone";
 

@@ -139,7 +139,7 @@ fn keep_if_best(probes: &[Probe], best: &mut Option<usize>, passed: &mut Option<
     if best.is_none_or(|b| probe.achieved() > probes[b].achieved()) {
         *best = Some(index);
     }
-    *passed = Some(passed.map_or(0, |p| p).max(probe.sustained_rate()));
+    *passed = Some(passed.unwrap_or(0).max(probe.sustained_rate()));
 }
 
 /// A probe with one generator thread, and, when that thread fell short of
