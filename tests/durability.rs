@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_monitor::evidence::journal;
+use agent_monitor::evidence::{journal, schema};
 use arrow_array::{Array, StringArray, UInt64Array};
 use support::{BIN, duckdb, monitor, real_python, verify};
 
@@ -32,7 +32,9 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn journaled_seqs(store: &Path) -> Vec<u64> {
     let mut seqs = Vec::new();
     for segment in journal::segments(store).unwrap() {
-        let Some(stream) = journal::stream_table(&segment, "events").unwrap() else {
+        let Some(stream) =
+            journal::stream_table(&segment, "events", schema::EVENTS.clone()).unwrap()
+        else {
             continue;
         };
         for batch in stream {
@@ -244,7 +246,7 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
     assert!(!kept.is_empty(), "the journal is kept");
     let journaled: usize = kept
         .iter()
-        .filter_map(|s| journal::stream_table(s, "events").unwrap())
+        .filter_map(|s| journal::stream_table(s, "events", schema::EVENTS.clone()).unwrap())
         .flatten()
         .map(|b| b.num_rows())
         .sum();

@@ -2,29 +2,40 @@
 //! batches, before it goes into a Parquet file.
 //!
 //! A segment is a directory, `<dir>/journal/seg-<opened wall ns>/`, with one
-//! Arrow IPC stream per table (`events.arrows`, …). Batches are appended and
-//! synced by the store at least every 200 ms. When the store closes its
-//! files, the segment is read back and published into Parquet (the same code
-//! path that recovers a segment left behind by a crash), then removed.
+//! file per table (`events.arrows`, …). Batches are appended and synced by
+//! the store at least every 200 ms. When the store closes its files, the
+//! segment is read back and published into Parquet (the same code path
+//! that recovers a segment left behind by a crash), then removed.
 //!
-//! A crash can cut the last batch of a stream short. Reading stops at the
-//! first incomplete message and keeps every complete batch before it, so
-//! nothing that was synced is lost. A failed append truncates the stream
-//! back to its last complete batch, so a full disk cannot leave a torn
-//! batch in the middle of a stream either.
+//! Each append is a whole Arrow IPC stream (schema, batch, end marker) of
+//! only the columns that hold a value in that batch. A batch of `events` is
+//! mostly null columns (a file open has no address, no argv, no DNS
+//! answers), and IPC writes every null column out in full, offsets and
+//! values, each through its own LZ4 frame: leaving them out is most of the
+//! journal's cost. Reading widens every batch back to its table's schema.
+//!
+//! A crash can cut the last batch short. Reading stops at the first
+//! incomplete message and keeps every complete batch before it, so nothing
+//! that was synced is lost. A failed append truncates the file back to its
+//! last complete batch, so a full disk cannot leave a torn batch in the
+//! middle of a file either.
 
 use std::{
+    cell::RefCell,
     fs::{self, File, OpenOptions},
-    io::{self, BufReader, Seek, SeekFrom},
+    io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
+    rc::Rc,
+    sync::Arc,
 };
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_ipc::{
     CompressionType,
     reader::StreamReader,
     writer::{IpcWriteOptions, StreamWriter},
 };
+use arrow_schema::{ArrowError, Schema, SchemaRef};
 
 use crate::evidence::EvidenceError;
 
@@ -32,12 +43,11 @@ pub const JOURNAL_DIR: &str = "journal";
 const SEGMENT_PREFIX: &str = "seg-";
 const STREAM_SUFFIX: &str = ".arrows";
 
-/// One table's stream in an open segment.
+/// One table's file in an open segment.
 struct Stream {
-    writer: StreamWriter<File>,
+    file: File,
     path: PathBuf,
-    /// Bytes of complete, flushed messages: where a failed append is cut
-    /// back to.
+    /// Bytes of complete appends: where a failed append is cut back to.
     good_len: u64,
 }
 
@@ -45,13 +55,6 @@ struct Stream {
 pub struct Segment {
     dir: PathBuf,
     streams: Vec<(&'static str, Stream)>,
-}
-
-fn options() -> Result<IpcWriteOptions, EvidenceError> {
-    // LZ4 because the journal sits on the hot path: it compresses the
-    // mostly-null columns well at several GB/s; zstd is for the Parquet
-    // files that are kept.
-    Ok(IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?)
 }
 
 impl Segment {
@@ -87,8 +90,8 @@ impl Segment {
         &self.dir
     }
 
-    /// Appends a batch to its table's stream (not yet synced). On failure
-    /// the stream is cut back to its last complete batch.
+    /// Appends a batch to its table's file (not yet synced). On failure
+    /// the file is cut back to its last complete batch.
     pub fn append(
         &mut self,
         table: &'static str,
@@ -97,79 +100,56 @@ impl Segment {
         let index = match self.streams.iter().position(|(t, _)| *t == table) {
             Some(index) => index,
             None => {
-                let stream = self.open_stream(table, batch)?;
+                let stream = self.open_stream(table)?;
                 self.streams.push((table, stream));
                 self.streams.len() - 1
             }
         };
         let stream = &mut self.streams[index].1;
-        let written =
-            stream
-                .writer
-                .write(batch)
-                .and_then(|()| stream.writer.flush())
-                .map_err(|source| EvidenceError::Journal {
-                    path: stream.path.display().to_string(),
-                    source,
-                })
-                .and_then(|()| {
-                    stream.writer.get_mut().stream_position().map_err(|e| {
-                        EvidenceError::io(format!("writing {}", stream.path.display()), e)
-                    })
-                });
+        let compact = columns_with_values(batch)?;
+        let written = write_stream(&mut stream.file, &compact)
+            .map_err(|source| EvidenceError::Journal {
+                path: stream.path.display().to_string(),
+                source,
+            })
+            .and_then(|()| {
+                stream
+                    .file
+                    .stream_position()
+                    .map_err(|e| EvidenceError::io(format!("writing {}", stream.path.display()), e))
+            });
         match written {
             Ok(end) => {
                 stream.good_len = end;
                 Ok(())
             }
             Err(err) => {
-                let file = stream.writer.get_mut();
-                let _ = file.set_len(stream.good_len);
-                let _ = file.seek(SeekFrom::Start(stream.good_len));
+                let _ = stream.file.set_len(stream.good_len);
+                let _ = stream.file.seek(SeekFrom::Start(stream.good_len));
                 Err(err)
             }
         }
     }
 
-    fn open_stream(&self, table: &str, batch: &RecordBatch) -> Result<Stream, EvidenceError> {
+    fn open_stream(&self, table: &str) -> Result<Stream, EvidenceError> {
         let path = self.dir.join(format!("{table}{STREAM_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| EvidenceError::io(format!("creating {}", path.display()), e))?;
-        let mut writer = match StreamWriter::try_new_with_options(file, &batch.schema(), options()?)
-        {
-            Ok(writer) => writer,
-            Err(source) => {
-                // A stream without even its schema is useless; leave none.
-                let _ = fs::remove_file(&path);
-                return Err(EvidenceError::Journal {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        match writer.get_mut().stream_position() {
-            Ok(good_len) => Ok(Stream {
-                writer,
-                path,
-                good_len,
-            }),
-            Err(e) => {
-                // A stream without even its schema is useless; leave none.
-                let _ = fs::remove_file(&path);
-                Err(EvidenceError::io(format!("writing {}", path.display()), e))
-            }
-        }
+        Ok(Stream {
+            file,
+            path,
+            good_len: 0,
+        })
     }
 
     /// Makes every appended batch durable.
     pub fn sync(&mut self) -> Result<(), EvidenceError> {
         for (_, stream) in &mut self.streams {
             stream
-                .writer
-                .get_mut()
+                .file
                 .sync_data()
                 .map_err(|e| EvidenceError::io(format!("syncing {}", stream.path.display()), e))?;
         }
@@ -177,16 +157,49 @@ impl Segment {
         Ok(())
     }
 
-    /// Ends the segment: the streams get their end marker and are synced.
-    /// A stream whose end marker cannot be written is still readable: the
-    /// reader stops at the end of its last complete batch.
+    /// Ends the segment: every appended batch is synced.
     pub fn close(mut self) -> Result<PathBuf, EvidenceError> {
-        for (_, stream) in &mut self.streams {
-            let _ = stream.writer.finish();
-        }
         self.sync()?;
         Ok(self.dir)
     }
+}
+
+/// The batch without its columns that are null in every row. Columns that
+/// cannot be null are always kept, so no batch loses its row count.
+fn columns_with_values(batch: &RecordBatch) -> Result<RecordBatch, EvidenceError> {
+    let rows = batch.num_rows();
+    let schema = batch.schema();
+    let (fields, columns): (Vec<_>, Vec<_>) = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, column)| !field.is_nullable() || column.null_count() < rows)
+        .map(|(field, column)| (field.clone(), column.clone()))
+        .unzip();
+    if fields.len() == schema.fields().len() {
+        return Ok(batch.clone());
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
+
+/// Writes one batch as a whole IPC stream: schema, batch, end marker.
+fn write_stream(file: &mut File, batch: &RecordBatch) -> Result<(), ArrowError> {
+    // LZ4 because the journal sits on the hot path; zstd is for the Parquet
+    // files that are kept. The buffer gathers the messages' small writes.
+    let options =
+        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    let mut out = BufWriter::with_capacity(64 << 10, file);
+    let mut writer = StreamWriter::try_new_with_options(&mut out, &batch.schema(), options)?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    out.flush()?;
+    Ok(())
 }
 
 /// Best effort: a directory's new entries are durable once it is synced.
@@ -246,21 +259,43 @@ pub fn segment_opened_ns(segment: &Path) -> Option<i64> {
     stamp.parse().ok()
 }
 
-/// A table's stream in a segment, read one batch at a time, so that
+/// A table's file in a segment, read one batch at a time, so that
 /// publishing a segment holds one batch in memory, not the whole segment.
 pub struct TableStream {
-    /// None: the stream was cut inside its schema message, so it holds no
-    /// batch at all.
-    reader: Option<StreamReader<BufReader<File>>>,
+    file: Shared,
+    /// The IPC stream being read; None between streams.
+    reader: Option<StreamReader<Shared>>,
+    schema: SchemaRef,
+    /// Set once the file holds nothing more that can be read.
+    ended: bool,
     torn_tail: bool,
 }
 
+/// The file's reader, handed to one IPC stream after another: a stream's
+/// reader buffers ahead, so the next stream must start from the same
+/// buffer, not from the file's offset.
+#[derive(Clone)]
+struct Shared(Rc<RefCell<BufReader<File>>>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+}
+
 impl TableStream {
-    /// The stream ended inside a batch (a crash while appending it): that
-    /// batch was never synced and is not returned. Known once the stream
-    /// is exhausted.
+    /// The file ended inside a batch (a crash while appending it), or held
+    /// a batch that does not fit its table: that batch and anything after
+    /// it are not returned. Known once the stream is exhausted.
     pub fn torn_tail(&self) -> bool {
         self.torn_tail
+    }
+
+    fn stop(&mut self, torn: bool) -> Option<RecordBatch> {
+        self.reader = None;
+        self.ended = true;
+        self.torn_tail |= torn;
+        None
     }
 }
 
@@ -268,38 +303,91 @@ impl Iterator for TableStream {
     type Item = RecordBatch;
 
     fn next(&mut self) -> Option<RecordBatch> {
-        match self.reader.as_mut()?.next()? {
-            Ok(batch) => Some(batch),
-            Err(_) => {
-                self.torn_tail = true;
-                self.reader = None;
-                None
+        while !self.ended {
+            let Some(reader) = self.reader.as_mut() else {
+                let more = self.file.0.borrow_mut().fill_buf().map(|b| !b.is_empty());
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => return self.stop(false),
+                    Err(_) => return self.stop(true),
+                }
+                match StreamReader::try_new(self.file.clone(), None) {
+                    Ok(reader) => self.reader = Some(reader),
+                    // Cut inside a schema message.
+                    Err(_) => return self.stop(true),
+                }
+                continue;
+            };
+            match reader.next() {
+                Some(Ok(batch)) => match widen(&batch, &self.schema) {
+                    Ok(batch) => return Some(batch),
+                    Err(_) => return self.stop(true),
+                },
+                Some(Err(_)) => return self.stop(true),
+                None => self.reader = None,
             }
         }
+        None
     }
 }
 
-/// Opens one table's stream in a segment; `None` if the segment has no
-/// stream for it.
-pub fn stream_table(segment: &Path, table: &str) -> Result<Option<TableStream>, EvidenceError> {
+/// A journaled batch with the columns it left out put back, as nulls, in
+/// `schema`'s order.
+fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if batch.schema_ref() == schema {
+        return Ok(batch.clone());
+    }
+    let rows = batch.num_rows();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        columns.push(match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => column.clone(),
+            Some(column) => {
+                return Err(ArrowError::SchemaError(format!(
+                    "journal column {} is {}, its table has {}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                )));
+            }
+            None => new_null_array(field.data_type(), rows),
+        });
+    }
+    if let Some(extra) = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .find(|f| schema.field_with_name(f.name()).is_err())
+    {
+        return Err(ArrowError::SchemaError(format!(
+            "journal column {} is not in its table",
+            extra.name()
+        )));
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+}
+
+/// Opens one table's file in a segment, whose batches are read back in
+/// `schema`; `None` if the segment has no file for it.
+pub fn stream_table(
+    segment: &Path,
+    table: &str,
+    schema: SchemaRef,
+) -> Result<Option<TableStream>, EvidenceError> {
     let path = segment.join(format!("{table}{STREAM_SUFFIX}"));
     let file = match File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EvidenceError::io(format!("opening {}", path.display()), e)),
     };
-    Ok(Some(
-        match StreamReader::try_new(BufReader::new(file), None) {
-            Ok(reader) => TableStream {
-                reader: Some(reader),
-                torn_tail: false,
-            },
-            Err(_) => TableStream {
-                reader: None,
-                torn_tail: true,
-            },
-        },
-    ))
+    Ok(Some(TableStream {
+        file: Shared(Rc::new(RefCell::new(BufReader::new(file)))),
+        reader: None,
+        schema,
+        ended: false,
+        torn_tail: false,
+    }))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::{
         EvidenceError,
         chain::{Chain, META_INDEX, META_PREV, META_SEGMENT, file_sha256, hex},
         journal::{self, sync_dir},
+        schema,
     },
     time::rfc3339,
 };
@@ -108,7 +109,8 @@ impl Publisher<'_> {
                 published.already_chained += 1;
                 continue;
             }
-            let Some(mut stream) = journal::stream_table(segment, table)? else {
+            let schema = schema::of_table(table).expect("every published table has a schema");
+            let Some(mut stream) = journal::stream_table(segment, table, schema)? else {
                 continue;
             };
             // An empty table is still published (queries need the file),
