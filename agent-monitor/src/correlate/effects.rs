@@ -29,12 +29,12 @@ pub enum Effects {
 }
 
 pub fn of(event: &Event, process: &ProcessInfo) -> Effects {
-    found(event, process).map(|list| list.iter().map(EffectRef::to_effect).collect())
+    found(event, process).map(List::to_effects)
 }
 
 /// The effects of a file, network, DNS or privilege action.
 pub fn of_action(action: &Action) -> Effects {
-    found_in(action).map(|list| list.iter().map(EffectRef::to_effect).collect())
+    found_in(action).map(List::to_effects)
 }
 
 /// An [`Effect`] as the event states it, its resource borrowed from the
@@ -77,6 +77,10 @@ impl<'a> List<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = &EffectRef<'a>> {
         self.0.iter().map_while(Option::as_ref)
+    }
+
+    pub fn to_effects(&self) -> Vec<Effect> {
+        self.iter().map(EffectRef::to_effect).collect()
     }
 }
 

@@ -57,12 +57,29 @@ pub struct Judgement {
     /// thing less than a second ago, so the alerter would hold this one
     /// back as a repeat anyway. The caller counts them as such.
     pub repeated_alerts: u32,
-    /// The event's effects that no call and no baseline covered, in the
-    /// event's order: empty unless the verdict is `undeclared` or
-    /// `unverifiable` (and then empty for an action no effect kind names).
-    pub undeclared_effects: Vec<Effect>,
+    /// Which of the event's effects (positions in the list
+    /// [`effects::of`](super::effects::of) gives) no call and no baseline
+    /// covered: none unless the verdict is `undeclared` or `unverifiable`
+    /// (and then none for an action no effect kind names). Positions, not
+    /// copies: most undeclared events are repeats that nothing reads them
+    /// for.
+    undeclared: u8,
     /// The call `tool_call_id` names, by slot.
     slot: Option<u64>,
+}
+
+impl Judgement {
+    /// The event's effects that no call and no baseline covered, in the
+    /// event's order, picked from `effects`: the event's effects as
+    /// [`effects::of`](super::effects::of) lists them.
+    pub fn undeclared<'e, E>(&self, effects: &'e [E]) -> Vec<&'e E> {
+        effects
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| *position < 8 && self.undeclared & (1 << position) != 0)
+            .map(|(_, effect)| effect)
+            .collect()
+    }
 }
 
 /// One effect's fate.
@@ -110,7 +127,7 @@ impl Correlator {
             rule: None,
             alerts: Vec::new(),
             repeated_alerts: 0,
-            undeclared_effects: Vec::new(),
+            undeclared: 0,
             slot: primary,
         };
         match effects::found(event, process) {
@@ -241,7 +258,7 @@ impl Correlator {
         let mut baseline: Option<Arc<str>> = None;
         let mut sensitive: Option<(Effect, Arc<str>, Severity)> = None;
         let mut first_undeclared = None;
-        for effect in list.iter() {
+        for (position, effect) in list.iter().enumerate() {
             let hash = self.effect_hasher.hash(effect);
             let cover = self.cover(
                 hash,
@@ -273,12 +290,12 @@ impl Correlator {
                     // a write after a read of one file is not its repeat.
                     let key = first_undeclared.get_or_insert(EffectHash(0));
                     key.0 = key.0.rotate_left(17) ^ hash.0;
-                    judgement.undeclared_effects.push(effect.to_effect());
+                    judgement.undeclared |= 1 << position;
                 }
             }
         }
         self.candidates = candidates;
-        let denied_ran = !judgement.undeclared_effects.is_empty()
+        let denied_ran = judgement.undeclared != 0
             && primary.is_some_and(|s| self.calls.get(s).is_some_and(|c| !c.allowed));
 
         if let Some(first_hash) = first_undeclared {
@@ -289,7 +306,7 @@ impl Correlator {
             } else if judgement.verdict == Verdict::Undeclared {
                 let message = format!(
                     "undeclared {} by {}",
-                    describe_effects(&judgement.undeclared_effects),
+                    describe_effects(&judgement.undeclared(&list.to_effects())),
                     actor(event)
                 );
                 let (severity, rule) = match &sensitive {
@@ -545,12 +562,12 @@ impl Correlator {
 
 /// Undeclared effects in words, every one named: `file.read /x` or, for
 /// one resource, `file.read+file.write /x`.
-fn describe_effects(effects: &[Effect]) -> String {
+fn describe_effects(effects: &[&Effect]) -> String {
     let Some(first) = effects.first() else {
         return String::new();
     };
     let same = |e: &&Effect| e.resource == first.resource && e.name == first.name;
-    if effects.iter().all(|e| same(&e)) {
+    if effects.iter().all(same) {
         let kinds: Vec<&str> = effects.iter().map(|e| e.kind.name()).collect();
         let name = first.name.as_ref().map(|n| format!(" ({n})"));
         format!(
@@ -560,7 +577,7 @@ fn describe_effects(effects: &[Effect]) -> String {
             name.unwrap_or_default()
         )
     } else {
-        let each: Vec<String> = effects.iter().map(Effect::to_string).collect();
+        let each: Vec<String> = effects.iter().map(|e| e.to_string()).collect();
         each.join("; ")
     }
 }

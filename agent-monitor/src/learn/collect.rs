@@ -64,9 +64,9 @@ impl Seen {
         if let Some(s) = &row.session_id {
             self.sessions.insert(s.clone());
         }
-        let j = match judged {
-            Judged::New { judgement, .. } if judgement.verdict != Verdict::Unverifiable => {
-                judgement
+        let (j, undeclared) = match judged {
+            Judged::New { judgement, effects } if judgement.verdict != Verdict::Unverifiable => {
+                (judgement, judgement.undeclared(effects))
             }
             _ => {
                 self.unjudged += 1;
@@ -81,20 +81,20 @@ impl Seen {
                 .call(row.session_id.as_deref(), Some(call_id))
                 .map_or_else(|| format!("(call {call_id})"), |c| c.row.tool.clone());
             let effects = self.in_calls.entry(tool).or_default();
-            if j.undeclared_effects.is_empty() {
+            if undeclared.is_empty() {
                 *effects.entry(row.kind.clone()).or_insert(0) += 1;
             }
-            for effect in &j.undeclared_effects {
+            for effect in &undeclared {
                 *effects.entry(effect.to_string()).or_insert(0) += 1;
             }
             return;
         }
-        if j.undeclared_effects.is_empty() {
+        if undeclared.is_empty() {
             *self.uncoverable.entry(row.kind.clone()).or_insert(0) += 1;
             return;
         }
         let cwd = known.cwd(row.session_id.as_deref()).map(String::from);
-        for effect in &j.undeclared_effects {
+        for effect in undeclared {
             if let Some((rule, severity)) = known.policy.sensitive(effect) {
                 let entry = self
                     .sensitive
