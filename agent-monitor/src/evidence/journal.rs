@@ -23,7 +23,7 @@
 use std::{
     cell::RefCell,
     fs::{self, File, OpenOptions},
-    io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
+    io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     rc::Rc,
     sync::Arc,
@@ -193,13 +193,11 @@ fn write_stream(file: &mut File, batch: &RecordBatch) -> Result<(), ArrowError> 
     // files that are kept. The buffer gathers the messages' small writes.
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-    let mut out = BufWriter::with_capacity(64 << 10, file);
-    let mut writer = StreamWriter::try_new_with_options(&mut out, &batch.schema(), options)?;
+    let out = BufWriter::with_capacity(64 << 10, file);
+    let mut writer = StreamWriter::try_new_with_options(out, &batch.schema(), options)?;
     writer.write(batch)?;
-    writer.finish()?;
-    drop(writer);
-    out.flush()?;
-    Ok(())
+    // Writes the end marker and flushes the buffer into the file.
+    writer.finish()
 }
 
 /// Best effort: a directory's new entries are durable once it is synced.
