@@ -54,8 +54,12 @@ kernel_layout! {
     task_exit_code => "task_struct", "exit_code", 4;
     task_mm => "task_struct", "mm", 8;
     task_signal => "task_struct", "signal", 8;
+    task_cred => "task_struct", "cred", 8;
+    task_comm => "task_struct", "comm", 16;
     task_fs => "task_struct", "fs", 8;
     task_files => "task_struct", "files", 8;
+    cred_uid => "cred", "uid", 4;
+    cred_gid => "cred", "gid", 4;
     signal_live => "signal_struct", "live.counter", 4;
     mm_arg_start => "mm_struct", "arg_start", 8;
     mm_arg_end => "mm_struct", "arg_end", 8;

@@ -61,15 +61,22 @@ pub const TRACKED_MAX: u32 = 65536;
 pub struct TrackedProcess {
     /// The agent this process belongs to (non-zero).
     pub agent: u32,
-    pub _pad: u32,
+    /// The parent's thread-group id, cached with `parent_task` below.
+    pub ppid: u32,
     /// The open tool call the process works for, 0 when none. Set by
     /// userspace, inherited at fork.
     pub tool_call: u64,
     /// The process's start (`CLOCK_BOOTTIME` ns), cached so that events do
     /// not read it from the task each time; 0 until first known.
     pub start_ns: u64,
+    /// The parent's `task_struct` address when `ppid` was read, 0 until
+    /// then. Kept by the probes only: an event reads its task's parent
+    /// pointer and reads the parent's pid again only when the pointer
+    /// differs (the parent exited and the process was reparented). Every
+    /// thread of a group has the same parent, so one cache serves them all.
+    pub parent_task: u64,
 }
-assert_layout!(TrackedProcess, 24);
+assert_layout!(TrackedProcess, 32);
 
 /// Indices of the per-CPU counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

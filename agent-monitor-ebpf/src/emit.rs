@@ -11,7 +11,7 @@ use aya_ebpf::helpers::{
 
 use crate::{
     maps::{EVENTS, count},
-    task::Task,
+    task::{Identity, Task},
 };
 
 /// The header for an event of the current task, which belongs to `tracked`.
@@ -34,9 +34,7 @@ pub fn header(
 ) -> EventHeader {
     let cpu_seq = *seq;
     *seq = cpu_seq + 1;
-    let task = Task::current();
-    let uid_gid = bpf_get_current_uid_gid();
-    let ppid = task.real_parent().and_then(Task::tgid).unwrap_or_default();
+    let who = identity();
     EventHeader {
         kind: kind as u32,
         // SAFETY: these helpers have no preconditions.
@@ -47,12 +45,26 @@ pub fn header(
         tool_call: tracked.tool_call,
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
-        ppid,
-        uid: uid_gid as u32,
-        gid: (uid_gid >> 32) as u32,
+        ppid: tracked.ppid,
+        uid: who.uid,
+        gid: who.gid,
         agent: tracked.agent,
-        comm: current_comm(),
+        comm: who.comm,
     }
+}
+
+/// The current task's [`Identity`]: read from the task, or from the
+/// helpers when this kernel's layout does not allow that.
+#[inline(always)]
+fn identity() -> Identity {
+    Task::current().identity().unwrap_or_else(|| {
+        let uid_gid = bpf_get_current_uid_gid();
+        Identity {
+            uid: uid_gid as u32,
+            gid: (uid_gid >> 32) as u32,
+            comm: current_comm(),
+        }
+    })
 }
 
 /// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.

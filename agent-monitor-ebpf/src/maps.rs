@@ -9,7 +9,7 @@ use agent_monitor_common::{
     syscall::{Family, SYSCALL_SCRATCH, SyscallHead},
 };
 
-use crate::probes::syscall::Syscall;
+use crate::{probes::syscall::Syscall, task::Task};
 use aya_ebpf::{
     EbpfContext,
     macros::map,
@@ -191,19 +191,50 @@ pub fn count(counter: Counter) {
     }
 }
 
-/// The tracked-process entry of a thread group, if it is tracked. Fills in
-/// the cached start time the first time it is missing.
+/// The tracked-process entry of the current thread group (`tgid`), if it
+/// is tracked, with its cached start time and parent brought up to date.
 #[inline(always)]
 pub fn tracked(tgid: u32) -> Option<TrackedProcess> {
     let entry = TRACKED.get_ptr_mut(tgid)?;
     // SAFETY: a live map value; concurrent writers can only store the same
     // start time.
     let entry = unsafe { &mut *entry };
+    let task = Task::current();
     if entry.start_ns == 0 {
-        entry.start_ns = crate::task::Task::current()
+        entry.start_ns = task
             .group_leader()
-            .and_then(crate::task::Task::start_boottime)
+            .and_then(Task::start_boottime)
             .unwrap_or_default();
     }
-    Some(*entry)
+    let ppid = parent_pid(entry, task);
+    Some(TrackedProcess { ppid, ..*entry })
+}
+
+/// The parent's pid, from `entry`'s cache, which it brings up to date:
+/// one read of the parent pointer, and a second one for its pid only when
+/// the pointer changed. 0 when the task cannot be read.
+///
+/// Threads of the group race here only when the parent changed, and then
+/// all store the same pair. The pid is stored before the pointer, and read
+/// after it, so a reader that sees the new pointer sees its pid (x86 keeps
+/// stores, and loads, in program order; the volatile accesses keep the
+/// compiler from reordering them).
+#[inline(always)]
+fn parent_pid(entry: &mut TrackedProcess, task: Task) -> u32 {
+    let Ok(parent) = task.real_parent() else {
+        return 0;
+    };
+    let address = parent.as_ptr() as u64;
+    // SAFETY: plain loads and stores of a live map value.
+    unsafe {
+        if core::ptr::read_volatile(&entry.parent_task) == address {
+            return core::ptr::read_volatile(&entry.ppid);
+        }
+        let Ok(ppid) = parent.tgid() else {
+            return 0;
+        };
+        core::ptr::write_volatile(&mut entry.ppid, ppid);
+        core::ptr::write_volatile(&mut entry.parent_task, address);
+        ppid
+    }
 }

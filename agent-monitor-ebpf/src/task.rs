@@ -75,6 +75,40 @@ impl Task {
         read::<i32>(signal, offset!(signal_live)).map(|live| live == 0)
     }
 
+    /// The uid and gid of the task's credentials and its name: what
+    /// `bpf_get_current_uid_gid` (which maps through the initial user
+    /// namespace, the identity) and `bpf_get_current_comm` return, in two
+    /// reads where the helpers take two calls of several functions each.
+    ///
+    /// `comm` follows `cred` within a few words in every layout since 5.3
+    /// (`cached_requested_key` between them with CONFIG_KEYS), so one read
+    /// gets both. `None` when this kernel's layout differs (a randomized
+    /// `task_struct`) or a read fails: the caller asks the helpers then.
+    #[inline(always)]
+    pub fn identity(self) -> Option<Identity> {
+        let cred_at = offset!(task_cred);
+        let uid_at = offset!(cred_uid);
+        if offset!(cred_gid) != uid_at + 4 {
+            return None;
+        }
+        let words: [u64; 5] = read(self.0, cred_at).ok()?;
+        let comm = match offset!(task_comm).wrapping_sub(cred_at) {
+            8 => [words[1], words[2]],
+            16 => [words[2], words[3]],
+            24 => [words[3], words[4]],
+            _ => return None,
+        };
+        let ids: u64 = read(words[0] as *const u8, uid_at).ok()?;
+        let mut name = [0u8; 16];
+        name[..8].copy_from_slice(&comm[0].to_ne_bytes());
+        name[8..].copy_from_slice(&comm[1].to_ne_bytes());
+        Some(Identity {
+            uid: ids as u32,
+            gid: (ids >> 32) as u32,
+            comm: name,
+        })
+    }
+
     /// `mm->arg_start` and `mm->arg_end`: where the argument block lives.
     #[inline(always)]
     pub fn arg_range(self) -> Result<(u64, u64), i64> {
@@ -87,6 +121,14 @@ impl Task {
             read(mm, offset!(mm_arg_end))?,
         ))
     }
+}
+
+/// Who a task is, as every event header records it.
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// NUL-padded, as the kernel keeps it.
+    pub comm: [u8; 16],
 }
 
 /// Reads a `T` at `base + offset` in kernel memory.

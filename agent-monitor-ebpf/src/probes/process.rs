@@ -58,9 +58,9 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     let child_start_ns = child.start_boottime().unwrap_or_default();
     let entry = TrackedProcess {
         agent: parent.agent,
-        _pad: 0,
         tool_call: parent.tool_call,
         start_ns: child_start_ns,
+        ..TrackedProcess::default()
     };
     if TRACKED.insert(child_pid, entry, 0).is_ok() {
         mark_tracked(child_pid, true);

@@ -51,5 +51,13 @@ mod tests {
         assert_eq!(layout.task_tgid, layout.task_pid + 4);
         assert!(layout.mm_arg_end > layout.mm_arg_start);
         assert_eq!(layout.path_dentry, layout.path_mnt + 8);
+        // The probes read uid, gid and name in two reads only when these
+        // hold (`Task::identity`); on this kernel they must.
+        assert_eq!(layout.cred_gid, layout.cred_uid + 4);
+        assert!(
+            [8, 16, 24].contains(&(layout.task_comm - layout.task_cred)),
+            "comm is {} bytes after cred",
+            i64::from(layout.task_comm) - i64::from(layout.task_cred)
+        );
     }
 }

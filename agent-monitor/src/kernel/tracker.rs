@@ -111,9 +111,13 @@ impl Slots {
             .lookup(pid)
             .filter(|e| start_ns == 0 || e.start_ns == 0 || e.start_ns == start_ns)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        // The kernel only adds `start_ns` to an entry; writing back the
-        // copy just read cannot lose anything else.
+        // The kernel only adds `start_ns` to an entry, and keeps a cache
+        // of the parent. The copy could hold that cache torn (the kernel
+        // refreshing it while it was read), so it goes back emptied, for
+        // the kernel to fill again; nothing else can be lost.
         entry.tool_call = slot;
+        entry.parent_task = 0;
+        entry.ppid = 0;
         self.write(pid, &entry, BPF_EXIST)
     }
 }
