@@ -82,6 +82,16 @@ fn whole_tree_with_argv_parents_and_exit_codes() {
         echo["ppid"], subshell,
         "the daemon was reparented when the subshell exited"
     );
+    // Syscall events take the parent from the same cache as exec events:
+    // echo's own opens (its libraries) name the new parent too.
+    let echo_opens: Vec<_> = run
+        .of_kind("file.open")
+        .filter(|e| pid_of(e) == daemon_pid && e["ts"].as_str() > echo["ts"].as_str())
+        .collect();
+    assert!(!echo_opens.is_empty(), "echo opened nothing:\n{}", run.dump());
+    for open in echo_opens {
+        assert_eq!(open["ppid"], echo["ppid"], "{open}");
+    }
     assert_eq!(run.exit_of(daemon_pid)["exit_code"], 0);
     assert!(
         run.exit_of(daemon_pid)["ts"].as_str() > run.exit_of(root_pid)["ts"].as_str(),

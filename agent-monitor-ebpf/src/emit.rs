@@ -22,6 +22,9 @@ use crate::{
 /// global: the BPF target has no fetching atomic add at ISA v1, and a shared
 /// counter would bounce one cache line between CPUs on every event.
 ///
+/// `tracked` comes from `maps::tracked`, which brought its cached parent pid
+/// up to date.
+///
 /// `pid_tgid` is the current task's, which the syscall probe already asked
 /// for: every helper call costs tens of nanoseconds here (the return thunk
 /// of the CPU's speculation mitigations), so none is made twice.
