@@ -88,7 +88,11 @@ fn whole_tree_with_argv_parents_and_exit_codes() {
         .of_kind("file.open")
         .filter(|e| pid_of(e) == daemon_pid && e["ts"].as_str() > echo["ts"].as_str())
         .collect();
-    assert!(!echo_opens.is_empty(), "echo opened nothing:\n{}", run.dump());
+    assert!(
+        !echo_opens.is_empty(),
+        "echo opened nothing:\n{}",
+        run.dump()
+    );
     for open in echo_opens {
         assert_eq!(open["ppid"], echo["ppid"], "{open}");
     }

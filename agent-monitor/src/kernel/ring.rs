@@ -30,6 +30,9 @@ pub struct RingReader {
     /// The stream sequence number of the next record: the order in which
     /// the kernel committed records to the ring.
     next_seq: u64,
+    /// Records in the last batch: the next one starts with room for as
+    /// many (see `drain`).
+    last_batch: usize,
 }
 
 impl RingReader {
@@ -42,6 +45,7 @@ impl RingReader {
             ring,
             counters,
             next_seq: 0,
+            last_batch: 0,
         })
     }
 
@@ -81,7 +85,10 @@ impl RingReader {
     /// receiver is gone.
     async fn drain(&mut self, out: &mpsc::Sender<Vec<Record>>, poll_counters: bool) -> bool {
         loop {
-            let mut batch = Vec::new();
+            // Sized like the last batch: under load every batch is full,
+            // and a batch grown from nothing copied each record about
+            // once more on the way (records are a few hundred bytes).
+            let mut batch = Vec::with_capacity(self.last_batch.clamp(1, BATCH));
             {
                 let ring = self.ring.get_mut();
                 while batch.len() < BATCH {
@@ -94,6 +101,7 @@ impl RingReader {
                     });
                 }
             }
+            self.last_batch = batch.len();
             let more = batch.len() == BATCH;
             if !more && poll_counters {
                 match self.counters.poll() {
