@@ -62,8 +62,11 @@ pub fn run(options: &Options) -> Result<()> {
         workload: workload_bin,
         work_dir: work_dir.clone(),
     };
+    // At least five runs of every setup, the peers' included: three
+    // rounds of a one-second build left the side-by-side ratios within
+    // the VM's noise of each other.
     let rounds = if quick { 1 } else { 5 };
-    let peer_rounds = if quick { 1 } else { 3 };
+    let peer_rounds = rounds;
     let rows = overhead::matrix(&bench, quick, rounds)?;
     let peer_rows = overhead::peer_matrix(&bench, &peer_status, quick, peer_rounds)?;
     let rate_bin = root().join("target/release/rate");
