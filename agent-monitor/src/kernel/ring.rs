@@ -30,9 +30,9 @@ pub struct RingReader {
     /// The stream sequence number of the next record: the order in which
     /// the kernel committed records to the ring.
     next_seq: u64,
-    /// Records in the last batch: the next one starts with room for as
-    /// many (see `drain`).
-    last_batch: usize,
+    /// The most records a batch of the last drain took: each batch of the
+    /// next drain starts with room for as many (see `drain`).
+    room: usize,
 }
 
 impl RingReader {
@@ -45,7 +45,7 @@ impl RingReader {
             ring,
             counters,
             next_seq: 0,
-            last_batch: 0,
+            room: 0,
         })
     }
 
@@ -84,11 +84,14 @@ impl RingReader {
     /// Sends everything in the ring downstream. Returns false when the
     /// receiver is gone.
     async fn drain(&mut self, out: &mpsc::Sender<Vec<Record>>, poll_counters: bool) -> bool {
+        // Under load a drain's batches are full but for its last, the
+        // remainder; a batch grown from nothing moves its records again at
+        // every doubling. So every batch starts with room for the largest
+        // of the last drain, not for the remainder it ended on.
+        let room = self.room.clamp(1, BATCH);
+        self.room = 0;
         loop {
-            // Sized like the last batch: under load every batch is full,
-            // and a batch grown from nothing copied each record about
-            // once more on the way (records are a few hundred bytes).
-            let mut batch = Vec::with_capacity(self.last_batch.clamp(1, BATCH));
+            let mut batch = Vec::with_capacity(room);
             {
                 let ring = self.ring.get_mut();
                 while batch.len() < BATCH {
@@ -101,7 +104,7 @@ impl RingReader {
                     });
                 }
             }
-            self.last_batch = batch.len();
+            self.room = self.room.max(batch.len());
             let more = batch.len() == BATCH;
             if !more && poll_counters {
                 match self.counters.poll() {

@@ -66,9 +66,8 @@ pub fn run(options: &Options) -> Result<()> {
     // rounds of a one-second build left the side-by-side ratios within
     // the VM's noise of each other.
     let rounds = if quick { 1 } else { 5 };
-    let peer_rounds = rounds;
     let rows = overhead::matrix(&bench, quick, rounds)?;
-    let peer_rows = overhead::peer_matrix(&bench, &peer_status, quick, peer_rounds)?;
+    let peer_rows = overhead::peer_matrix(&bench, &peer_status, quick, rounds)?;
     let rate_bin = root().join("target/release/rate");
     let throughput = throughput::measure(&release_binary(), &rate_bin, quick)?;
 
@@ -76,12 +75,11 @@ pub fn run(options: &Options) -> Result<()> {
     writeln!(report, "# Benchmarks\n")?;
     writeln!(
         report,
-        "Measured by `cargo xtask bench{}` on {}. {} rounds of the main matrix and {} of \
+        "Measured by `cargo xtask bench{}` on {}. {} rounds of the main matrix and of \
          the peer comparison, setups interleaved; medians, with the spread (min–max).\n",
         if quick { " --quick" } else { "" },
         machine()?,
-        rounds,
-        peer_rounds
+        rounds
     )?;
     report.push_str(&overhead::markdown(&rows, &peer_rows, &peer_status)?);
     report.push('\n');
