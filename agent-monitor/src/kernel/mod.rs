@@ -3,7 +3,9 @@
 
 pub mod btf;
 pub mod counters;
+pub mod event_ring;
 pub mod layout;
+pub mod mapping;
 pub mod preflight;
 pub mod programs;
 pub mod ring;
@@ -19,7 +21,7 @@ use agent_monitor_common::maps::{
 };
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, Map, MapData, PerCpuArray},
 };
 
 use crate::{
@@ -27,6 +29,7 @@ use crate::{
     kernel::{
         btf::Btf,
         counters::Counters,
+        event_ring::EventRing,
         programs::Unattached,
         ring::RingReader,
         tracker::{TrackedBits, Tracker},
@@ -99,7 +102,21 @@ impl Monitor {
         let mut ebpf = loader.load(OBJECT).map_err(|e| Error::Load(Box::new(e)))?;
         let unattached = programs::attach_all(&mut ebpf)?;
 
-        let ring = RingBuf::try_from(take_map(&mut ebpf, EVENTS)?).map_err(map_error(EVENTS))?;
+        let ring = match take_map(&mut ebpf, EVENTS)? {
+            Map::RingBuf(data) => {
+                let size = data.info().map_err(map_error(EVENTS))?.max_entries();
+                EventRing::new(data, size as usize).map_err(|e| Error::Map {
+                    map: EVENTS,
+                    detail: format!("mapping it into memory: {e}"),
+                })?
+            }
+            _ => {
+                return Err(Error::Map {
+                    map: EVENTS,
+                    detail: "not a ring buffer".into(),
+                });
+            }
+        };
         let counters = PerCpuArray::<MapData, u64>::try_from(take_map(&mut ebpf, COUNTERS)?)
             .map_err(map_error(COUNTERS))?;
         let tracked =

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::{mpsc, watch},
@@ -13,7 +12,7 @@ use crate::{
     decode::decode,
     error::{Error, Result},
     event::Record,
-    kernel::counters::Counters,
+    kernel::{counters::Counters, event_ring::EventRing},
 };
 
 /// How often the loss counters are read while events flow.
@@ -25,7 +24,7 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 const BATCH: usize = 1024;
 
 pub struct RingReader {
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: AsyncFd<EventRing>,
     counters: Counters,
     /// The stream sequence number of the next record: the order in which
     /// the kernel committed records to the ring.
@@ -36,7 +35,7 @@ pub struct RingReader {
 }
 
 impl RingReader {
-    pub fn new(ring: RingBuf<MapData>, counters: Counters) -> Result<RingReader> {
+    pub fn new(ring: EventRing, counters: Counters) -> Result<RingReader> {
         // SAFETY: the ring owns its map's fd, which stays open and the same
         // for as long as the ring, and so the AsyncFd, lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -95,13 +94,15 @@ impl RingReader {
             {
                 let ring = self.ring.get_mut();
                 while batch.len() < BATCH {
-                    let Some(item) = ring.next() else { break };
                     let seq = self.next_seq;
-                    self.next_seq += 1;
-                    batch.push(match decode(&item, seq) {
+                    let Some(record) = ring.next(|bytes| match decode(bytes, seq) {
                         Ok(event) => Record::Event(event),
                         Err(err) => Record::Invalid(err),
-                    });
+                    }) else {
+                        break;
+                    };
+                    self.next_seq += 1;
+                    batch.push(record);
                 }
             }
             self.room = self.room.max(batch.len());

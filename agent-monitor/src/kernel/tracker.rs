@@ -15,6 +15,8 @@ use std::{
 use agent_monitor_common::maps::TrackedProcess;
 use aya::maps::{HashMap, IterableMap, MapData};
 
+use crate::kernel::mapping::Mapping;
+
 pub struct Tracker {
     map: HashMap<MapData, u32, TrackedProcess>,
     bits: std::sync::Arc<TrackedBits>,
@@ -167,37 +169,14 @@ impl Slots {
 /// The kernel's pre-filter bitmap, mapped into this process.
 #[derive(Debug)]
 pub struct TrackedBits {
-    words: std::ptr::NonNull<u64>,
-    len: usize,
+    words: Mapping,
 }
-
-// SAFETY: the mapping is shared memory accessed only through atomics.
-unsafe impl Send for TrackedBits {}
-// SAFETY: as above.
-unsafe impl Sync for TrackedBits {}
 
 impl TrackedBits {
     /// Maps the bitmap through the map's file descriptor.
     pub fn map(fd: std::os::fd::BorrowedFd<'_>, words: usize) -> io::Result<TrackedBits> {
-        let len = words * 8;
-        // SAFETY: a fresh shared mapping of the map's memory; the kernel
-        // checks the size and the flags against the map.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(TrackedBits {
-            words: std::ptr::NonNull::new(addr.cast()).expect("mmap does not return null"),
-            len: words,
+            words: Mapping::shared(fd, words * 8, 0, true)?,
         })
     }
 
@@ -205,8 +184,10 @@ impl TrackedBits {
         let index = (pid / 64) as usize;
         // SAFETY: in bounds, aligned (page-aligned mapping), and the kernel
         // too changes these words only atomically.
-        (index < self.len).then(|| unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(self.words.as_ptr().add(index))
+        (index < self.words.bytes() / 8).then(|| unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(
+                self.words.start().cast::<u64>().as_ptr().add(index),
+            )
         })
     }
 
@@ -220,13 +201,6 @@ impl TrackedBits {
         if let Some(word) = self.word(pid) {
             word.fetch_and(!(1 << (pid % 64)), std::sync::atomic::Ordering::SeqCst);
         }
-    }
-}
-
-impl Drop for TrackedBits {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once.
-        unsafe { libc::munmap(self.words.as_ptr().cast(), self.len * 8) };
     }
 }
 
