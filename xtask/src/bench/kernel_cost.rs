@@ -285,8 +285,8 @@ fn report(samples: &[Vec<Sample>], iterations: u64, rounds: usize) -> Result<Str
         out,
         "\nThe program figures are the kernel's own timing of `sys_exit` and the programs it \
          tail-calls (BPF_ENABLE_STATS), the steadiest measure on a noisy machine; they include \
-         the statistics' own clock reads, about 58 ns per run here (measured once with an empty \
-         program). The wall-clock \
+         the statistics' own clock reads, which an empty program measured at 58 ns per run on \
+         the AMD EPYC VM of docs/performance.md (less on faster CPUs). The wall-clock \
          additions also hold what no program can avoid: once a syscall tracepoint is attached, \
          every syscall on the host takes the kernel's traced slow path and enters the program. \
          In the tracked runs, decoding and writing happen in the monitor on the other core; the \

@@ -144,8 +144,8 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
         "Highest rate sustained with zero drops: **{} events/s** ({why}). At it: {:.1} evidence bytes \
          per event, monitor CPU {:.0}% of one core ({:.2} µs per event: one core of the monitor \
          would keep up with about {} events/s), peak RSS {:.1} MiB. Start-up, loading the programs, \
-         took {:.2} CPU s more. The peak RSS counts the kernel ring's pages twice, since the \
-         ring is mapped twice for wrap-around: with the default 16 MiB ring, up to 32 MiB of it.",
+         took {:.2} CPU s more. The peak RSS includes the kernel ring, all of it resident from \
+         the start: 16 MiB by default.",
         thousands(best.achieved()),
         best.bytes_per_event(),
         best.cpu_percent(),
