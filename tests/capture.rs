@@ -9,10 +9,9 @@ mod support;
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
 };
 
-use support::{BIN, duckdb};
+use support::{duckdb, monitor_command};
 
 /// `n` random letters and digits. Every secret is drawn fresh: a repeated
 /// pattern would let zstd compress a secret into back-references, and the
@@ -135,7 +134,7 @@ fn files_containing(files: &[PathBuf], needle: &str) -> Vec<PathBuf> {
 fn run_with(policy: &str, dir: &Path, args: &[String]) -> (PathBuf, Vec<PathBuf>) {
     let store = dir.join(format!("evidence-{policy}"));
     let events = dir.join(format!("events-{policy}.jsonl"));
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args([
             "run",
             "--agent",

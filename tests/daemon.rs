@@ -16,7 +16,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb, real_python, verify};
+use support::{duckdb, monitor_command, real_python, verify};
 
 /// A daemon with its own config, socket and evidence in a temp directory.
 struct Daemon {
@@ -59,7 +59,7 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = monitor_command()
             .args(["daemon", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -419,7 +419,7 @@ fn sighup_reloads_the_rules_and_an_invalid_config_keeps_the_old_one() {
 fn run_hands_its_command_to_a_running_daemon() {
     let dir = temp_dir();
     let mut daemon = Daemon::start(dir.path(), "");
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--agent", "handed", "--daemon-socket"])
         .arg(&daemon.socket)
         .args([
@@ -463,7 +463,7 @@ fn run_hands_its_command_to_a_running_daemon() {
 
 #[test]
 fn config_default_prints_a_config_that_checks() {
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["config", "default"])
         .output()
         .unwrap();
@@ -471,7 +471,7 @@ fn config_default_prints_a_config_that_checks() {
     let dir = temp_dir();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, &out.stdout).unwrap();
-    let check = Command::new(BIN)
+    let check = monitor_command()
         .args(["config", "check"])
         .arg(&file)
         .output()
@@ -482,7 +482,7 @@ fn config_default_prints_a_config_that_checks() {
         String::from_utf8_lossy(&check.stderr)
     );
     std::fs::write(&file, "[api]\nmode = \"0666\"\n").unwrap();
-    let check = Command::new(BIN)
+    let check = monitor_command()
         .args(["config", "check"])
         .arg(&file)
         .output()
@@ -494,7 +494,7 @@ fn config_default_prints_a_config_that_checks() {
 #[test]
 fn the_installed_unit_passes_systemd_analyze_verify() {
     let prefix = temp_dir();
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["install", "--no-start", "--prefix"])
         .arg(prefix.path())
         .output()

@@ -10,12 +10,11 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
     path::Path,
-    process::Command,
     time::Duration,
 };
 
 use serde_json::{Value, json};
-use support::{BIN, duckdb_in, http_server, real_python, repo, run_in, verify};
+use support::{BIN, duckdb_in, http_server, monitor_command, real_python, repo, run_in, verify};
 
 fn one(rows: Vec<Value>) -> Value {
     assert_eq!(rows.len(), 1, "{rows:#?}");
@@ -420,7 +419,7 @@ fn learn_proposes_a_baseline_that_silences_a_clean_run_and_replay_sees_the_diffe
         "-c",
         "cat /etc/hostname >/dev/null; date >/dev/null; exit 0",
     ];
-    let learned = Command::new(BIN)
+    let learned = monitor_command()
         .args(["learn", "--name", "shell", "--output"])
         .arg(&proposal)
         .arg("--")
@@ -458,7 +457,7 @@ fn learn_proposes_a_baseline_that_silences_a_clean_run_and_replay_sees_the_diffe
     );
 
     // Replayed under the default policy alone, the same evidence alerts.
-    let replayed = Command::new(BIN)
+    let replayed = monitor_command()
         .args(["replay", "--fail-on-alert"])
         .arg(&store)
         .output()
@@ -469,7 +468,7 @@ fn learn_proposes_a_baseline_that_silences_a_clean_run_and_replay_sees_the_diffe
         report.contains("undeclared file.read /etc/hostname"),
         "{report}"
     );
-    let same = Command::new(BIN)
+    let same = monitor_command()
         .args(["replay", "--fail-on-alert", "--policy"])
         .arg(&policy)
         .arg(&store)

@@ -14,7 +14,7 @@ use std::{
 
 use agent_monitor::evidence::{journal, schema};
 use arrow_array::{Array, StringArray, UInt64Array};
-use support::{BIN, duckdb, monitor, real_python, verify};
+use support::{duckdb, monitor, monitor_command, real_python, verify};
 
 fn burst_script() -> String {
     format!("{}/../tests/agents/burst.py", env!("CARGO_MANIFEST_DIR"))
@@ -94,7 +94,7 @@ fn kill_9_during_a_burst_loses_nothing_that_was_journaled() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("evidence");
     let marker = dir.path().join("burst.pid");
-    let mut monitor = Command::new(BIN)
+    let mut monitor = monitor_command()
         .args(["run", "--agent", "burst", "--evidence"])
         .arg(&store)
         .args(["--", &real_python(), &burst_script(), "100000"])
@@ -208,7 +208,7 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
     let store = disk.path.join("evidence");
     let marker = dir.path().join("burst.pid");
     let events = dir.path().join("events.jsonl");
-    let mut monitor = Command::new(BIN)
+    let mut monitor = monitor_command()
         .args(["run", "--agent", "burst", "--events"])
         .arg(&events)
         .arg("--evidence")
@@ -260,7 +260,7 @@ fn a_full_disk_keeps_the_journal_records_a_gap_and_recovers() {
 
     // With space again, recovery publishes everything that was journaled.
     disk.grow("512m");
-    let recover = Command::new(BIN)
+    let recover = monitor_command()
         .arg("recover")
         .arg(&store)
         .output()

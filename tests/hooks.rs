@@ -12,11 +12,11 @@ mod support;
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
 use serde_json::{Value, json};
-use support::{BIN, agent_report, duckdb_in, real_python};
+use support::{BIN, agent_report, duckdb_in, monitor_command, real_python};
 
 /// Claude Code's session id in every fixture.
 const SESSION: &str = "2f1c6a0e-7b3d-4c59-9a8e-5d4b3c2a1f0e";
@@ -113,7 +113,7 @@ fn work() -> Work {
 fn run_claude(work: &Work, steps: Value) -> Value {
     let policy = policy(&work.root);
     let hook = format!("{BIN} hook claude-code");
-    let mut child = Command::new(BIN)
+    let mut child = monitor_command()
         .arg("run")
         .arg("--evidence")
         .arg(&work.evidence)
@@ -406,7 +406,7 @@ fn a_response_too_large_for_a_line_still_ends_its_call() {
 /// Runs the hook outside any monitor with `stdin`, and returns its exit
 /// status and stderr.
 fn hook_alone(extra: &[&str], stdin: &[u8]) -> (i32, String) {
-    let mut child = Command::new(BIN)
+    let mut child = monitor_command()
         .args([
             "hook",
             "claude-code",

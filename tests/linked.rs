@@ -6,13 +6,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use support::{BIN, agent_report, duckdb_in, real_python, repo};
+use support::{BIN, agent_report, duckdb_in, monitor_command, real_python, repo};
 
 const TOOL_USE_ID: &str = "toolu_01LinkedCall";
 
@@ -41,7 +38,7 @@ fn a_hook_an_mcp_proxy_and_a_span_declare_one_call() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("notes.txt"), "linked notes\n").unwrap();
     let store = work.join("evidence");
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--otlp", "127.0.0.1:0", "--evidence"])
         .arg(&store)
         .arg("--policy")

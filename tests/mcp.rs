@@ -21,7 +21,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{BIN, assert_privileged, duckdb_in, http_server, real_python, repo, run_in, verify};
+use support::{
+    BIN, assert_privileged, duckdb_in, http_server, monitor_command, real_python, repo, run_in,
+    verify,
+};
 
 /// A work directory with the test's scripts in `agent/`, deployed as an
 /// agent's code is (its baseline covers `{cwd}/**/*.py`).
@@ -299,7 +302,7 @@ fn without_a_monitor_the_proxy_will_not_start_unless_told_to_relay_undeclared() 
     let call =
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\"}}\n";
     let proxy = |extra: &[&str]| {
-        let mut child = Command::new(BIN)
+        let mut child = monitor_command()
             .arg("mcp-proxy")
             .args(["--socket", "/nonexistent/api.sock"])
             .args(extra)
@@ -358,7 +361,7 @@ impl Daemon {
         )
         .unwrap();
         let log = dir.join("daemon.log");
-        let mut child = Command::new(BIN)
+        let mut child = monitor_command()
             .args(["daemon", "--config"])
             .arg(&config)
             .stdout(Stdio::null())

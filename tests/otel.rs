@@ -11,12 +11,12 @@ use std::{
     net::TcpListener,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use support::{BIN, agent_report, duckdb_in, http_server, real_python, repo, verify};
+use support::{agent_report, duckdb_in, http_server, monitor_command, real_python, repo, verify};
 
 /// The receiver's port, from the line `run` prints when it listens.
 fn receiver_port(stderr: &str) -> u16 {
@@ -51,7 +51,7 @@ fn genai_spans_declare_the_calls_whose_actions_they_describe() {
     let port = http_server();
     let store = work.join("evidence");
 
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--otlp", "127.0.0.1:0", "--evidence"])
         .arg(&store)
         .arg("--")
@@ -186,7 +186,7 @@ fn a_span_of_a_call_the_agent_declared_itself_joins_it() {
     let store = work.join("evidence");
     // The agent declares the conversation's session and the read_file call
     // under the model's id; its span, in that session, carries the same id.
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--otlp", "127.0.0.1:0", "--evidence"])
         .arg(&store)
         .arg("--")
@@ -230,7 +230,7 @@ fn a_span_of_a_call_the_agent_declared_itself_joins_it() {
 
 #[test]
 fn a_non_loopback_receiver_is_refused_before_anything_runs() {
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--otlp", "0.0.0.0:4318", "--", "/bin/true"])
         .output()
         .unwrap();
@@ -256,7 +256,7 @@ fn start_daemon(dir: &Path, otlp_port: u16) -> std::process::Child {
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let mut daemon = Command::new(BIN)
+    let mut daemon = monitor_command()
         .args(["daemon", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
@@ -293,7 +293,7 @@ fn the_daemon_s_receiver_declares_the_calls_of_the_agents_it_monitors() {
     // receiver: the agent's own configuration does. Its first span goes
     // out before its work: from then on its undeclared actions wait for
     // spans.
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .args(["run", "--agent", "otel-agent", "--daemon-socket"])
         .arg(work.join("run/api.sock"))
         .arg("--")

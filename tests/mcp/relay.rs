@@ -24,7 +24,7 @@ fn relay_through_proxy(proxy_flags: &[&str], client_bytes: &[u8]) -> Relayed {
     let received = work.root.join("received.bin");
     let sent = work.root.join("sent.bin");
     let python = real_python();
-    let mut child = Command::new(BIN)
+    let mut child = monitor_command()
         .args(["run", "--evidence", store.to_str().unwrap(), "--"])
         .args([BIN, "mcp-proxy"])
         .args(proxy_flags)
@@ -188,7 +188,7 @@ struct RawClient {
 impl RawClient {
     fn start(work: &Work, store: &Path, proxy_flags: &[&str]) -> RawClient {
         let python = real_python();
-        let mut child = Command::new(BIN)
+        let mut child = monitor_command()
             .args(["run", "--evidence", store.to_str().unwrap(), "--"])
             .args([BIN, "mcp-proxy"])
             .args(proxy_flags)

@@ -45,6 +45,17 @@ pub fn agent_report(out: &Output) -> (Value, String) {
     (report, stderr)
 }
 
+/// `agent-monitor` as a test runs it. `cargo test` puts its own library
+/// directories in `LD_LIBRARY_PATH`, and a workload that inherits them
+/// looks for every shared library in each of them, once per CPU level
+/// glibc knows (`glibc-hwcaps`): five times the opens of a plain run, and
+/// how many depends on the host's CPU. The monitor needs none of them.
+pub fn monitor_command() -> Command {
+    let mut command = Command::new(BIN);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
 /// Runs `agent-monitor run EXTRA -- CMD` in `cwd` with `env`, and returns
 /// its exit status, stdout and stderr.
 pub fn run_in(
@@ -53,7 +64,7 @@ pub fn run_in(
     extra: &[&str],
     cmd: &[&str],
 ) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = monitor_command()
         .arg("run")
         .args(extra)
         .arg("--")
@@ -189,7 +200,7 @@ pub fn pid_of(event: &Value) -> u64 {
 pub fn monitor(extra: &[&str], cmd: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let events = dir.path().join("events.jsonl");
-    let child = Command::new(BIN)
+    let child = monitor_command()
         .arg("run")
         .args(extra)
         .arg("--events")
