@@ -17,6 +17,13 @@
 //! with a busy bit while the producer writes it and a discard bit when it
 //! was given up. Records are read in the order they were reserved, so a
 //! busy one ends the read even if later ones are committed.
+//!
+//! The kernel reads the consumer position at every reservation, so each
+//! store to it takes the cache line from the producing CPU. The reader
+//! stores it once per batch ([`EventRing::release`]) and whenever it runs
+//! dry, not after every record as libbpf does. Running dry is when it
+//! matters: the kernel wakes the reader for a record only if the consumer
+//! position, as stored, has caught up with it.
 
 use std::{
     io,
@@ -40,11 +47,18 @@ pub struct EventRing {
     _consumer: Mapping,
     _producer: Mapping,
     memory: RingMemory,
+    cursor: Cursor,
+    /// A wrapped record, put back together.
+    scratch: Vec<u8>,
+}
+
+/// How far the reader got.
+struct Cursor {
+    /// Records before it are read; the kernel learns of it at release.
+    position: u64,
     /// The producer position last read: records up to it need no new read
     /// of the kernel's.
     producer: u64,
-    /// A wrapped record, put back together.
-    scratch: Vec<u8>,
 }
 
 impl EventRing {
@@ -68,25 +82,48 @@ impl EventRing {
             data: NonNull::new(data).expect("inside a mapping"),
             size,
         };
+        // SAFETY: the consumer position, in the mapping just made.
+        let position = unsafe { AtomicU64::from_ptr(memory.consumer.as_ptr()) };
+        let cursor = Cursor {
+            position: position.load(Ordering::Relaxed),
+            producer: 0,
+        };
         Ok(EventRing {
             map,
             _consumer: consumer,
             _producer: producer,
             memory,
-            producer: 0,
+            cursor,
             scratch: Vec::new(),
         })
     }
 
-    /// Passes the next committed record to `read`, then gives its space
-    /// back to the kernel. `None` when no record is ready.
+    /// Passes the next committed record to `read`. `None` when no record
+    /// is ready; the space of the records read is given back to the kernel
+    /// then, or at [`EventRing::release`].
     pub fn next<T>(&mut self, read: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        let mut read = Some(read);
         // SAFETY: `memory` points into the two mappings this ring holds,
         // laid out as the kernel lays out a ring of `size` bytes.
-        unsafe {
-            self.memory
-                .next(&mut self.producer, &mut self.scratch, read)
+        let mut attempt = |ring: &mut EventRing| unsafe {
+            ring.memory
+                .next(&mut ring.cursor, &mut ring.scratch, |record| {
+                    read.take().expect("called once")(record)
+                })
+        };
+        if let Some(out) = attempt(self) {
+            return Some(out);
         }
+        // Dry: the kernel decides its wakeups by the stored position, so
+        // store it, then look once more for a record committed meanwhile.
+        self.release();
+        attempt(self)
+    }
+
+    /// Gives the space of every record read so far back to the kernel.
+    pub fn release(&mut self) {
+        // SAFETY: as in `next`.
+        unsafe { self.memory.release(&self.cursor) }
     }
 }
 
@@ -110,32 +147,31 @@ struct RingMemory {
 unsafe impl Send for RingMemory {}
 
 impl RingMemory {
-    /// Reads the next committed record, skipping discarded ones.
+    /// Reads the next committed record, skipping discarded ones, and moves
+    /// the cursor past it.
     ///
     /// # Safety
     /// The pointers must be valid for the ring's layout: 8 bytes at each
     /// position, `size` bytes of data, and no other consumer.
     unsafe fn next<T>(
         &self,
-        producer: &mut u64,
+        cursor: &mut Cursor,
         scratch: &mut Vec<u8>,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Option<T> {
-        // SAFETY (all atomics below): aligned words of the caller's memory.
-        let consumer_pos = unsafe { AtomicU64::from_ptr(self.consumer.as_ptr()) };
-        let producer_pos = unsafe { AtomicU64::from_ptr(self.producer.as_ptr()) };
         let mask = self.size - 1;
-        // Only this reader moves the consumer position.
-        let mut position = consumer_pos.load(Ordering::Relaxed);
         loop {
-            if position >= *producer {
+            if cursor.position >= cursor.producer {
+                // SAFETY: an aligned word of the caller's memory.
+                let producer = unsafe { AtomicU64::from_ptr(self.producer.as_ptr()) };
                 // Acquire: the records up to the position are all reserved.
-                *producer = producer_pos.load(Ordering::Acquire);
-                if position >= *producer {
+                cursor.producer = producer.load(Ordering::Acquire);
+                if cursor.position >= cursor.producer {
                     return None;
                 }
             }
-            let offset = position as usize & mask;
+            let offset = cursor.position as usize & mask;
+            // SAFETY: headers are 8-byte aligned words inside the data.
             let header = unsafe { AtomicU32::from_ptr(self.data.as_ptr().add(offset).cast()) };
             // Acquire: a committed record's bytes are all written.
             let header = header.load(Ordering::Acquire);
@@ -143,19 +179,26 @@ impl RingMemory {
                 return None;
             }
             let len = (header & !(BUSY | DISCARD)) as usize;
-            let next = position + (HEADER + len).next_multiple_of(8) as u64;
-            if header & DISCARD != 0 {
-                consumer_pos.store(next, Ordering::Release);
-                position = next;
-                continue;
+            cursor.position += (HEADER + len).next_multiple_of(8) as u64;
+            if header & DISCARD == 0 {
+                // SAFETY: the record's bytes are this reader's until the
+                // consumer position is released past them.
+                return Some(read(unsafe {
+                    self.record((offset + HEADER) & mask, len, scratch)
+                }));
             }
-            // SAFETY: the record's bytes are this reader's until the
-            // consumer position passes them.
-            let out = read(unsafe { self.record((offset + HEADER) & mask, len, scratch) });
-            // Release: the kernel may reuse the space once it sees this.
-            consumer_pos.store(next, Ordering::Release);
-            return Some(out);
         }
+    }
+
+    /// Stores the cursor's position for the kernel.
+    ///
+    /// # Safety
+    /// As [`RingMemory::next`].
+    unsafe fn release(&self, cursor: &Cursor) {
+        // SAFETY: an aligned word of the caller's memory.
+        let consumer = unsafe { AtomicU64::from_ptr(self.consumer.as_ptr()) };
+        // Release: the kernel may reuse the space once it sees this.
+        consumer.store(cursor.position, Ordering::Release);
     }
 
     /// `len` bytes from `start`, copied into `scratch` when they wrap.

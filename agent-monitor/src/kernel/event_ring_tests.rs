@@ -1,6 +1,6 @@
 use std::ptr::NonNull;
 
-use super::{BUSY, DISCARD, HEADER, RingMemory};
+use super::{BUSY, Cursor, DISCARD, HEADER, RingMemory};
 
 /// A ring in plain memory, written the way the kernel writes one.
 struct FakeRing {
@@ -66,15 +66,25 @@ impl FakeRing {
         *self.byte(at + 3) &= !((BUSY >> 24) as u8);
     }
 
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            position: *self.consumer,
+            producer: 0,
+        }
+    }
+
+    /// Reads every ready record, then releases their space.
     fn read_all(&mut self) -> Vec<Vec<u8>> {
         let memory = self.memory();
-        let mut producer = 0;
+        let mut cursor = self.cursor();
         let mut scratch = Vec::new();
         let mut out = Vec::new();
         // SAFETY: the fake ring's memory outlives the reads.
-        while let Some(record) = unsafe { memory.next(&mut producer, &mut scratch, <[u8]>::to_vec) }
-        {
-            out.push(record);
+        unsafe {
+            while let Some(record) = memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) {
+                out.push(record);
+            }
+            memory.release(&cursor);
         }
         out
     }
@@ -151,15 +161,42 @@ fn a_header_in_the_last_word_has_its_payload_at_the_start() {
 #[test]
 fn records_written_after_an_empty_read_are_seen() {
     let mut ring = FakeRing::new(4096);
-    let memory = ring.memory();
-    let mut producer = 0;
+    let mut cursor = ring.cursor();
     let mut scratch = Vec::new();
+    let memory = ring.memory();
     // SAFETY: the fake ring's memory outlives the reads.
-    let empty = unsafe { memory.next(&mut producer, &mut scratch, <[u8]>::to_vec) };
+    let empty = unsafe { memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) };
     assert_eq!(empty, None);
     ring.push(b"late", 0);
     let memory = ring.memory();
     // SAFETY: as above.
-    let late = unsafe { memory.next(&mut producer, &mut scratch, <[u8]>::to_vec) };
+    let late = unsafe { memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) };
     assert_eq!(late, Some(b"late".to_vec()));
+}
+
+#[test]
+fn the_kernel_sees_the_space_freed_only_at_release() {
+    let mut ring = FakeRing::new(4096);
+    ring.push(b"one", 0);
+    ring.push(b"two", 0);
+    let mut cursor = ring.cursor();
+    let mut scratch = Vec::new();
+    let memory = ring.memory();
+    // SAFETY: the fake ring's memory outlives the reads.
+    unsafe {
+        assert!(
+            memory
+                .next(&mut cursor, &mut scratch, <[u8]>::to_vec)
+                .is_some()
+        );
+        assert!(
+            memory
+                .next(&mut cursor, &mut scratch, <[u8]>::to_vec)
+                .is_some()
+        );
+    }
+    assert_eq!(*ring.consumer, 0, "nothing given back yet");
+    // SAFETY: as above.
+    unsafe { ring.memory().release(&cursor) };
+    assert_eq!(*ring.consumer, 32);
 }
