@@ -65,13 +65,13 @@ impl EventRing {
     /// Maps the ring behind `map`, a `BPF_MAP_TYPE_RINGBUF` whose size in
     /// bytes is `size`.
     pub fn new(map: MapData, size: usize) -> io::Result<EventRing> {
-        if !size.is_power_of_two() || size < page_size() {
+        let page = page_size();
+        if !size.is_power_of_two() || size < page {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a ring of {size} bytes: not a power of two of at least a page"),
             ));
         }
-        let page = page_size();
         let fd = map.fd().as_fd();
         let consumer = Mapping::shared(fd, page, 0, true)?;
         let producer = Mapping::shared(fd, page + size, page, false)?;
@@ -102,22 +102,22 @@ impl EventRing {
     /// is ready; the space of the records read is given back to the kernel
     /// then, or at [`EventRing::release`].
     pub fn next<T>(&mut self, read: impl FnOnce(&[u8]) -> T) -> Option<T> {
-        let mut read = Some(read);
-        // SAFETY: `memory` points into the two mappings this ring holds,
-        // laid out as the kernel lays out a ring of `size` bytes.
-        let mut attempt = |ring: &mut EventRing| unsafe {
-            ring.memory
-                .next(&mut ring.cursor, &mut ring.scratch, |record| {
-                    read.take().expect("called once")(record)
-                })
+        // SAFETY (all three calls): `memory` points into the two mappings
+        // this ring holds, laid out as the kernel lays out a ring of `size`
+        // bytes.
+        let (start, len) = match unsafe { self.memory.advance(&mut self.cursor) } {
+            Some(found) => found,
+            None => {
+                // Dry: the kernel decides its wakeups by the stored
+                // position, so store it, then look once more for a record
+                // committed meanwhile.
+                self.release();
+                unsafe { self.memory.advance(&mut self.cursor) }?
+            }
         };
-        if let Some(out) = attempt(self) {
-            return Some(out);
-        }
-        // Dry: the kernel decides its wakeups by the stored position, so
-        // store it, then look once more for a record committed meanwhile.
-        self.release();
-        attempt(self)
+        Some(read(unsafe {
+            self.memory.record(start, len, &mut self.scratch)
+        }))
     }
 
     /// Gives the space of every record read so far back to the kernel.
@@ -147,18 +147,14 @@ struct RingMemory {
 unsafe impl Send for RingMemory {}
 
 impl RingMemory {
-    /// Reads the next committed record, skipping discarded ones, and moves
-    /// the cursor past it.
+    /// Finds the next committed record, skipping discarded ones, and moves
+    /// the cursor past it: the offset of its bytes in the data, and their
+    /// length. The bytes are the reader's until the position is released.
     ///
     /// # Safety
     /// The pointers must be valid for the ring's layout: 8 bytes at each
     /// position, `size` bytes of data, and no other consumer.
-    unsafe fn next<T>(
-        &self,
-        cursor: &mut Cursor,
-        scratch: &mut Vec<u8>,
-        read: impl FnOnce(&[u8]) -> T,
-    ) -> Option<T> {
+    unsafe fn advance(&self, cursor: &mut Cursor) -> Option<(usize, usize)> {
         let mask = self.size - 1;
         loop {
             if cursor.position >= cursor.producer {
@@ -181,11 +177,7 @@ impl RingMemory {
             let len = (header & !(BUSY | DISCARD)) as usize;
             cursor.position += (HEADER + len).next_multiple_of(8) as u64;
             if header & DISCARD == 0 {
-                // SAFETY: the record's bytes are this reader's until the
-                // consumer position is released past them.
-                return Some(read(unsafe {
-                    self.record((offset + HEADER) & mask, len, scratch)
-                }));
+                return Some(((offset + HEADER) & mask, len));
             }
         }
     }
@@ -193,7 +185,7 @@ impl RingMemory {
     /// Stores the cursor's position for the kernel.
     ///
     /// # Safety
-    /// As [`RingMemory::next`].
+    /// As [`RingMemory::advance`].
     unsafe fn release(&self, cursor: &Cursor) {
         // SAFETY: an aligned word of the caller's memory.
         let consumer = unsafe { AtomicU64::from_ptr(self.consumer.as_ptr()) };
@@ -204,7 +196,8 @@ impl RingMemory {
     /// `len` bytes from `start`, copied into `scratch` when they wrap.
     ///
     /// # Safety
-    /// As [`RingMemory::next`]; the bytes must be a committed record.
+    /// As [`RingMemory::advance`]; the bytes must be a record it found and
+    /// whose space is not released yet.
     unsafe fn record<'a>(&'a self, start: usize, len: usize, scratch: &'a mut Vec<u8>) -> &'a [u8] {
         let data = self.data.as_ptr();
         if start + len <= self.size {

@@ -81,12 +81,28 @@ impl FakeRing {
         let mut out = Vec::new();
         // SAFETY: the fake ring's memory outlives the reads.
         unsafe {
-            while let Some(record) = memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) {
+            while let Some(record) = read_one(&memory, &mut cursor, &mut scratch) {
                 out.push(record);
             }
             memory.release(&cursor);
         }
         out
+    }
+}
+
+/// The next record, copied out, the way `EventRing::next` reads it.
+///
+/// # Safety
+/// As `RingMemory::advance`.
+unsafe fn read_one(
+    memory: &RingMemory,
+    cursor: &mut Cursor,
+    scratch: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
+    // SAFETY: per the caller.
+    unsafe {
+        let (start, len) = memory.advance(cursor)?;
+        Some(memory.record(start, len, scratch).to_vec())
     }
 }
 
@@ -165,12 +181,12 @@ fn records_written_after_an_empty_read_are_seen() {
     let mut scratch = Vec::new();
     let memory = ring.memory();
     // SAFETY: the fake ring's memory outlives the reads.
-    let empty = unsafe { memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) };
+    let empty = unsafe { read_one(&memory, &mut cursor, &mut scratch) };
     assert_eq!(empty, None);
     ring.push(b"late", 0);
     let memory = ring.memory();
     // SAFETY: as above.
-    let late = unsafe { memory.next(&mut cursor, &mut scratch, <[u8]>::to_vec) };
+    let late = unsafe { read_one(&memory, &mut cursor, &mut scratch) };
     assert_eq!(late, Some(b"late".to_vec()));
 }
 
@@ -184,15 +200,13 @@ fn the_kernel_sees_the_space_freed_only_at_release() {
     let memory = ring.memory();
     // SAFETY: the fake ring's memory outlives the reads.
     unsafe {
-        assert!(
-            memory
-                .next(&mut cursor, &mut scratch, <[u8]>::to_vec)
-                .is_some()
+        assert_eq!(
+            read_one(&memory, &mut cursor, &mut scratch),
+            Some(b"one".to_vec())
         );
-        assert!(
-            memory
-                .next(&mut cursor, &mut scratch, <[u8]>::to_vec)
-                .is_some()
+        assert_eq!(
+            read_one(&memory, &mut cursor, &mut scratch),
+            Some(b"two".to_vec())
         );
     }
     assert_eq!(*ring.consumer, 0, "nothing given back yet");

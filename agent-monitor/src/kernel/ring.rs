@@ -104,9 +104,11 @@ impl RingReader {
                     self.next_seq += 1;
                     batch.push(record);
                 }
-                // A full batch ends with records still in the ring: give
-                // back the space of those read (a dry ring has already).
-                ring.release();
+                // A full batch leaves records in the ring: give back the
+                // space of those read. A dry ring has, in `next`.
+                if batch.len() == BATCH {
+                    ring.release();
+                }
             }
             self.room = self.room.max(batch.len());
             let more = batch.len() == BATCH;
