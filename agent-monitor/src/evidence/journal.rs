@@ -7,41 +7,49 @@
 //! segment is read back and published into Parquet (the same code path
 //! that recovers a segment left behind by a crash), then removed.
 //!
-//! Each append is a whole Arrow IPC stream (schema, batch, end marker) of
+//! Each append is one LZ4 frame (64 KiB blocks, content checksum) holding
+//! a whole, uncompressed Arrow IPC stream (schema, batch, end marker) of
 //! only the columns that hold a value in that batch. A batch of `events` is
 //! mostly null columns (a file open has no address, no argv, no DNS
-//! answers), and IPC writes every null column out in full, offsets and
-//! values, each through its own LZ4 frame: leaving them out is most of the
-//! journal's cost. Reading widens every batch back to its table's schema.
+//! answers), and IPC writes every null column out in full: leaving them out
+//! is most of the journal's cost. Reading widens every batch back to its
+//! table's schema.
+//!
+//! The frame is ours rather than Arrow's IPC compression because Arrow
+//! compresses each buffer in a frame of its own, sized from the buffer:
+//! every buffer over 256 KiB got 4 MiB blocks, and that encoder's buffers
+//! (about 10 MiB) were the largest single item of the monitor's heap at
+//! high event rates. Journals written that way, by earlier versions, are
+//! still read.
 //!
 //! A crash can cut the last batch short. Reading stops at the first
-//! incomplete message and keeps every complete batch before it, so nothing
-//! that was synced is lost. A failed append truncates the file back to its
-//! last complete batch, so a full disk cannot leave a torn batch in the
-//! middle of a file either.
+//! incomplete or damaged frame and keeps every complete batch before it, so
+//! nothing that was synced is lost. A failed append truncates the file back
+//! to its last complete batch, so a full disk cannot leave a torn batch in
+//! the middle of a file either.
 
 use std::{
     cell::RefCell,
     fs::{self, File, OpenOptions},
-    io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom},
+    io::{self, BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     rc::Rc,
     sync::Arc,
 };
 
 use arrow_array::{RecordBatch, RecordBatchOptions, new_null_array};
-use arrow_ipc::{
-    CompressionType,
-    reader::StreamReader,
-    writer::{IpcWriteOptions, StreamWriter},
-};
+use arrow_ipc::{reader::StreamReader, writer::StreamWriter};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
+use lz4_flex::frame::{BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 
 use crate::evidence::EvidenceError;
 
 pub const JOURNAL_DIR: &str = "journal";
 const SEGMENT_PREFIX: &str = "seg-";
 const STREAM_SUFFIX: &str = ".arrows";
+/// How every append of this version starts: the LZ4 frame magic number,
+/// as stored. Earlier journals start with an IPC message instead.
+const FRAME_MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
 
 /// One table's file in an open segment.
 struct Stream {
@@ -187,17 +195,25 @@ fn columns_with_values(batch: &RecordBatch) -> Result<RecordBatch, EvidenceError
     )?)
 }
 
-/// Writes one batch as a whole IPC stream: schema, batch, end marker.
+/// Writes one batch as one LZ4 frame holding a whole IPC stream: schema,
+/// batch, end marker.
 fn write_stream(file: &mut File, batch: &RecordBatch) -> Result<(), ArrowError> {
     // LZ4 because the journal sits on the hot path; zstd is for the Parquet
-    // files that are kept. The buffer gathers the messages' small writes.
-    let options =
-        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    // files that are kept. 64 KiB blocks keep the encoder's buffers small
+    // and in cache; the checksum lets a reader tell a damaged frame from a
+    // whole one. The buffer gathers the blocks' small writes.
+    let frame = FrameInfo::new()
+        .block_size(BlockSize::Max64KB)
+        .content_checksum(true);
     let out = BufWriter::with_capacity(64 << 10, file);
-    let mut writer = StreamWriter::try_new_with_options(out, &batch.schema(), options)?;
+    let encoder = FrameEncoder::with_frame_info(frame, out);
+    let mut writer = StreamWriter::try_new(encoder, &batch.schema())?;
     writer.write(batch)?;
-    // Writes the end marker and flushes the buffer into the file.
-    writer.finish()
+    // Writes the end marker; then the frame's end and checksum.
+    let encoder = writer.into_inner()?;
+    let mut out = encoder.finish().map_err(io::Error::from)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Best effort: a directory's new entries are durable once it is synced.
@@ -261,12 +277,41 @@ pub fn segment_opened_ns(segment: &Path) -> Option<i64> {
 /// publishing a segment holds one batch in memory, not the whole segment.
 pub struct TableStream {
     file: Shared,
+    format: Format,
     /// The IPC stream being read; None between streams.
-    reader: Option<StreamReader<Shared>>,
+    reader: Option<StreamReader<Body>>,
     schema: SchemaRef,
     /// Set once the file holds nothing more that can be read.
     ended: bool,
     torn_tail: bool,
+}
+
+/// How a journal file stores its batches: a file is written by one
+/// version of the monitor, so its first bytes tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// One LZ4 frame per append, each holding an uncompressed IPC stream.
+    Frames,
+    /// IPC streams back to back, compressed (if at all) buffer by buffer by
+    /// Arrow: the journals of earlier versions.
+    Streams,
+}
+
+/// Where an IPC stream is read from.
+enum Body {
+    /// An append's frame, decoded whole (its checksum checked) first.
+    Frame(Cursor<Vec<u8>>),
+    /// The file itself, for journals of the `Streams` format.
+    File(Shared),
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Body::Frame(frame) => frame.read(buf),
+            Body::File(file) => file.read(buf),
+        }
+    }
 }
 
 /// The file's reader, handed to one IPC stream after another: a stream's
@@ -282,9 +327,10 @@ impl Read for Shared {
 }
 
 impl TableStream {
-    /// The file ended inside a batch (a crash while appending it), or held
-    /// a batch that does not fit its table: that batch and anything after
-    /// it are not returned. Known once the stream is exhausted.
+    /// The file ended inside a batch (a crash while appending it), held a
+    /// damaged frame, or held a batch that does not fit its table: that
+    /// batch and anything after it are not returned. Known once the stream
+    /// is exhausted.
     pub fn torn_tail(&self) -> bool {
         self.torn_tail
     }
@@ -294,6 +340,21 @@ impl TableStream {
         self.ended = true;
         self.torn_tail |= torn;
         None
+    }
+
+    /// The next IPC stream's source. The file holds more bytes.
+    fn next_body(&self) -> io::Result<Body> {
+        match self.format {
+            Format::Frames => {
+                // A frame decoder stops at its frame's end, leaving the
+                // file's reader at the next one.
+                let mut file = self.file.0.borrow_mut();
+                let mut frame = Vec::new();
+                FrameDecoder::new(&mut *file).read_to_end(&mut frame)?;
+                Ok(Body::Frame(Cursor::new(frame)))
+            }
+            Format::Streams => Ok(Body::File(self.file.clone())),
+        }
     }
 }
 
@@ -309,7 +370,11 @@ impl Iterator for TableStream {
                     Ok(false) => return self.stop(false),
                     Err(_) => return self.stop(true),
                 }
-                match StreamReader::try_new(self.file.clone(), None) {
+                let Ok(body) = self.next_body() else {
+                    // Cut inside a frame, or a frame that fails its checksum.
+                    return self.stop(true);
+                };
+                match StreamReader::try_new(body, None) {
                     Ok(reader) => self.reader = Some(reader),
                     // Cut inside a schema message.
                     Err(_) => return self.stop(true),
@@ -379,8 +444,21 @@ pub fn stream_table(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EvidenceError::io(format!("opening {}", path.display()), e)),
     };
+    let mut file = BufReader::new(file);
+    // An empty file (a crash right after it was created) holds nothing, in
+    // either format; a file too short for the magic number is torn, which
+    // reading it as frames reports.
+    let first = file
+        .fill_buf()
+        .map_err(|e| EvidenceError::io(format!("reading {}", path.display()), e))?;
+    let format = if first.len() >= FRAME_MAGIC.len() && !first.starts_with(&FRAME_MAGIC) {
+        Format::Streams
+    } else {
+        Format::Frames
+    };
     Ok(Some(TableStream {
-        file: Shared(Rc::new(RefCell::new(BufReader::new(file)))),
+        file: Shared(Rc::new(RefCell::new(file))),
+        format,
         reader: None,
         schema,
         ended: false,
