@@ -33,6 +33,12 @@ pub fn render(report: &RunReport) -> String {
             .map(|(cpu, n)| format!("cpu{cpu} {n}"))
             .collect();
         let _ = write!(out, " ({})", per_cpu.join(", "));
+        let _ = write!(
+            out,
+            "\nagent-monitor: events were lost because the kernel's event ring was full; \
+             a larger ring (--ring-mib, default {} MiB) absorbs longer bursts",
+            agent_monitor_common::maps::EVENTS_BYTES >> 20
+        );
     }
     let c = &stats.correlation;
     let _ = write!(
@@ -156,4 +162,36 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(stats: crate::pipeline::Stats) -> RunReport {
+        RunReport {
+            agent: "a".into(),
+            session_id: "s".into(),
+            status: crate::event::ExitStatus::Exited(0),
+            stats,
+            processes: 1,
+            survivors: Vec::new(),
+            unattached: Vec::new(),
+            probe_costs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn lost_events_name_the_ring_and_the_flag_that_sizes_it() {
+        let mut stats = crate::pipeline::Stats::default();
+        assert!(!render(&report(stats.clone())).contains("--ring-mib"));
+        stats.lost_events.insert(1, 300);
+        let text = render(&report(stats));
+        assert!(text.contains(", 300 lost (cpu1 300)"), "{text}");
+        assert!(
+            text.contains("the kernel's event ring was full")
+                && text.contains("--ring-mib, default 8 MiB"),
+            "{text}"
+        );
+    }
 }

@@ -9,7 +9,7 @@ fn the_embedded_defaults_parse_and_an_empty_file_gives_them() {
         PathBuf::from("/run/agent-monitor/api.sock")
     );
     assert_eq!(defaults.api.mode, 0o660);
-    assert_eq!(defaults.kernel.ring_mib, 16);
+    assert_eq!(defaults.kernel.ring_mib, 8);
     assert_eq!(defaults.capture.policy, capture::Policy::Redact);
     assert!(defaults.metrics.listen.is_none());
     assert!(defaults.rules.is_empty());

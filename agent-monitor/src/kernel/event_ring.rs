@@ -3,10 +3,10 @@
 //! The kernel lays a BPF ring's data pages out twice in a row, so that a
 //! record which wraps past the end reads as one slice, and it fills in the
 //! whole mapping at `mmap`. aya's `RingBuf` maps both copies, as libbpf
-//! does: for the default 16 MiB ring that is 32 MiB of resident memory, a
-//! quarter of the monitor's peak, spent so that a few records a lap need
-//! not be copied. This reader maps the data once and copies a record that
-//! wraps into a scratch buffer.
+//! does: for a 16 MiB ring that is 32 MiB of resident memory (a quarter
+//! of the monitor's peak when that was the default ring), spent so that a
+//! few records a lap need not be copied. This reader maps the data once
+//! and copies a record that wraps into a scratch buffer.
 //!
 //! The protocol is the kernel's (`kernel/bpf/ringbuf.c`), read as libbpf
 //! reads it. The first page holds the consumer position, which only

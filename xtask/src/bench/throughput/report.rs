@@ -145,7 +145,7 @@ fn write_markdown(out: &mut String, t: &Throughput) -> std::fmt::Result {
          per event, monitor CPU {:.0}% of one core ({:.2} µs per event: one core of the monitor \
          would keep up with about {} events/s), peak RSS {:.1} MiB. Start-up, loading the programs, \
          took {:.2} CPU s more. The peak RSS includes the kernel ring, all of it resident from \
-         the start: 16 MiB by default.",
+         the start: 8 MiB by default.",
         thousands(best.achieved()),
         best.bytes_per_event(),
         best.cpu_percent(),
