@@ -61,7 +61,7 @@ pub fn report(quick: bool) -> Result<String> {
         ),
         ("decode, process, Arrow builders", arrow),
         (
-            "decode, process, Arrow, journal (LZ4 Arrow IPC), zstd Parquet, chain: \
+            "decode, process, Arrow, journal (Arrow IPC in LZ4 frames), zstd Parquet, chain: \
              a store opened, filled and closed",
             full,
         ),
