@@ -10,6 +10,12 @@ fn the_embedded_defaults_parse_and_an_empty_file_gives_them() {
     );
     assert_eq!(defaults.api.mode, 0o660);
     assert_eq!(defaults.kernel.ring_mib, 8);
+    // The daemon's default ring is the one the kernel programs declare,
+    // which `run` uses and its summary names.
+    assert_eq!(
+        defaults.kernel.ring_mib << 20,
+        agent_monitor_common::maps::EVENTS_BYTES
+    );
     assert_eq!(defaults.capture.policy, capture::Policy::Redact);
     assert!(defaults.metrics.listen.is_none());
     assert!(defaults.rules.is_empty());
