@@ -124,6 +124,23 @@ impl Daemon {
         }
     }
 
+    /// `agent-monitor run` handing `sh -c script` to this daemon, as the
+    /// agent `handed`.
+    fn run_handed(&self, script: &str) -> Command {
+        let mut run = monitor_command();
+        run.args(["run", "--agent", "handed", "--daemon-socket"])
+            .arg(&self.socket)
+            .args(["--", "sh", "-c", script]);
+        run
+    }
+
+    /// Rewrites the config for `dir` with `extra` and has the daemon
+    /// reload it.
+    fn reload(&self, dir: &Path, extra: &str) {
+        std::fs::write(&self.config, Daemon::config_text(dir, extra)).unwrap();
+        self.signal(libc::SIGHUP);
+    }
+
     fn signal(&self, signal: i32) {
         // SAFETY: kill has no memory preconditions.
         assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
@@ -390,8 +407,7 @@ fn sighup_reloads_the_rules_and_an_invalid_config_keeps_the_old_one() {
         "[[agents]]\nname = \"late\"\nexe = \"{}\"\n",
         program.display()
     );
-    std::fs::write(&daemon.config, Daemon::config_text(dir.path(), &rule)).unwrap();
-    daemon.signal(libc::SIGHUP);
+    daemon.reload(dir.path(), &rule);
     daemon.wait_for("the reload", |s| s["discovery"]["rules"] == 1);
     run_ok(Command::new(&program).args(["-c", "true"]));
     daemon.wait_for("the late agent", |s| s["discovery"]["by_rule"] == 1);
@@ -419,15 +435,8 @@ fn sighup_reloads_the_rules_and_an_invalid_config_keeps_the_old_one() {
 fn run_hands_its_command_to_a_running_daemon() {
     let dir = temp_dir();
     let mut daemon = Daemon::start(dir.path(), "");
-    let out = monitor_command()
-        .args(["run", "--agent", "handed", "--daemon-socket"])
-        .arg(&daemon.socket)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "cat /etc/hostname > /dev/null; echo \"$AGENT_MONITOR_SESSION\"; exit 3",
-        ])
+    let out = daemon
+        .run_handed("cat /etc/hostname > /dev/null; echo \"$AGENT_MONITOR_SESSION\"; exit 3")
         .output()
         .unwrap();
     assert_eq!(
@@ -459,6 +468,77 @@ fn run_hands_its_command_to_a_running_daemon() {
         "{rows:?}"
     );
     assert!(rows.iter().any(|r| r[2] == "file.open"), "{rows:?}");
+}
+
+/// The daemon's links to the `sys_exit` tracepoint, as the kernel lists
+/// them in the fdinfo of its open files.
+fn sys_exit_links(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .filter(|info| {
+            info.contains("link_type:\traw_tracepoint") && info.contains("tp_name:\tsys_exit\n")
+        })
+        .count()
+}
+
+#[test]
+fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
+    let dir = temp_dir();
+    let program = agent_program(dir.path(), "probed-agent");
+    let mut daemon = Daemon::start(dir.path(), "");
+    // With no rule and no agent, nothing can be tracked.
+    daemon.wait_for("the probes to be detached", |s| {
+        s["syscall_probes"]["state"] == "detached"
+    });
+    assert_eq!(sys_exit_links(daemon.pid()), 0);
+
+    // A command handed over by `run` is tracked before it execs, so the
+    // probes are back before its first syscall.
+    let mut handed = daemon
+        .run_handed("cat /etc/hostname > /dev/null; read line; exit 0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = daemon.wait_for("the handed agent", |s| s["agents"] != json!([]));
+    assert_eq!(status["syscall_probes"]["state"], "attached", "{status:#}");
+    assert_eq!(sys_exit_links(daemon.pid()), 1);
+    drop(handed.stdin.take());
+    assert!(handed.wait().unwrap().success());
+    let status = daemon.wait_for("the probes to be detached again", |s| {
+        s["agents"] == json!([]) && s["syscall_probes"]["state"] == "detached"
+    });
+    assert_eq!(status["syscall_probes"]["attaches"], 2, "{status:#}");
+    assert_eq!(sys_exit_links(daemon.pid()), 0);
+
+    // A rule can track a process at any exec: loaded, it holds them.
+    let rule = format!(
+        "[[agents]]\nname = \"probed\"\nexe = \"{}\"\n",
+        program.display()
+    );
+    daemon.reload(dir.path(), &rule);
+    daemon.wait_for("the rule", |s| s["discovery"]["rules"] == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = daemon.status();
+    assert_eq!(status["syscall_probes"]["state"], "attached", "{status:#}");
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    daemon.wait_for("the ruled agent to end", |s| {
+        s["discovery"]["by_rule"] == 1 && s["agents"] == json!([])
+    });
+    daemon.reload(dir.path(), "");
+    daemon.wait_for("the rule to go and the probes with it", |s| {
+        s["discovery"]["rules"] == 0 && s["syscall_probes"]["state"] == "detached"
+    });
+    daemon.stop();
+
+    // Both agents' reads were recorded.
+    let reads = duckdb(&format!(
+        "select agent, count(*) from {} where kind = 'file.open' and path = '/etc/hostname' \
+         group by agent order by agent",
+        daemon.table("events")
+    ));
+    assert_eq!(reads, vec![json!(["handed", 1]), json!(["probed", 1])]);
 }
 
 #[test]

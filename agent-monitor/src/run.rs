@@ -142,6 +142,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         unattached,
         stats,
         rules: _,
+        syscall_hook: _,
     } = monitor;
 
     let mut agents = Agents::default();
@@ -204,6 +205,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         clock,
         &stop_tx,
     );
+    // The command tracks itself before it execs; nothing here ever
+    // detaches the probes, but the hold says so where it matters.
+    let _probes = tracker
+        .hold_syscall_probes()
+        .map_err(|e| Error::io("attaching the syscall probes", e))?;
     let mut child = spawn(
         program,
         &options.command[1..],

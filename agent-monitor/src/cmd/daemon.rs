@@ -236,5 +236,13 @@ fn render(s: &Value) -> String {
         }
         None => out += "evidence: none\n",
     }
+    if let Some(probes) = s["syscall_probes"].as_object() {
+        out += &format!(
+            "syscall probes: {} (attached {} times, detached {})\n",
+            probes.get("state").and_then(Value::as_str).unwrap_or("?"),
+            probes.get("attaches").map(n).unwrap_or(0),
+            probes.get("detaches").map(n).unwrap_or(0),
+        );
+    }
     out
 }

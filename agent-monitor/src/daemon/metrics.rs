@@ -10,7 +10,7 @@ use tokio::{
     sync::watch,
 };
 
-use crate::pipeline::StatusSnapshot;
+use crate::{kernel::syscall_hook::HookState, pipeline::StatusSnapshot};
 
 /// Longest request head read; a metrics scrape is a few hundred bytes.
 const MAX_REQUEST: usize = 8 << 10;
@@ -109,6 +109,14 @@ pub fn render(s: &StatusSnapshot) -> String {
         "Tracked processes alive now.",
         &one(s.processes_live as f64),
     );
+    if let Some(probes) = &s.syscall_probes {
+        metric(
+            "syscall_probes_attached",
+            "gauge",
+            "1 while the syscall probes are attached: only while a process is tracked or a rule could track one.",
+            &one(f64::from(u8::from(probes.state == HookState::Attached))),
+        );
+    }
     metric(
         "events_total",
         "counter",
@@ -219,9 +227,15 @@ mod tests {
         let snapshot = StatusSnapshot {
             events: 42,
             alerts: BTreeMap::from([("undeclared".to_string(), 3)]),
+            syscall_probes: Some(crate::kernel::syscall_hook::HookStatus {
+                state: HookState::Detached,
+                attaches: 2,
+                detaches: 2,
+            }),
             ..StatusSnapshot::default()
         };
         let text = render(&snapshot);
+        assert!(text.contains("agent_monitor_syscall_probes_attached 0\n"));
         assert!(text.contains(
             "# TYPE agent_monitor_events_total counter\nagent_monitor_events_total 42\n"
         ));

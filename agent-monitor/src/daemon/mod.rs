@@ -79,6 +79,7 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
         mut rules,
         unattached,
         stats: _,
+        syscall_hook,
     } = monitor;
     for probe in &unattached {
         tracing::warn!(program = probe.program, reason = %probe.reason, "optional probe not attached");
@@ -144,6 +145,7 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
         .with_clock(clock)
         .with_capture(capture)
         .with_evidence_dir(Some(config.evidence.dir.clone()))
+        .with_syscall_hook(syscall_hook.clone())
         .with_discovery(Discovery::new(rules_in_force, Box::new(slots.clone())));
     if otlp.is_some() {
         // Spans arrive after their calls' actions were judged.
@@ -194,8 +196,15 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
 
     let mut config = config;
     let (mut reloads, mut failed_reloads) = (0, 0);
+    let mut idle_check = tokio::time::interval(IDLE_CHECK);
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = idle_check.tick() => {
+                if let Err(err) = syscall_hook.release_if_idle() {
+                    tracing::warn!("cannot tell whether any process is tracked; the syscall probes stay attached: {err}");
+                }
+            }
             _ = hangup.recv() => {
                 match reload(config_path.as_deref(), &config, &mut rules) {
                     Ok((new, reloaded)) => {
@@ -249,6 +258,10 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
         failed_reloads,
     })
 }
+
+/// How often the daemon looks for the moment nothing is tracked, to detach
+/// the syscall probes (`kernel/syscall_hook.rs`).
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Loads the config file again with its policy; on success the kernel's
 /// rule keys are already the new ones.

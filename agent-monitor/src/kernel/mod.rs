@@ -10,10 +10,12 @@ pub mod preflight;
 pub mod programs;
 pub mod ring;
 pub mod rules;
+pub mod sys_bpf;
+pub mod syscall_hook;
 pub mod tracefs;
 pub mod tracker;
 
-use std::{os::fd::AsFd, path::Path};
+use std::{os::fd::AsFd, path::Path, sync::Arc};
 
 use agent_monitor_common::maps::{
     COUNTERS, EVENTS, KERNEL_LAYOUT, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, TRACKED_BITS,
@@ -32,6 +34,7 @@ use crate::{
         event_ring::EventRing,
         programs::Unattached,
         ring::RingReader,
+        syscall_hook::{KernelSwitch, SyscallHook},
         tracker::{TrackedBits, Tracker},
     },
 };
@@ -67,6 +70,10 @@ pub struct Monitor {
     pub rules: rules::RuleMaps,
     /// Optional programs that could not be attached.
     pub unattached: Vec<Unattached>,
+    /// The syscall probes' attachment, shared with whatever starts
+    /// tracking a process. Attached at load; only a caller that calls
+    /// `release_if_idle` ever has it detached.
+    pub syscall_hook: Arc<SyscallHook>,
     /// Keeps the kernel's run-time statistics on while it is open.
     pub stats: Option<std::os::fd::OwnedFd>,
 }
@@ -100,7 +107,8 @@ impl Monitor {
             loader.map_max_entries(EVENTS, bytes);
         }
         let mut ebpf = loader.load(OBJECT).map_err(|e| Error::Load(Box::new(e)))?;
-        let unattached = programs::attach_all(&mut ebpf)?;
+        let attached = programs::attach_all(&mut ebpf)?;
+        let mut unattached = attached.unattached;
 
         let ring = match take_map(&mut ebpf, EVENTS)? {
             Map::RingBuf(data) => {
@@ -119,8 +127,29 @@ impl Monitor {
         };
         let counters = PerCpuArray::<MapData, u64>::try_from(take_map(&mut ebpf, COUNTERS)?)
             .map_err(map_error(COUNTERS))?;
-        let tracked =
+        let tracked: HashMap<MapData, u32, agent_monitor_common::maps::TrackedProcess> =
             HashMap::try_from(take_map(&mut ebpf, TRACKED)?).map_err(map_error(TRACKED))?;
+        let syscall_hook = match attached.while_tracking {
+            Some(loaded) => {
+                let switch = KernelSwitch {
+                    tracepoint: loaded.tracepoint,
+                    program: loaded.fd,
+                    tracked: aya::maps::IterableMap::map(&tracked)
+                        .fd()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map_err(|e| Error::io(format!("duplicating the fd of {TRACKED}"), e))?,
+                };
+                SyscallHook::attached(switch).unwrap_or_else(|e| {
+                    unattached.push(Unattached {
+                        program: loaded.program,
+                        reason: format!("cannot attach it to {:?}: {e}", loaded.tracepoint),
+                    });
+                    SyscallHook::unavailable()
+                })
+            }
+            None => SyscallHook::unavailable(),
+        };
         let bits = take_map(&mut ebpf, TRACKED_BITS)?;
         let bits = match &bits {
             Map::Array(data) => TrackedBits::map(data.fd().as_fd(), TRACKED_WORDS as usize)
@@ -142,15 +171,18 @@ impl Monitor {
                 .map_err(map_error(RULES_COMM))?,
             uid: HashMap::try_from(take_map(&mut ebpf, RULES_UID)?)
                 .map_err(map_error(RULES_UID))?,
+            hook: syscall_hook.clone(),
+            probes: None,
         };
         // The kernel's BTF, parsed to load the programs, is freed by now.
         crate::memory::release_freed();
         Ok(Monitor {
             ebpf,
             reader: RingReader::new(ring, Counters::new(counters))?,
-            tracker: Tracker::new(tracked, bits),
+            tracker: Tracker::new(tracked, bits, syscall_hook.clone()),
             rules,
             unattached,
+            syscall_hook,
             stats,
         })
     }

@@ -1,8 +1,11 @@
 //! The table of every kernel program: what it hooks and whether the monitor
 //! can run without it. Attaching walks this table; nothing else names a hook.
 
+use std::{ffi::CStr, os::fd::OwnedFd};
+
 use agent_monitor_common::{maps::EXIT_PROGRAMS, programs, syscall::Family};
 use aya::{Ebpf, maps::ProgramArray, programs::RawTracePoint};
+use std::os::fd::AsFd as _;
 
 use crate::error::{Error, Result};
 
@@ -10,6 +13,9 @@ use crate::error::{Error, Result};
 pub enum Hook {
     /// A raw tracepoint, by its tracepoint name.
     RawTracepoint(&'static str),
+    /// A raw tracepoint attached only while a process is or could become
+    /// tracked: loaded here, switched by `kernel::syscall_hook`.
+    WhileTracking(&'static CStr),
     /// Not attached: entered by tail call from `sys_exit`, at this index of
     /// the exit-program array.
     SyscallExit(Family),
@@ -59,7 +65,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     },
     ProgramSpec {
         program: programs::SYS_EXIT,
-        hook: Hook::RawTracepoint("sys_exit"),
+        hook: Hook::WhileTracking(c"sys_exit"),
         required: false,
     },
 ];
@@ -71,26 +77,56 @@ pub struct Unattached {
     pub reason: String,
 }
 
-/// Loads and attaches every program in [`PROGRAMS`]. Returns the optional
-/// ones that failed, for the caller to report.
-pub fn attach_all(ebpf: &mut Ebpf) -> Result<Vec<Unattached>> {
-    let mut unattached = Vec::new();
+/// A program loaded for `kernel::syscall_hook` to attach.
+pub struct WhileTracking {
+    pub program: &'static str,
+    pub tracepoint: &'static CStr,
+    pub fd: OwnedFd,
+}
+
+/// What [`attach_all`] did.
+pub struct Attached {
+    /// Optional programs that failed, for the caller to report.
+    pub unattached: Vec<Unattached>,
+    /// The program attached only while tracking, loaded.
+    pub while_tracking: Option<WhileTracking>,
+}
+
+/// Loads every program in [`PROGRAMS`] and attaches all but the one
+/// attached only while tracking.
+pub fn attach_all(ebpf: &mut Ebpf) -> Result<Attached> {
+    let mut attached = Attached {
+        unattached: Vec::new(),
+        while_tracking: None,
+    };
     for spec in PROGRAMS {
         match attach(ebpf, spec) {
-            Ok(()) => {}
-            Err(err) if !spec.required => unattached.push(Unattached {
+            Ok(None) => {}
+            Ok(Some(fd)) => {
+                if let Hook::WhileTracking(tracepoint) = spec.hook {
+                    attached.while_tracking = Some(WhileTracking {
+                        program: spec.program,
+                        tracepoint,
+                        fd,
+                    });
+                }
+            }
+            Err(err) if !spec.required => attached.unattached.push(Unattached {
                 program: spec.program,
                 reason: err.to_string(),
             }),
             Err(err) => return Err(err),
         }
     }
-    Ok(unattached)
+    Ok(attached)
 }
 
-fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<()> {
+/// Attaches one program; for one attached only while tracking, loads it
+/// and returns its fd instead.
+fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<Option<OwnedFd>> {
     let target = match spec.hook {
         Hook::RawTracepoint(target) => target,
+        Hook::WhileTracking(target) => target.to_str().unwrap_or("?"),
         Hook::SyscallExit(_) => "sys_exit (tail call)",
     };
     let attach_error = |source| Error::Attach {
@@ -106,10 +142,17 @@ fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<()> {
         .try_into()
         .map_err(attach_error)?;
     program.load().map_err(attach_error)?;
+    let duplicate_fd = |program: &RawTracePoint| -> Result<OwnedFd> {
+        let fd = program.fd().map_err(attach_error)?;
+        fd.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io(format!("duplicating the fd of {}", spec.program), e))
+    };
     match spec.hook {
         Hook::RawTracepoint(target) => {
             program.attach(target).map_err(attach_error)?;
         }
+        Hook::WhileTracking(_) => return duplicate_fd(program).map(Some),
         Hook::SyscallExit(family) => {
             let fd = program
                 .fd()
@@ -130,5 +173,5 @@ fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<()> {
             })?;
         }
     }
-    Ok(())
+    Ok(None)
 }

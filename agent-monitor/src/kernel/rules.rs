@@ -2,14 +2,23 @@
 //! `probes/process.rs` tests at every exec of an untracked process.
 
 use agent_monitor_common::maps::{RULE_EXE_LEN, RULE_KEYS_MAX};
+use std::sync::Arc;
+
 use aya::maps::{HashMap, MapData};
 
-use crate::config::KernelKeys;
+use crate::{
+    config::KernelKeys,
+    kernel::syscall_hook::{Hold, SyscallHook},
+};
 
 pub struct RuleMaps {
     pub(super) exe: HashMap<MapData, [u8; RULE_EXE_LEN], u32>,
     pub(super) comm: HashMap<MapData, [u8; 16], u32>,
     pub(super) uid: HashMap<MapData, u32, u32>,
+    pub(super) hook: Arc<SyscallHook>,
+    /// Held while any key is loaded: the kernel may then track a process
+    /// at any exec, before userspace hears of it.
+    pub(super) probes: Option<Hold>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +33,8 @@ pub enum RuleMapError {
     TooMany(&'static str),
     #[error("updating the kernel's rule map: {0}")]
     Map(#[from] aya::maps::MapError),
+    #[error("attaching the syscall probes the rules need: {0}")]
+    Probes(#[source] std::io::Error),
 }
 
 impl RuleMaps {
@@ -49,9 +60,17 @@ impl RuleMaps {
                 return Err(RuleMapError::TooMany(what));
             }
         }
+        let any = !(exes.is_empty() && comms.is_empty() && keys.uids.is_empty());
+        if any && self.probes.is_none() {
+            self.probes = Some(self.hook.hold().map_err(RuleMapError::Probes)?);
+        }
         sync(&mut self.exe, &exes)?;
         sync(&mut self.comm, &comms)?;
         sync(&mut self.uid, &keys.uids)?;
+        if !any {
+            // Every key is out: no exec can be tracked by a rule now.
+            self.probes = None;
+        }
         Ok(())
     }
 }

@@ -15,19 +15,35 @@ use std::{
 use agent_monitor_common::maps::TrackedProcess;
 use aya::maps::{HashMap, IterableMap, MapData};
 
-use crate::kernel::mapping::Mapping;
+use crate::kernel::{
+    mapping::Mapping,
+    sys_bpf::{BPF_MAP_DELETE_ELEM, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, MapElemAttr, bpf},
+    syscall_hook::{Hold, SyscallHook},
+};
 
 pub struct Tracker {
     map: HashMap<MapData, u32, TrackedProcess>,
     bits: std::sync::Arc<TrackedBits>,
+    hook: std::sync::Arc<SyscallHook>,
 }
 
 impl Tracker {
-    pub fn new(map: HashMap<MapData, u32, TrackedProcess>, bits: TrackedBits) -> Tracker {
+    pub fn new(
+        map: HashMap<MapData, u32, TrackedProcess>,
+        bits: TrackedBits,
+        hook: std::sync::Arc<SyscallHook>,
+    ) -> Tracker {
         Tracker {
             map,
             bits: std::sync::Arc::new(bits),
+            hook,
         }
+    }
+
+    /// Keeps the syscall probes attached, for a caller about to start a
+    /// child that tracks itself ([`Tracker::self_registration`]).
+    pub fn hold_syscall_probes(&self) -> io::Result<Hold> {
+        self.hook.hold()
     }
 
     /// Tracked thread-group ids, as the kernel holds them now.
@@ -54,6 +70,7 @@ impl Tracker {
         Ok(Slots {
             map: std::sync::Arc::new(self.map.map().fd().as_fd().try_clone_to_owned()?),
             bits: self.bits.clone(),
+            hook: self.hook.clone(),
         })
     }
 }
@@ -64,10 +81,9 @@ impl Tracker {
 pub struct Slots {
     map: std::sync::Arc<std::os::fd::OwnedFd>,
     bits: std::sync::Arc<TrackedBits>,
+    hook: std::sync::Arc<SyscallHook>,
 }
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 /// Create only an entry that does not exist: a process the kernel already
 /// tracks keeps its agent.
 const BPF_NOEXIST: u64 = 1;
@@ -86,7 +102,9 @@ impl Slots {
             value,
             flags,
         };
-        bpf(cmd, &attr)
+        // SAFETY: the key is live, and `value` is 0 or points at a live
+        // value of the map's size, as every caller passes it.
+        unsafe { bpf(cmd, &attr) }.map(drop)
     }
 
     /// Writes `pid`'s entry under `flags` (`BPF_EXIST`, `BPF_NOEXIST`).
@@ -128,6 +146,9 @@ impl Slots {
     /// Tracks a running process as `agent`'s, with its pre-filter bit set.
     /// False when it is tracked already (it keeps the agent it has).
     pub fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
+        // Until the entry is in, the map may be empty: the hold keeps the
+        // probes from being detached meanwhile. After, the entry does.
+        let _probes = self.hook.hold()?;
         let entry = TrackedProcess {
             agent,
             ..TrackedProcess::default()
@@ -204,24 +225,6 @@ impl TrackedBits {
     }
 }
 
-fn bpf(cmd: libc::c_long, attr: &MapElemAttr) -> io::Result<()> {
-    // SAFETY: `attr` points at a key and a value of the map's sizes, live
-    // for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *const MapElemAttr,
-            std::mem::size_of::<MapElemAttr>() as u32,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// What a child needs, between fork and exec, to put itself in the map.
 /// Copyable and allocation-free, because it runs in a `pre_exec` hook.
 #[derive(Clone, Copy)]
@@ -229,18 +232,6 @@ pub struct SelfRegistration {
     map_fd: RawFd,
     entry: TrackedProcess,
 }
-
-/// `union bpf_attr` as BPF_MAP_UPDATE_ELEM reads it.
-#[repr(C)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 
 impl SelfRegistration {
     /// Tracks the calling process. Async-signal-safe: one raw syscall, no
@@ -258,18 +249,6 @@ impl SelfRegistration {
             flags: 0,
         };
         // SAFETY: `attr` points at live key and value of the map's sizes.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_ELEM,
-                &attr as *const MapElemAttr,
-                std::mem::size_of::<MapElemAttr>() as u32,
-            )
-        };
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &attr) }.map(drop)
     }
 }

@@ -106,6 +106,8 @@ pub struct Processor<S: Sink> {
     discovery: Option<crate::discovery::Discovery>,
     /// The evidence directory, for `status`.
     evidence_dir: Option<std::path::PathBuf>,
+    /// The syscall probes' attachment, for `status`.
+    syscall_hook: Option<std::sync::Arc<crate::kernel::syscall_hook::SyscallHook>>,
     rate: status::Rate,
     /// Undeclared events waiting for late declarations; none: judged
     /// events are written at once.
@@ -171,6 +173,7 @@ impl<S: Sink> Processor<S> {
             capture: None,
             discovery: None,
             evidence_dir: None,
+            syscall_hook: None,
             rate: status::Rate::default(),
             held: None,
         }

@@ -4,13 +4,19 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     path::PathBuf,
+    sync::Arc,
     time::Instant,
 };
 
 use serde::Serialize;
 
 use super::Processor;
-use crate::{declare::Reply, evidence::chain, sink::Sink};
+use crate::{
+    declare::Reply,
+    evidence::chain,
+    kernel::syscall_hook::{HookStatus, SyscallHook},
+    sink::Sink,
+};
 
 /// How far back events per second are averaged.
 const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -32,6 +38,10 @@ pub struct StatusSnapshot {
     pub alerts: BTreeMap<String, u64>,
     pub alerts_suppressed: u64,
     pub discovery: crate::discovery::DiscoveryStats,
+    /// Whether the syscall probes are attached: only while a process is
+    /// tracked or a rule could track one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_probes: Option<HookStatus>,
     pub evidence: Option<EvidenceStatus>,
     pub sink_errors: u64,
 }
@@ -96,6 +106,12 @@ impl Rate {
 }
 
 impl<S: Sink> Processor<S> {
+    /// The syscall probes' attachment, for the status.
+    pub fn with_syscall_hook(mut self, hook: Arc<SyscallHook>) -> Processor<S> {
+        self.syscall_hook = Some(hook);
+        self
+    }
+
     /// Where the evidence goes, for the status's chain head.
     pub fn with_evidence_dir(mut self, dir: Option<PathBuf>) -> Processor<S> {
         self.evidence_dir = dir;
@@ -141,6 +157,7 @@ impl<S: Sink> Processor<S> {
             alerts: self.stats.alerts_by_kind.clone(),
             alerts_suppressed: self.stats.alerts_suppressed,
             discovery,
+            syscall_probes: self.syscall_hook.as_ref().map(|h| h.status()),
             evidence: self.evidence_dir.as_ref().map(|dir| evidence_status(dir)),
             sink_errors: self.stats.sink_errors,
         }

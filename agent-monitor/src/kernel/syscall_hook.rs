@@ -1,0 +1,202 @@
+//! The `sys_exit` program, attached only while a process is tracked or
+//! could become tracked.
+//!
+//! Attaching any program to a syscall tracepoint sets the syscall-trace
+//! work flag on every thread of the host, and from then on every syscall
+//! takes the kernel's slow path, whatever the program does (6 to 8% of an
+//! open/read/close loop here). Only detaching the program clears the flag.
+//! The process probes (fork, exec, exit) stay attached throughout: they
+//! cost nothing per syscall, and they mark a new agent's process at exec.
+//!
+//! The invariant: the program is attached whenever the kernel's
+//! tracked-process map holds a process or could get one, which is while a
+//! discovery rule is loaded, a process is being adopted, or `run` is
+//! starting its command. Each of those takes a [`Hold`] first.
+//! [`SyscallHook::release_if_idle`] detaches only with no hold and an empty
+//! map, under the lock every hold is taken under, so nothing becomes
+//! tracked between its check and the detach.
+
+use std::{
+    ffi::CStr,
+    io,
+    os::fd::{AsRawFd, OwnedFd},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use serde::Serialize;
+
+use crate::kernel::sys_bpf;
+
+/// What the hook switches: the program's attachment, and the question of
+/// whether any process is tracked. A trait so that when it switches is
+/// tested without BPF.
+pub trait Switch: Send + Sync + 'static {
+    /// Keeps the program attached for as long as it lives.
+    type Link: Send;
+    fn attach(&self) -> io::Result<Self::Link>;
+    /// Whether the kernel's tracked-process map holds any process.
+    fn anything_tracked(&self) -> io::Result<bool>;
+}
+
+/// The loaded program and the tracked-process map, by their own fds.
+pub struct KernelSwitch {
+    pub tracepoint: &'static CStr,
+    pub program: OwnedFd,
+    pub tracked: OwnedFd,
+}
+
+impl Switch for KernelSwitch {
+    type Link = OwnedFd;
+
+    fn attach(&self) -> io::Result<OwnedFd> {
+        sys_bpf::raw_tracepoint_open(self.tracepoint, self.program.as_raw_fd())
+    }
+
+    fn anything_tracked(&self) -> io::Result<bool> {
+        sys_bpf::map_is_empty::<u32>(self.tracked.as_raw_fd()).map(|empty| !empty)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookState {
+    Attached,
+    Detached,
+    /// The program could not be attached at start (reported then).
+    Unavailable,
+}
+
+/// The hook as `status` and the metrics show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HookStatus {
+    pub state: HookState,
+    /// Times it was attached, the first at start included.
+    pub attaches: u64,
+    pub detaches: u64,
+}
+
+struct Inner<L> {
+    link: Option<L>,
+    holds: usize,
+    attaches: u64,
+    detaches: u64,
+}
+
+pub struct SyscallHook<S: Switch = KernelSwitch> {
+    /// None: unavailable, and every hold is a no-op.
+    switch: Option<S>,
+    inner: Mutex<Inner<S::Link>>,
+}
+
+impl<S: Switch> SyscallHook<S> {
+    /// Attaches the program now, so that a kernel that refuses it is found
+    /// at start; it stays attached until [`release_if_idle`] finds nothing
+    /// to watch.
+    ///
+    /// [`release_if_idle`]: SyscallHook::release_if_idle
+    pub fn attached(switch: S) -> io::Result<Arc<Self>> {
+        let link = switch.attach()?;
+        Ok(Arc::new(SyscallHook {
+            switch: Some(switch),
+            inner: Mutex::new(Inner {
+                link: Some(link),
+                holds: 0,
+                attaches: 1,
+                detaches: 0,
+            }),
+        }))
+    }
+
+    /// A hook whose program could not be attached: holds change nothing.
+    pub fn unavailable() -> Arc<Self> {
+        Arc::new(SyscallHook {
+            switch: None,
+            inner: Mutex::new(Inner {
+                link: None,
+                holds: 0,
+                attaches: 0,
+                detaches: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<S::Link>> {
+        // The state stays consistent at every unlock, so a panic elsewhere
+        // while it was held does not make it unusable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Attaches the program if it is not, and keeps it attached until the
+    /// hold is dropped. Take it before a process can become tracked.
+    pub fn hold(self: &Arc<Self>) -> io::Result<Hold<S>> {
+        let mut inner = self.lock();
+        if let Some(switch) = &self.switch
+            && inner.link.is_none()
+        {
+            inner.link = Some(switch.attach()?);
+            inner.attaches += 1;
+            tracing::debug!("syscall probes attached");
+        }
+        inner.holds += 1;
+        Ok(Hold { hook: self.clone() })
+    }
+
+    /// Detaches the program when nothing holds it and no process is
+    /// tracked. True when it detached it now. An error asking the kernel
+    /// leaves it attached.
+    pub fn release_if_idle(&self) -> io::Result<bool> {
+        let Some(switch) = &self.switch else {
+            return Ok(false);
+        };
+        let mut inner = self.lock();
+        if inner.link.is_none() || inner.holds > 0 || switch.anything_tracked()? {
+            return Ok(false);
+        }
+        inner.link = None;
+        inner.detaches += 1;
+        tracing::debug!("syscall probes detached: no process is tracked");
+        Ok(true)
+    }
+
+    pub fn status(&self) -> HookStatus {
+        let inner = self.lock();
+        let state = match (&self.switch, &inner.link) {
+            (None, _) => HookState::Unavailable,
+            (Some(_), Some(_)) => HookState::Attached,
+            (Some(_), None) => HookState::Detached,
+        };
+        HookStatus {
+            state,
+            attaches: inner.attaches,
+            detaches: inner.detaches,
+        }
+    }
+}
+
+impl<S: Switch> std::fmt::Debug for SyscallHook<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SyscallHook").field(&self.status()).finish()
+    }
+}
+
+/// Keeps the program attached while it lives.
+#[must_use = "the program may be detached as soon as the hold is dropped"]
+pub struct Hold<S: Switch = KernelSwitch> {
+    hook: Arc<SyscallHook<S>>,
+}
+
+impl<S: Switch> Drop for Hold<S> {
+    fn drop(&mut self) {
+        self.hook.lock().holds -= 1;
+    }
+}
+
+impl<S: Switch> std::fmt::Debug for Hold<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hold")
+    }
+}
+
+#[cfg(test)]
+#[path = "syscall_hook_tests.rs"]
+mod tests;

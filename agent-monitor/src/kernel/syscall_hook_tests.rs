@@ -1,0 +1,177 @@
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
+
+use super::*;
+
+/// Counts live links; tracks as many processes as it is told.
+#[derive(Default)]
+struct FakeSwitch {
+    links: Arc<AtomicI64>,
+    tracked: AtomicI64,
+    refuse_attach: AtomicBool,
+    map_error: AtomicBool,
+}
+
+struct FakeLink(Arc<AtomicI64>);
+
+impl Drop for FakeLink {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Switch for Arc<FakeSwitch> {
+    type Link = FakeLink;
+
+    fn attach(&self) -> io::Result<FakeLink> {
+        if self.refuse_attach.load(SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        self.links.fetch_add(1, SeqCst);
+        Ok(FakeLink(self.links.clone()))
+    }
+
+    fn anything_tracked(&self) -> io::Result<bool> {
+        if self.map_error.load(SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        Ok(self.tracked.load(SeqCst) > 0)
+    }
+}
+
+fn hook() -> (Arc<FakeSwitch>, Arc<SyscallHook<Arc<FakeSwitch>>>) {
+    let switch = Arc::new(FakeSwitch::default());
+    let hook = SyscallHook::attached(switch.clone()).unwrap();
+    (switch, hook)
+}
+
+fn state(hook: &SyscallHook<Arc<FakeSwitch>>) -> HookState {
+    hook.status().state
+}
+
+#[test]
+fn it_starts_attached_and_detaches_once_nothing_is_tracked() {
+    let (switch, hook) = hook();
+    assert_eq!(state(&hook), HookState::Attached);
+    assert_eq!(switch.links.load(SeqCst), 1);
+    assert!(hook.release_if_idle().unwrap());
+    assert_eq!(switch.links.load(SeqCst), 0);
+    assert!(!hook.release_if_idle().unwrap(), "already detached");
+    assert_eq!(
+        hook.status(),
+        HookStatus {
+            state: HookState::Detached,
+            attaches: 1,
+            detaches: 1
+        }
+    );
+}
+
+#[test]
+fn a_tracked_process_keeps_it_attached() {
+    let (switch, hook) = hook();
+    switch.tracked.store(1, SeqCst);
+    assert!(!hook.release_if_idle().unwrap());
+    assert_eq!(state(&hook), HookState::Attached);
+    switch.tracked.store(0, SeqCst);
+    assert!(hook.release_if_idle().unwrap());
+}
+
+#[test]
+fn a_hold_attaches_it_again_and_keeps_it_attached_until_dropped() {
+    let (switch, hook) = hook();
+    hook.release_if_idle().unwrap();
+    let first = hook.hold().unwrap();
+    let second = hook.hold().unwrap();
+    assert_eq!(switch.links.load(SeqCst), 1, "attached once, not twice");
+    drop(first);
+    assert!(!hook.release_if_idle().unwrap(), "one hold is left");
+    drop(second);
+    assert!(hook.release_if_idle().unwrap());
+    assert_eq!(hook.status().attaches, 2);
+    assert_eq!(switch.links.load(SeqCst), 0);
+}
+
+#[test]
+fn a_refused_attach_is_an_error_and_takes_no_hold() {
+    let (switch, hook) = hook();
+    hook.release_if_idle().unwrap();
+    switch.refuse_attach.store(true, SeqCst);
+    assert_eq!(hook.hold().unwrap_err().raw_os_error(), Some(libc::EPERM));
+    assert_eq!(state(&hook), HookState::Detached);
+    switch.refuse_attach.store(false, SeqCst);
+    let held = hook.hold().unwrap();
+    assert_eq!(state(&hook), HookState::Attached);
+    drop(held);
+    assert!(hook.release_if_idle().unwrap(), "no hold was leaked");
+}
+
+#[test]
+fn a_map_it_cannot_read_leaves_it_attached() {
+    let (switch, hook) = hook();
+    switch.map_error.store(true, SeqCst);
+    assert!(hook.release_if_idle().is_err());
+    assert_eq!(state(&hook), HookState::Attached);
+}
+
+#[test]
+fn a_kernel_that_refuses_it_at_start_is_an_error() {
+    let switch = Arc::new(FakeSwitch::default());
+    switch.refuse_attach.store(true, SeqCst);
+    assert!(SyscallHook::attached(switch).is_err());
+}
+
+#[test]
+fn an_unavailable_hook_holds_nothing() {
+    let hook = SyscallHook::<Arc<FakeSwitch>>::unavailable();
+    let held = hook.hold().unwrap();
+    assert_eq!(state(&hook), HookState::Unavailable);
+    drop(held);
+    assert!(!hook.release_if_idle().unwrap());
+    assert_eq!(state(&hook), HookState::Unavailable);
+}
+
+/// Threads that track a process under a hold, the way adoption does, while
+/// another releases as often as it can: whenever a process is tracked, the
+/// program is attached.
+#[test]
+fn a_process_is_never_tracked_while_it_is_detached() {
+    let (switch, hook) = hook();
+    let stop = Arc::new(AtomicBool::new(false));
+    let releaser = {
+        let (hook, stop) = (hook.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut detached = 0;
+            while !stop.load(SeqCst) {
+                detached += u32::from(hook.release_if_idle().unwrap());
+            }
+            detached
+        })
+    };
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (hook, switch) = (hook.clone(), switch.clone());
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    let hold = hook.hold().unwrap();
+                    // The window adoption has between attaching and writing
+                    // its entry, widened.
+                    std::thread::yield_now();
+                    switch.tracked.fetch_add(1, SeqCst);
+                    drop(hold);
+                    std::thread::yield_now();
+                    assert_eq!(switch.links.load(SeqCst), 1, "tracked while detached");
+                    switch.tracked.fetch_sub(1, SeqCst);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    stop.store(true, SeqCst);
+    let detached = releaser.join().unwrap();
+    assert!(
+        detached > 0,
+        "the releaser never detached: the test proved nothing"
+    );
+}
