@@ -23,7 +23,8 @@ use crate::{
 /// What discovery writes to the kernel's tracked-process map. A trait so
 /// that the processing stage is tested without BPF.
 pub trait Membership: Send {
-    /// Tracks a running process as `agent`'s; false if already tracked.
+    /// Tracks a running process as `agent`'s; false if already tracked,
+    /// NotFound if it has exited.
     fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool>;
     /// Stops tracking a process.
     fn forget(&self, pid: u32) -> io::Result<()>;

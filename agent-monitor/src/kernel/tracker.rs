@@ -144,7 +144,8 @@ impl Slots {
 
 impl Slots {
     /// Tracks a running process as `agent`'s, with its pre-filter bit set.
-    /// False when it is tracked already (it keeps the agent it has).
+    /// False when it is tracked already (it keeps the agent it has);
+    /// NotFound when it has exited.
     pub fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
         // Until the entry is in, the map may be empty: the hold keeps the
         // probes from being detached meanwhile. After, the entry does.
@@ -156,6 +157,17 @@ impl Slots {
         match self.write(pid, &entry, BPF_NOEXIST) {
             Ok(()) => {
                 self.bits.set(pid);
+                // The kernel forgets a process when its last thread exits.
+                // One that exited before its entry was written would keep
+                // it for good: the syscall probes attached, and its pid,
+                // once reused, tracked as the agent's.
+                if group_exited(pid) {
+                    self.forget(pid)?;
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("pid {pid} exited before it was tracked"),
+                    ));
+                }
                 Ok(true)
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
@@ -185,6 +197,30 @@ impl Slots {
         entry.agent = agent;
         self.write(pid, &entry, BPF_EXIST)
     }
+}
+
+/// Whether every thread of process `pid` has exited: it is gone, or only
+/// its zombie leader is left.
+pub fn group_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => exited_by_stat(&stat),
+        Err(_) => true,
+    }
+}
+
+/// From `/proc/PID/stat`: a zombie (or dead) leader that counts no other
+/// thread. A leader that exited before its other threads is a zombie too,
+/// but they still count.
+fn exited_by_stat(stat: &str) -> bool {
+    // The command, in parentheses, may hold anything: fields are counted
+    // from the last `)`, field 3 (state) first, field 20 (threads) 17th on.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = fields.split_whitespace();
+    let state = fields.next();
+    let threads = fields.nth(16);
+    matches!(state, Some("Z" | "X")) && threads == Some("1")
 }
 
 /// The kernel's pre-filter bitmap, mapped into this process.
@@ -250,5 +286,39 @@ impl SelfRegistration {
         };
         // SAFETY: `attr` points at live key and value of the map's sizes.
         unsafe { bpf(BPF_MAP_UPDATE_ELEM, &attr) }.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zombie_that_counts_no_other_thread_has_exited() {
+        let stat = |state: &str, threads: u32| {
+            format!(
+                "4242 (a) b) {state} 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 {threads} 0 900 0 0"
+            )
+        };
+        assert!(exited_by_stat(&stat("Z", 1)));
+        assert!(exited_by_stat(&stat("X", 1)));
+        assert!(!exited_by_stat(&stat("Z", 3)), "its other threads run");
+        assert!(!exited_by_stat(&stat("S", 1)));
+        assert!(!exited_by_stat("garbage"));
+    }
+
+    #[test]
+    fn a_live_process_has_not_exited_and_a_reaped_one_has() {
+        assert!(!group_exited(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Unreaped, it stays a zombie until waited for.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !group_exited(pid) {
+            assert!(std::time::Instant::now() < deadline, "never a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        assert!(group_exited(pid));
     }
 }

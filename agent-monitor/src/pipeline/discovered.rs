@@ -291,6 +291,12 @@ impl<S: Sink> Processor<S> {
         let slot = self.correlator.add_agent(name);
         let discovery = self.discovery.as_mut().ok_or("no discovery")?;
         let result = discovery.kernel().adopt(root, slot);
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(format!("pid {root} exited before it could be tracked"));
+        }
         match discovery.kernel_result("adopting a process", result) {
             Some(true) => {}
             Some(false) => return Err(format!("pid {root} is already monitored")),
@@ -327,6 +333,13 @@ impl<S: Sink> Processor<S> {
                 adopted.push(pid);
                 let discovery = self.discovery.as_mut().ok_or("no discovery")?;
                 let result = discovery.kernel().adopt(pid, slot);
+                // One that exited meanwhile is no failure.
+                if result
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    continue;
+                }
                 if discovery.kernel_result("adopting a process", result) == Some(true) {
                     discovery.born(slot);
                     self.adopt_process(pid, slot, Some(ppid));

@@ -166,6 +166,39 @@ fn a_registered_descendant_becomes_an_agent() {
 }
 
 #[test]
+fn a_registered_process_that_exits_during_adoption_is_refused_and_no_failure() {
+    let sleeper = Sleeper::start(3);
+    let kernel = FakeKernel {
+        gone: true,
+        ..FakeKernel::default()
+    };
+    let mut p = discovering(RULES, &kernel);
+    p.correlator_mut().connect(
+        7,
+        Peer {
+            pid: std::process::id(),
+            start_ns: 0,
+            uid: unsafe { libc::getuid() },
+            agent_slot: None,
+        },
+    );
+    let register = Register {
+        name: "registered".to_string(),
+        pid: Some(sleeper.pid()),
+        task: None,
+    };
+    let reply = p.register(7, register, None);
+    assert!(
+        format!("{reply:?}").contains("exited before it could be tracked"),
+        "{reply:?}"
+    );
+    let status = p.status();
+    assert_eq!(status.agents, vec![]);
+    assert_eq!(status.discovery.registered, 0);
+    assert_eq!(status.discovery.kernel_errors, 0);
+}
+
+#[test]
 fn registration_is_the_daemons_only() {
     let mut p = Processor::new(Recorder::default(), Agents::default());
     let register = Register {

@@ -60,11 +60,13 @@ enum Call {
     SetAgent(u32, u32),
 }
 
-/// Records every write; `adopt` answers `adopts`.
+/// Records every write; `adopt` answers `adopts`, or NotFound when the
+/// process is `gone`.
 #[derive(Clone)]
 struct FakeKernel {
     calls: Arc<Mutex<Vec<Call>>>,
     adopts: bool,
+    gone: bool,
 }
 
 impl Default for FakeKernel {
@@ -72,6 +74,7 @@ impl Default for FakeKernel {
         FakeKernel {
             calls: Arc::default(),
             adopts: true,
+            gone: false,
         }
     }
 }
@@ -106,6 +109,9 @@ impl FakeKernel {
 impl Membership for FakeKernel {
     fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
         self.log(Call::Adopt(pid, agent));
+        if self.gone {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
         Ok(self.adopts)
     }
 
