@@ -53,6 +53,11 @@ pub const EVENTS_BYTES: u32 = 8 << 20;
 /// Unread bytes in the ring at which a new record wakes the reader. Below
 /// it, records do not wake the reader, which drains the ring on a timer.
 pub const WAKEUP_BYTES: u64 = 256 << 10;
+/// Least time between two wakeups one CPU forces. A reader that is awake,
+/// draining or waiting on the stages after it, gains nothing from another
+/// one, while each costs the traced process an interrupt (in a VM, an exit
+/// to the hypervisor to write the APIC).
+pub const WAKEUP_GAP_NS: u64 = 1_000_000;
 /// Most processes tracked at once. When the map is full, a new child is not
 /// tracked and [`Counter::TrackFull`] is incremented so userspace reports it.
 pub const TRACKED_MAX: u32 = 65536;

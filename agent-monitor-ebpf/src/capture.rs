@@ -16,7 +16,7 @@ use aya_ebpf::helpers::generated::{
 };
 
 use crate::{
-    emit::{header, send_bytes},
+    emit::{header, send_bytes, wakeup},
     maps::{SyscallScratch, scratch},
     probes::syscall::Syscall,
     task::{offset, read},
@@ -293,6 +293,8 @@ impl Record {
     #[inline(always)]
     pub fn send(self) {
         self.scratch.head.data_len = self.len as u16;
+        let state = &mut *self.scratch;
+        let flags = wakeup(&state.head.header, &mut state.woken_ns);
         let len = core::mem::size_of::<SyscallHead>() + (self.len & (2 * SYSCALL_DATA_CAP - 1));
         let room = core::mem::size_of::<SyscallHead>() + self.scratch.data.len();
         if len <= room {
@@ -304,7 +306,7 @@ impl Record {
                     len,
                 )
             };
-            send_bytes(bytes, self.scratch.head.header.cpu_seq);
+            send_bytes(bytes, flags);
         }
     }
 }

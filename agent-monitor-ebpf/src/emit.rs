@@ -3,7 +3,7 @@
 
 use agent_monitor_common::{
     EventHeader, EventKind,
-    maps::{Counter, TrackedProcess, WAKEUP_BYTES},
+    maps::{Counter, TrackedProcess, WAKEUP_BYTES, WAKEUP_GAP_NS},
 };
 use aya_ebpf::helpers::{
     bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, generated,
@@ -77,24 +77,28 @@ const BPF_RB_FORCE_WAKEUP: u64 = 2;
 /// A power of two, so the test is a mask.
 const WAKEUP_CHECK_EVERY: u64 = 32;
 
-/// Whether the record numbered `cpu_seq` on its CPU should wake the reader.
-/// Waking it on every record costs the traced process an interrupt per
-/// event; instead the reader is woken once [`WAKEUP_BYTES`] wait, and
-/// otherwise drains the ring on its own short timer
+/// The ring-buffer flags for the record `header` heads: whether it should
+/// wake the reader. Waking it on every record costs the traced process an
+/// interrupt per event; instead the reader is woken once [`WAKEUP_BYTES`]
+/// wait, and otherwise drains the ring on its own short timer
 /// (`kernel::ring::DRAIN_INTERVAL`).
 ///
 /// Only one record in [`WAKEUP_CHECK_EVERY`] of a CPU asks how much waits:
 /// the query reads the consumer's position, a cache line the reader keeps
-/// writing, and until the reader has run, every record that finds the ring
-/// above the threshold would raise another interrupt.
+/// writing. And a CPU forces a wakeup at most once per [`WAKEUP_GAP_NS`]
+/// (`woken_ns`, its last): until the reader has drained, the ring stays
+/// above the threshold, and every check would raise another interrupt for
+/// a reader already awake.
 #[inline(always)]
-fn wakeup(cpu_seq: u64) -> u64 {
-    if cpu_seq.is_multiple_of(WAKEUP_CHECK_EVERY) && EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+pub fn wakeup(header: &EventHeader, woken_ns: &mut u64) -> u64 {
+    if !header.cpu_seq.is_multiple_of(WAKEUP_CHECK_EVERY)
+        || header.ts_ns.wrapping_sub(*woken_ns) < WAKEUP_GAP_NS
+        || EVENTS.query(BPF_RB_AVAIL_DATA) < WAKEUP_BYTES
     {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
+        return BPF_RB_NO_WAKEUP;
     }
+    *woken_ns = header.ts_ns;
+    BPF_RB_FORCE_WAKEUP
 }
 
 /// The current task's name. The helper fills all 16 bytes (NUL-padded),
@@ -111,23 +115,24 @@ fn current_comm() -> [u8; 16] {
     }
 }
 
-/// Sends a fixed-size record, numbered `cpu_seq` on this CPU, counting it
-/// as lost when the ring is full.
+/// Sends a fixed-size record with the [`wakeup`] flags `flags`, counting
+/// it as lost when the ring is full.
 #[inline(always)]
-pub fn send<T: 'static>(record: T, cpu_seq: u64) {
+pub fn send<T: 'static>(record: T, flags: u64) {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(wakeup(cpu_seq));
+            entry.submit(flags);
         }
         None => count(Counter::RingbufFull),
     }
 }
 
-/// Sends a record, numbered `cpu_seq` on this CPU, built in scratch space.
+/// Sends a record built in scratch space, with the [`wakeup`] flags
+/// `flags`.
 #[inline(always)]
-pub fn send_bytes(bytes: &[u8], cpu_seq: u64) {
-    if EVENTS.output::<[u8]>(bytes, wakeup(cpu_seq)).is_err() {
+pub fn send_bytes(bytes: &[u8], flags: u64) {
+    if EVENTS.output::<[u8]>(bytes, flags).is_err() {
         count(Counter::RingbufFull);
     }
 }

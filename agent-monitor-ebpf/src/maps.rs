@@ -65,6 +65,8 @@ pub struct SyscallScratch {
     /// a map, so the walk's states stay equal from one iteration to the
     /// next and it verifies in linear rather than exponential time.
     pub walk_used: u64,
+    /// When this CPU last forced the reader awake (`emit::wakeup`).
+    pub woken_ns: u64,
 }
 
 // `Record::send` sends `head` and `data` as one slice.

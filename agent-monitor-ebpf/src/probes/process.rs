@@ -22,7 +22,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    emit::{header, send, send_bytes},
+    emit::{header, send, send_bytes, wakeup},
     maps::{
         EXEC_SCRATCH, RULE_KEY_SCRATCH, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, count,
         mark_tracked, scratch, tracked,
@@ -74,7 +74,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         &mut state.seq,
         bpf_get_current_pid_tgid(),
     );
-    let cpu_seq = header.cpu_seq;
+    let flags = wakeup(&header, &mut state.woken_ns);
     send(
         ForkEvent {
             header,
@@ -82,7 +82,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
             _pad: 0,
             child_start_ns,
         },
-        cpu_seq,
+        flags,
     );
     Ok(())
 }
@@ -150,10 +150,11 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
 
     let len = EXEC_FIXED_LEN + filename_len + argv_len;
     if len <= core::mem::size_of::<ExecEvent>() {
+        let flags = wakeup(&event.head.header, &mut state.woken_ns);
         // SAFETY: `len` is within the scratch value, which is plain bytes.
         let bytes =
             unsafe { core::slice::from_raw_parts(event as *const ExecEvent as *const u8, len) };
-        send_bytes(bytes, event.head.header.cpu_seq);
+        send_bytes(bytes, flags);
     }
     Ok(())
 }
@@ -262,14 +263,14 @@ fn try_exit(_ctx: &RawTracePointContext) -> Result<(), i64> {
         &mut state.seq,
         bpf_get_current_pid_tgid(),
     );
-    let cpu_seq = header.cpu_seq;
+    let flags = wakeup(&header, &mut state.woken_ns);
     send(
         ExitEvent {
             header,
             status: task.exit_code().unwrap_or_default(),
             _pad: 0,
         },
-        cpu_seq,
+        flags,
     );
     Ok(())
 }
