@@ -244,6 +244,26 @@ pub struct TableFile {
 /// it, and delta encoding suits them better.
 const UNIQUE_COLUMNS: [&str; 2] = ["seq", "ts"];
 
+/// Columns written without statistics: long values in no particular order
+/// (paths, process keys, argv). A page's minimum and maximum of those
+/// spans nearly every value, so no query can skip a page by them, and
+/// computing them compares every value twice. The columns a query selects
+/// by (`ts`, `seq`, `session_id`, `kind`, `agent`, `pid`, `verdict`, …)
+/// keep theirs.
+const UNORDERED_COLUMNS: [&[&str]; 11] = [
+    &["path"],
+    &["raw_path"],
+    &["new_path"],
+    &["new_raw_path"],
+    &["unix_path"],
+    &["cwd"],
+    &["filename"],
+    &["exe"],
+    &["process_key"],
+    &["child_process_key"],
+    &["argv", "list", "item"],
+];
+
 /// Rows per Parquet row group. The writer holds one row group in memory
 /// while it encodes it; the default (a million rows) would hold a whole
 /// segment, which is what bounded the monitor's memory at high rates.
@@ -260,6 +280,12 @@ fn writer_properties() -> Result<WriterProperties, EvidenceError> {
         builder = builder
             .set_column_dictionary_enabled(column.clone(), false)
             .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+    }
+    for column in UNORDERED_COLUMNS {
+        let column = parquet::schema::types::ColumnPath::new(
+            column.iter().map(|part| part.to_string()).collect(),
+        );
+        builder = builder.set_column_statistics_enabled(column, EnabledStatistics::None);
     }
     Ok(builder.build())
 }

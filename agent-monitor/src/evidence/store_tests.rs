@@ -224,3 +224,38 @@ fn rotation_by_row_count_publishes_without_waiting_for_time() {
     // The files written alongside the journal were published, not left.
     assert_eq!(publish::remove_orphans(dir.path()).unwrap(), 0);
 }
+
+#[test]
+fn unordered_columns_carry_no_statistics_and_the_selective_ones_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_rows: 8,
+        ..options()
+    };
+    let mut store = EvidenceStore::open(dir.path(), clock(), options).unwrap();
+    append(&mut store, 0..8);
+    store.flush().unwrap();
+    let entry = read_log(&dir.path().join(CHAIN_LOG))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.table == "events")
+        .unwrap();
+    let file = fs::File::open(dir.path().join(&entry.file)).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let group = reader.metadata().row_group(0);
+    let statistics = |name: &str| {
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .statistics()
+            .is_some_and(|s| s.min_bytes_opt().is_some())
+    };
+    for unordered in ["filename", "process_key", "argv.list.item"] {
+        assert!(!statistics(unordered), "{unordered} has statistics");
+    }
+    for selective in ["seq", "ts", "kind", "agent", "pid"] {
+        assert!(statistics(selective), "{selective} has no statistics");
+    }
+}
