@@ -293,11 +293,11 @@ impl Record {
     #[inline(always)]
     pub fn send(self) {
         self.scratch.head.data_len = self.len as u16;
-        let state = &mut *self.scratch;
-        let flags = wakeup(&state.head.header, &mut state.woken_ns);
         let len = core::mem::size_of::<SyscallHead>() + (self.len & (2 * SYSCALL_DATA_CAP - 1));
         let room = core::mem::size_of::<SyscallHead>() + self.scratch.data.len();
         if len <= room {
+            let state = &mut *self.scratch;
+            let flags = wakeup(&state.head.header, &mut state.woken_ns);
             // SAFETY: `head` and `data` are adjacent in the repr(C) scratch
             // (asserted in maps.rs), and `len` bytes of them are initialised.
             let bytes = unsafe {

@@ -88,7 +88,8 @@ const WAKEUP_CHECK_EVERY: u64 = 32;
 /// writing. And a CPU forces a wakeup at most once per [`WAKEUP_GAP_NS`]
 /// (`woken_ns`, its last): until the reader has drained, the ring stays
 /// above the threshold, and every check would raise another interrupt for
-/// a reader already awake.
+/// a reader already awake. A record the ring then refuses, being full,
+/// still counts as one: a reader that far behind is awake.
 #[inline(always)]
 pub fn wakeup(header: &EventHeader, woken_ns: &mut u64) -> u64 {
     if !header.cpu_seq.is_multiple_of(WAKEUP_CHECK_EVERY)

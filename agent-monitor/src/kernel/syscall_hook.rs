@@ -13,8 +13,10 @@
 //! discovery rule is loaded, a process is being adopted, or `run` is
 //! starting its command. Each of those takes a [`Hold`] first.
 //! [`SyscallHook::release_if_idle`] detaches only with no hold and an empty
-//! map, under the lock every hold is taken under, so nothing becomes
-//! tracked between its check and the detach.
+//! map, under the lock every hold is taken under, so nothing userspace does
+//! makes a process tracked between its check and the detach; and only on
+//! its second such look in a row, so that no kernel program that was
+//! about to track one is still running.
 
 use std::{
     ffi::CStr,
@@ -78,6 +80,8 @@ pub struct HookStatus {
 struct Inner<L> {
     link: Option<L>,
     holds: usize,
+    /// The last look found nothing to watch, and no hold came since.
+    idle_seen: bool,
     attaches: u64,
     detaches: u64,
 }
@@ -101,6 +105,7 @@ impl<S: Switch> SyscallHook<S> {
             inner: Mutex::new(Inner {
                 link: Some(link),
                 holds: 0,
+                idle_seen: false,
                 attaches: 1,
                 detaches: 0,
             }),
@@ -114,6 +119,7 @@ impl<S: Switch> SyscallHook<S> {
             inner: Mutex::new(Inner {
                 link: None,
                 holds: 0,
+                idle_seen: false,
                 attaches: 0,
                 detaches: 0,
             }),
@@ -138,21 +144,38 @@ impl<S: Switch> SyscallHook<S> {
             tracing::debug!("syscall probes attached");
         }
         inner.holds += 1;
+        inner.idle_seen = false;
         Ok(Hold { hook: self.clone() })
     }
 
-    /// Detaches the program when nothing holds it and no process is
-    /// tracked. True when it detached it now. An error asking the kernel
-    /// leaves it attached.
+    /// Detaches the program once two calls in a row have found nothing
+    /// holding it and no process tracked, with no hold taken between them.
+    /// True when it detached it now. An error asking the kernel leaves it
+    /// attached.
+    ///
+    /// One idle look is not enough: a kernel program that read a rule key
+    /// just before the rule went, or a parent's entry just before it was
+    /// deleted, may still be about to write an entry. Programs run for
+    /// microseconds and the daemon calls this every second, so by the
+    /// second look that entry is in the map, or never will be.
     pub fn release_if_idle(&self) -> io::Result<bool> {
         let Some(switch) = &self.switch else {
             return Ok(false);
         };
         let mut inner = self.lock();
-        if inner.link.is_none() || inner.holds > 0 || switch.anything_tracked()? {
+        if inner.link.is_none() {
+            return Ok(false);
+        }
+        if inner.holds > 0 || switch.anything_tracked()? {
+            inner.idle_seen = false;
+            return Ok(false);
+        }
+        if !inner.idle_seen {
+            inner.idle_seen = true;
             return Ok(false);
         }
         inner.link = None;
+        inner.idle_seen = false;
         inner.detaches += 1;
         tracing::debug!("syscall probes detached: no process is tracked");
         Ok(true)

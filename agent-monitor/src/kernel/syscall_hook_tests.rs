@@ -44,6 +44,11 @@ fn hook() -> (Arc<FakeSwitch>, Arc<SyscallHook<Arc<FakeSwitch>>>) {
     (switch, hook)
 }
 
+/// Two idle looks: what it takes to detach.
+fn release(hook: &SyscallHook<Arc<FakeSwitch>>) -> bool {
+    hook.release_if_idle().unwrap() | hook.release_if_idle().unwrap()
+}
+
 fn state(hook: &SyscallHook<Arc<FakeSwitch>>) -> HookState {
     hook.status().state
 }
@@ -53,6 +58,10 @@ fn it_starts_attached_and_detaches_once_nothing_is_tracked() {
     let (switch, hook) = hook();
     assert_eq!(state(&hook), HookState::Attached);
     assert_eq!(switch.links.load(SeqCst), 1);
+    assert!(
+        !hook.release_if_idle().unwrap(),
+        "one idle look is not enough"
+    );
     assert!(hook.release_if_idle().unwrap());
     assert_eq!(switch.links.load(SeqCst), 0);
     assert!(!hook.release_if_idle().unwrap(), "already detached");
@@ -69,24 +78,37 @@ fn it_starts_attached_and_detaches_once_nothing_is_tracked() {
 #[test]
 fn a_tracked_process_keeps_it_attached() {
     let (switch, hook) = hook();
+    assert!(!hook.release_if_idle().unwrap());
+    // A process tracked between the two looks, by the kernel.
     switch.tracked.store(1, SeqCst);
     assert!(!hook.release_if_idle().unwrap());
     assert_eq!(state(&hook), HookState::Attached);
     switch.tracked.store(0, SeqCst);
+    assert!(!hook.release_if_idle().unwrap(), "the wait starts again");
+    assert!(hook.release_if_idle().unwrap());
+}
+
+#[test]
+fn a_hold_between_two_idle_looks_starts_the_wait_again() {
+    let (_, hook) = hook();
+    assert!(!hook.release_if_idle().unwrap());
+    drop(hook.hold().unwrap());
+    assert!(!hook.release_if_idle().unwrap());
+    assert_eq!(state(&hook), HookState::Attached);
     assert!(hook.release_if_idle().unwrap());
 }
 
 #[test]
 fn a_hold_attaches_it_again_and_keeps_it_attached_until_dropped() {
     let (switch, hook) = hook();
-    hook.release_if_idle().unwrap();
+    assert!(release(&hook));
     let first = hook.hold().unwrap();
     let second = hook.hold().unwrap();
     assert_eq!(switch.links.load(SeqCst), 1, "attached once, not twice");
     drop(first);
-    assert!(!hook.release_if_idle().unwrap(), "one hold is left");
+    assert!(!release(&hook), "one hold is left");
     drop(second);
-    assert!(hook.release_if_idle().unwrap());
+    assert!(release(&hook));
     assert_eq!(hook.status().attaches, 2);
     assert_eq!(switch.links.load(SeqCst), 0);
 }
@@ -94,7 +116,7 @@ fn a_hold_attaches_it_again_and_keeps_it_attached_until_dropped() {
 #[test]
 fn a_refused_attach_is_an_error_and_takes_no_hold() {
     let (switch, hook) = hook();
-    hook.release_if_idle().unwrap();
+    assert!(release(&hook));
     switch.refuse_attach.store(true, SeqCst);
     assert_eq!(hook.hold().unwrap_err().raw_os_error(), Some(libc::EPERM));
     assert_eq!(state(&hook), HookState::Detached);
@@ -102,7 +124,7 @@ fn a_refused_attach_is_an_error_and_takes_no_hold() {
     let held = hook.hold().unwrap();
     assert_eq!(state(&hook), HookState::Attached);
     drop(held);
-    assert!(hook.release_if_idle().unwrap(), "no hold was leaked");
+    assert!(release(&hook), "no hold was leaked");
 }
 
 #[test]
@@ -126,7 +148,7 @@ fn an_unavailable_hook_holds_nothing() {
     let held = hook.hold().unwrap();
     assert_eq!(state(&hook), HookState::Unavailable);
     drop(held);
-    assert!(!hook.release_if_idle().unwrap());
+    assert!(!release(&hook));
     assert_eq!(state(&hook), HookState::Unavailable);
 }
 

@@ -148,15 +148,22 @@ impl Slots {
     /// NotFound when it has exited.
     pub fn adopt(&self, pid: u32, agent: u32) -> io::Result<bool> {
         // Until the entry is in, the map may be empty: the hold keeps the
-        // probes from being detached meanwhile. After, the entry does.
-        let _probes = self.hook.hold()?;
+        // probes from being detached meanwhile. After, the entry does. An
+        // error attaching is no NotFound, which would say the process left.
+        let _probes = self
+            .hook
+            .hold()
+            .map_err(|e| io::Error::other(format!("attaching the syscall probes: {e}")))?;
         let entry = TrackedProcess {
             agent,
             ..TrackedProcess::default()
         };
+        // The bit goes in first: a process that exits right after the
+        // write has it cleared by the kernel, with its entry, and never
+        // keeps a bit without one.
+        self.bits.set(pid);
         match self.write(pid, &entry, BPF_NOEXIST) {
             Ok(()) => {
-                self.bits.set(pid);
                 // The kernel forgets a process when its last thread exits.
                 // One that exited before its entry was written would keep
                 // it for good: the syscall probes attached, and its pid,
@@ -170,8 +177,12 @@ impl Slots {
                 }
                 Ok(true)
             }
+            // Tracked already: the bit was set.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => {
+                self.bits.clear(pid);
+                Err(e)
+            }
         }
     }
 
@@ -199,28 +210,48 @@ impl Slots {
     }
 }
 
-/// Whether every thread of process `pid` has exited: it is gone, or only
-/// its zombie leader is left.
+/// `PF_EXITING`: set on a thread as it enters `do_exit`, before the
+/// kernel's exit probe runs for the last thread of its process.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether every thread of process `pid` has begun to exit, so that the
+/// kernel's exit probe may have run for it already: it is gone, or each
+/// thread in `/proc/PID/task` is flagged exiting (a zombie is too). Any
+/// other error reading /proc counts as alive: forgetting a live process
+/// would lose its actions, keeping a dead one costs an entry.
 pub fn group_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => exited_by_stat(&stat),
-        Err(_) => true,
+    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH));
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(tasks) => tasks,
+        Err(e) => return gone(&e),
+    };
+    for task in tasks {
+        let Ok(task) = task else {
+            return false;
+        };
+        match std::fs::read_to_string(task.path().join("stat")) {
+            Ok(stat) if exiting_by_stat(&stat) => {}
+            Ok(_) => return false,
+            // Reaped since the directory was listed.
+            Err(e) if gone(&e) => {}
+            Err(_) => return false,
+        }
     }
+    true
 }
 
-/// From `/proc/PID/stat`: a zombie (or dead) leader that counts no other
-/// thread. A leader that exited before its other threads is a zombie too,
-/// but they still count.
-fn exited_by_stat(stat: &str) -> bool {
+/// From a thread's `stat`: whether its flags (field 9) say `PF_EXITING`.
+fn exiting_by_stat(stat: &str) -> bool {
     // The command, in parentheses, may hold anything: fields are counted
-    // from the last `)`, field 3 (state) first, field 20 (threads) 17th on.
+    // from the last `)`, field 3 (state) first, so field 9 is the 7th.
     let Some((_, fields)) = stat.rsplit_once(')') else {
         return false;
     };
-    let mut fields = fields.split_whitespace();
-    let state = fields.next();
-    let threads = fields.nth(16);
-    matches!(state, Some("Z" | "X")) && threads == Some("1")
+    fields
+        .split_whitespace()
+        .nth(6)
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 /// The kernel's pre-filter bitmap, mapped into this process.
@@ -294,21 +325,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_zombie_that_counts_no_other_thread_has_exited() {
-        let stat = |state: &str, threads: u32| {
-            format!(
-                "4242 (a) b) {state} 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 {threads} 0 900 0 0"
-            )
+    fn a_thread_flagged_exiting_has_begun_to_exit() {
+        let stat = |flags: u64| {
+            format!("4242 (a) b) R 1 4242 4242 0 -1 {flags} 100 0 0 0 1 2 0 0 20 0 1 0 900 0 0")
         };
-        assert!(exited_by_stat(&stat("Z", 1)));
-        assert!(exited_by_stat(&stat("X", 1)));
-        assert!(!exited_by_stat(&stat("Z", 3)), "its other threads run");
-        assert!(!exited_by_stat(&stat("S", 1)));
-        assert!(!exited_by_stat("garbage"));
+        assert!(exiting_by_stat(&stat(0x40_0004)));
+        assert!(!exiting_by_stat(&stat(0x40_0000)));
+        assert!(
+            !exiting_by_stat(&stat(0x40_0040)),
+            "PF_FORKNOEXEC is not exiting"
+        );
+        assert!(!exiting_by_stat("garbage"));
     }
 
     #[test]
-    fn a_live_process_has_not_exited_and_a_reaped_one_has() {
+    fn a_live_process_has_not_exited_and_a_zombie_or_reaped_one_has() {
+        // This test process has other threads, all alive.
         assert!(!group_exited(std::process::id()));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
