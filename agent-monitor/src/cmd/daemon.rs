@@ -238,11 +238,32 @@ fn render(s: &Value) -> String {
     }
     if let Some(probes) = s["syscall_probes"].as_object() {
         out += &format!(
-            "syscall probes: {} (attached {} times, detached {})\n",
+            "syscall probes: {} (since start: attached {}, detached {})\n",
             probes.get("state").and_then(Value::as_str).unwrap_or("?"),
             probes.get("attaches").map(n).unwrap_or(0),
             probes.get("detaches").map(n).unwrap_or(0),
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_says_whether_the_syscall_probes_are_attached() {
+        let status = json!({
+            "pid": 812,
+            "syscall_probes": {"state": "detached", "attaches": 2, "detaches": 2},
+        });
+        assert!(
+            render(&status)
+                .contains("syscall probes: detached (since start: attached 2, detached 2)\n"),
+            "{}",
+            render(&status)
+        );
+        // A daemon that reports none (an older one) gets no line.
+        assert!(!render(&json!({"pid": 812})).contains("syscall probes"));
+    }
 }
