@@ -259,3 +259,46 @@ fn unordered_columns_carry_no_statistics_and_the_selective_ones_do() {
         assert!(statistics(selective), "{selective} has no statistics");
     }
 }
+
+#[test]
+fn small_columns_are_stored_uncompressed_and_the_bulky_ones_in_zstd() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_rows: 8,
+        ..options()
+    };
+    let mut store = EvidenceStore::open(dir.path(), clock(), options).unwrap();
+    append(&mut store, 0..8);
+    store.flush().unwrap();
+    let entry = read_log(&dir.path().join(CHAIN_LOG))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.table == "events")
+        .unwrap();
+    let file = fs::File::open(dir.path().join(&entry.file)).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let group = reader.metadata().row_group(0);
+    let codec = |name: &str| {
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .compression()
+    };
+    for small in ["kind", "pid", "session_id", "verdict"] {
+        assert_eq!(
+            codec(small),
+            parquet::basic::Compression::UNCOMPRESSED,
+            "{small}"
+        );
+    }
+    // Booleans are bit-packed: zstd shrinks a constant one to nothing.
+    for bulky in ["ts", "seq", "path", "filename", "argv.list.item", "created"] {
+        assert!(
+            matches!(codec(bulky), parquet::basic::Compression::ZSTD(_)),
+            "{bulky}: {:?}",
+            codec(bulky)
+        );
+    }
+}
