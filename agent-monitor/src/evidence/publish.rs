@@ -264,50 +264,6 @@ const UNORDERED_COLUMNS: [&[&str]; 11] = [
     &["argv", "list", "item"],
 ];
 
-/// Columns written uncompressed: small values of few distinct ones, which
-/// dictionary and run-length encoding already pack to a few bytes a page
-/// (not the booleans: those are bit-packed, and zstd shrinks a constant
-/// one to nothing).
-/// zstd made their pages larger (its frame costs more than it saves), and
-/// creating its contexts for each of them, in every row group, cost more
-/// than writing them.
-const SMALL_COLUMNS: [&str; 34] = [
-    "kind",
-    "agent",
-    "pid",
-    "ppid",
-    "tid",
-    "uid",
-    "comm",
-    "syscall",
-    "result",
-    "error",
-    "child_pid",
-    "exit_code",
-    "signal",
-    "flags",
-    "mode",
-    "access",
-    "owner_uid",
-    "owner_gid",
-    "length",
-    "family",
-    "protocol",
-    "port",
-    "local_port",
-    "type",
-    "target_pid",
-    "request",
-    "bpf_cmd",
-    "prog_type",
-    "fstype",
-    "session_id",
-    "tool_call_id",
-    "verdict",
-    "rule",
-    "addr",
-];
-
 /// Rows per Parquet row group. The writer holds one row group in memory
 /// while it encodes it; the default (a million rows) would hold a whole
 /// segment, which is what bounded the monitor's memory at high rates.
@@ -330,12 +286,6 @@ fn writer_properties() -> Result<WriterProperties, EvidenceError> {
             column.iter().map(|part| part.to_string()).collect(),
         );
         builder = builder.set_column_statistics_enabled(column, EnabledStatistics::None);
-    }
-    for column in SMALL_COLUMNS {
-        builder = builder.set_column_compression(
-            parquet::schema::types::ColumnPath::from(column),
-            Compression::UNCOMPRESSED,
-        );
     }
     Ok(builder.build())
 }
