@@ -75,6 +75,18 @@ impl Source {
     }
 }
 
+/// How adopting one process went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adoption {
+    Adopted,
+    /// It keeps the agent it has.
+    AlreadyTracked,
+    /// It exited before it could be tracked.
+    Exited,
+    /// The kernel refused (counted in `kernel_errors`).
+    Failed,
+}
+
 /// One discovered agent: a process tree with its own slot and session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instance {
@@ -143,6 +155,20 @@ impl Discovery {
 
     pub fn kernel(&self) -> &dyn Membership {
         self.kernel.as_ref()
+    }
+
+    /// Tracks a running process as `agent`'s in the kernel. A process that
+    /// exited meanwhile is no failure; any other error is counted.
+    pub fn adopt(&mut self, pid: u32, agent: u32) -> Adoption {
+        match self.kernel.adopt(pid, agent) {
+            Ok(true) => Adoption::Adopted,
+            Ok(false) => Adoption::AlreadyTracked,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Adoption::Exited,
+            Err(e) => {
+                self.kernel_result::<()>("adopting a process", Err(e));
+                Adoption::Failed
+            }
+        }
     }
 
     /// Counts a failed kernel write, reporting the first.

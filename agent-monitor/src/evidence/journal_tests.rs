@@ -28,6 +28,12 @@ fn read_as(
     )
 }
 
+/// The `events` table's values, and whether its tail was torn.
+fn events_read(segment: &Path) -> (Vec<i64>, bool) {
+    let read = read_table(segment, "events").unwrap().unwrap();
+    (values(&read), read.torn_tail)
+}
+
 fn v_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
 }
@@ -116,9 +122,7 @@ fn batches_read_back_in_order_per_table() {
     segment.sync().unwrap();
     let path = segment.close().unwrap();
 
-    let events = read_table(&path, "events").unwrap().unwrap();
-    assert_eq!(values(&events), vec![1, 2, 3]);
-    assert!(!events.torn_tail);
+    assert_eq!(events_read(&path), (vec![1, 2, 3], false));
     assert_eq!(
         values(&read_table(&path, "gaps").unwrap().unwrap()),
         vec![9]
@@ -139,9 +143,7 @@ fn an_unclosed_segment_reads_back_whole() {
     let path = segment.path().to_path_buf();
     std::mem::forget(segment);
 
-    let events = read_table(&path, "events").unwrap().unwrap();
-    assert_eq!(values(&events), vec![1, 2, 3, 4]);
-    assert!(!events.torn_tail);
+    assert_eq!(events_read(&path), (vec![1, 2, 3, 4], false));
 }
 
 #[test]
@@ -163,9 +165,7 @@ fn a_torn_last_batch_is_dropped_and_the_rest_kept() {
         .set_len(len - 20)
         .unwrap();
 
-    let events = read_table(&path, "events").unwrap().unwrap();
-    assert_eq!(values(&events), vec![1, 2]);
-    assert!(events.torn_tail);
+    assert_eq!(events_read(&path), (vec![1, 2], true));
 }
 
 #[test]
@@ -265,9 +265,7 @@ fn a_batch_that_does_not_fit_its_table_ends_the_stream() {
     segment.append("events", &batch(&[3])).unwrap();
     let path = segment.close().unwrap();
 
-    let read = read_table(&path, "events").unwrap().unwrap();
-    assert_eq!(values(&read), vec![1]);
-    assert!(read.torn_tail);
+    assert_eq!(events_read(&path), (vec![1], true));
 }
 
 #[test]
@@ -315,9 +313,7 @@ fn a_damaged_frame_ends_the_stream_and_keeps_what_came_before() {
     bytes[at] ^= 0x01;
     fs::write(&file, &bytes).unwrap();
 
-    let read = read_table(&path, "events").unwrap().unwrap();
-    assert_eq!(values(&read), vec![1, 2]);
-    assert!(read.torn_tail);
+    assert_eq!(events_read(&path), (vec![1, 2], true));
 }
 
 #[test]

@@ -249,19 +249,20 @@ const UNIQUE_COLUMNS: [&str; 2] = ["seq", "ts"];
 /// spans nearly every value, so no query can skip a page by them, and
 /// computing them compares every value twice. The columns a query selects
 /// by (`ts`, `seq`, `session_id`, `kind`, `agent`, `pid`, `verdict`, …)
-/// keep theirs.
-const UNORDERED_COLUMNS: [&[&str]; 11] = [
-    &["path"],
-    &["raw_path"],
-    &["new_path"],
-    &["new_raw_path"],
-    &["unix_path"],
-    &["cwd"],
-    &["filename"],
-    &["exe"],
-    &["process_key"],
-    &["child_process_key"],
-    &["argv", "list", "item"],
+/// keep theirs. Paths are dotted, as a list's values are named
+/// (`argv.list.item`).
+const UNORDERED_COLUMNS: [&str; 11] = [
+    "path",
+    "raw_path",
+    "new_path",
+    "new_raw_path",
+    "unix_path",
+    "cwd",
+    "filename",
+    "exe",
+    "process_key",
+    "child_process_key",
+    "argv.list.item",
 ];
 
 /// Rows per Parquet row group. The writer holds one row group in memory
@@ -282,9 +283,8 @@ fn writer_properties() -> Result<WriterProperties, EvidenceError> {
             .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
     }
     for column in UNORDERED_COLUMNS {
-        let column = parquet::schema::types::ColumnPath::new(
-            column.iter().map(|part| part.to_string()).collect(),
-        );
+        let column =
+            parquet::schema::types::ColumnPath::new(column.split('.').map(String::from).collect());
         builder = builder.set_column_statistics_enabled(column, EnabledStatistics::None);
     }
     Ok(builder.build())

@@ -1,4 +1,4 @@
-use std::{fs, path::Path, time::Duration};
+use std::{fs, path::Path, sync::Arc, time::Duration};
 
 use arrow_array::UInt64Array;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -63,6 +63,31 @@ fn published_seqs(dir: &Path) -> Vec<u64> {
     }
     seqs.sort_unstable();
     seqs
+}
+
+/// A store that rotates every 8 rows, given `seqs` and flushed.
+fn published_in_files_of_8(dir: &Path, seqs: std::ops::Range<u64>) {
+    let options = StoreOptions {
+        max_rows: 8,
+        ..options()
+    };
+    let mut store = EvidenceStore::open(dir, clock(), options).unwrap();
+    append(&mut store, seqs);
+    store.flush().unwrap();
+}
+
+/// The Parquet metadata of the first events file in the chain.
+fn first_events_file(dir: &Path) -> Arc<parquet::file::metadata::ParquetMetaData> {
+    let entry = read_log(&dir.join(CHAIN_LOG))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.table == "events")
+        .unwrap();
+    let file = fs::File::open(dir.join(&entry.file)).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .metadata()
+        .clone()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -212,13 +237,7 @@ fn a_lost_batch_becomes_one_storage_gap() {
 #[test]
 fn rotation_by_row_count_publishes_without_waiting_for_time() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        max_rows: 8,
-        ..options()
-    };
-    let mut store = EvidenceStore::open(dir.path(), clock(), options).unwrap();
-    append(&mut store, 0..10);
-    store.flush().unwrap();
+    published_in_files_of_8(dir.path(), 0..10);
     assert_eq!(published_seqs(dir.path()), (0..10).collect::<Vec<_>>());
     assert!(journal::segments(dir.path()).unwrap().is_empty());
     // The files written alongside the journal were published, not left.
@@ -228,21 +247,9 @@ fn rotation_by_row_count_publishes_without_waiting_for_time() {
 #[test]
 fn unordered_columns_carry_no_statistics_and_the_selective_ones_do() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        max_rows: 8,
-        ..options()
-    };
-    let mut store = EvidenceStore::open(dir.path(), clock(), options).unwrap();
-    append(&mut store, 0..8);
-    store.flush().unwrap();
-    let entry = read_log(&dir.path().join(CHAIN_LOG))
-        .unwrap()
-        .into_iter()
-        .find(|e| e.table == "events")
-        .unwrap();
-    let file = fs::File::open(dir.path().join(&entry.file)).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    let group = reader.metadata().row_group(0);
+    published_in_files_of_8(dir.path(), 0..8);
+    let metadata = first_events_file(dir.path());
+    let group = metadata.row_group(0);
     let statistics = |name: &str| {
         group
             .columns()

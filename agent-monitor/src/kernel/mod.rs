@@ -19,7 +19,7 @@ use std::{os::fd::AsFd, path::Path, sync::Arc};
 
 use agent_monitor_common::maps::{
     COUNTERS, EVENTS, KERNEL_LAYOUT, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, TRACKED_BITS,
-    TRACKED_WORDS,
+    TRACKED_WORDS, TrackedProcess,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -127,7 +127,7 @@ impl Monitor {
         };
         let counters = PerCpuArray::<MapData, u64>::try_from(take_map(&mut ebpf, COUNTERS)?)
             .map_err(map_error(COUNTERS))?;
-        let tracked: HashMap<MapData, u32, agent_monitor_common::maps::TrackedProcess> =
+        let tracked: HashMap<MapData, u32, TrackedProcess> =
             HashMap::try_from(take_map(&mut ebpf, TRACKED)?).map_err(map_error(TRACKED))?;
         let syscall_hook = match attached.while_tracking {
             Some(loaded) => {

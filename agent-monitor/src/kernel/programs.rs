@@ -1,11 +1,13 @@
 //! The table of every kernel program: what it hooks and whether the monitor
 //! can run without it. Attaching walks this table; nothing else names a hook.
 
-use std::{ffi::CStr, os::fd::OwnedFd};
+use std::{
+    ffi::CStr,
+    os::fd::{AsFd as _, OwnedFd},
+};
 
 use agent_monitor_common::{maps::EXIT_PROGRAMS, programs, syscall::Family};
 use aya::{Ebpf, maps::ProgramArray, programs::RawTracePoint};
-use std::os::fd::AsFd as _;
 
 use crate::error::{Error, Result};
 

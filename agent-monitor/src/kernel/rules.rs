@@ -1,9 +1,9 @@
 //! The discovery rules' exact keys in the kernel's rule maps: what
 //! `probes/process.rs` tests at every exec of an untracked process.
 
-use agent_monitor_common::maps::{RULE_EXE_LEN, RULE_KEYS_MAX};
 use std::sync::Arc;
 
+use agent_monitor_common::maps::{RULE_EXE_LEN, RULE_KEYS_MAX};
 use aya::maps::{HashMap, MapData};
 
 use crate::{

@@ -9,7 +9,7 @@ use super::Processor;
 use crate::{
     correlate::{Now, SessionSpec},
     declare::{Register, Reply},
-    discovery::{Discovery, Facts, Instance, Source, comm_of, proc_scan},
+    discovery::{Adoption, Discovery, Facts, Instance, Source, comm_of, proc_scan},
     event::{Detail, Event},
     evidence::{declared::SessionRow, store::host_name},
     identity,
@@ -290,17 +290,13 @@ impl<S: Sink> Processor<S> {
     ) -> Result<(u32, String), String> {
         let slot = self.correlator.add_agent(name);
         let discovery = self.discovery.as_mut().ok_or("no discovery")?;
-        let result = discovery.kernel().adopt(root, slot);
-        if result
-            .as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        {
-            return Err(format!("pid {root} exited before it could be tracked"));
-        }
-        match discovery.kernel_result("adopting a process", result) {
-            Some(true) => {}
-            Some(false) => return Err(format!("pid {root} is already monitored")),
-            None => return Err(format!("the kernel refused to track pid {root}")),
+        match discovery.adopt(root, slot) {
+            Adoption::Adopted => {}
+            Adoption::AlreadyTracked => return Err(format!("pid {root} is already monitored")),
+            Adoption::Exited => {
+                return Err(format!("pid {root} exited before it could be tracked"));
+            }
+            Adoption::Failed => return Err(format!("the kernel refused to track pid {root}")),
         }
         let boot_ns = WallClock::boot_now_ns();
         self.start_agent(NewAgent {
@@ -332,15 +328,7 @@ impl<S: Sink> Processor<S> {
             for (pid, ppid) in fresh {
                 adopted.push(pid);
                 let discovery = self.discovery.as_mut().ok_or("no discovery")?;
-                let result = discovery.kernel().adopt(pid, slot);
-                // One that exited meanwhile is no failure.
-                if result
-                    .as_ref()
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                {
-                    continue;
-                }
-                if discovery.kernel_result("adopting a process", result) == Some(true) {
+                if discovery.adopt(pid, slot) == Adoption::Adopted {
                     discovery.born(slot);
                     self.adopt_process(pid, slot, Some(ppid));
                 }

@@ -1,7 +1,8 @@
 //! The overhead matrix: each workload with no monitor, (a) with the daemon
 //! running and the workload untracked, idle and watching, and (b) tracked
-//! by `agent-monitor run` into the evidence store; then, in rounds of their own, the same
-//! workloads under each peer (strace, auditd, bpftrace) beside (b).
+//! by `agent-monitor run` into the evidence store; then, in rounds of
+//! their own, the same workloads under each peer (strace, auditd,
+//! bpftrace) beside (b).
 //!
 //! Setups are interleaved within a round (A B C A B C …) so that the
 //! machine's drift hits each alike, and every figure is a median over the
@@ -427,8 +428,8 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
          medians to no monitor. (a) is `agent-monitor daemon`, the workload untracked: idle, with \
          no rule and no agent, its syscall probes are detached (docs/daemon.md); watching, with a \
          discovery rule loaded that nothing matches, they are attached, as they are while any \
-         agent runs, and every syscall on the host passes their filter and stops there; (b) is `agent-monitor run` tracking the \
-         workload and writing the evidence store (Parquet, journal, chain) on the other core.\n"
+         agent runs, and every syscall on the host passes their filter and stops there; (b) is \
+         `agent-monitor run` tracking the workload and writing the evidence store (Parquet, journal, chain) on the other core.\n"
     )?;
     writeln!(
         out,
@@ -531,18 +532,16 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
     writeln!(out, "\n## Against the targets\n")?;
     writeln!(out, "| figure | target | measured |")?;
     writeln!(out, "| --- | --- | --- |")?;
-    let ratio = |row: &Row, i: usize| {
-        Spread::of(&row.samples[i]).median / Spread::of(&row.samples[0]).median
+    let ratio = |row: &Row, setup: Setup| {
+        Spread::of(&row.samples[setup.index()]).median / Spread::of(&row.samples[0]).median
     };
+    let tracked = |row: &Row| ratio(row, Setup::Tracked);
     for setup in [Setup::Idle, Setup::Watching] {
         let untracked: Vec<String> = rows
             .iter()
-            .map(|r| format!("{} {:.3}×", r.workload.name, ratio(r, setup.index())))
+            .map(|r| format!("{} {:.3}×", r.workload.name, ratio(r, setup)))
             .collect();
-        let worst = rows
-            .iter()
-            .map(|r| ratio(r, setup.index()))
-            .fold(0.0, f64::max);
+        let worst = rows.iter().map(|r| ratio(r, setup)).fold(0.0, f64::max);
         writeln!(
             out,
             "| {}, ratio to no monitor | ≤ 1.02× on every workload | {} ({}) |",
@@ -553,29 +552,17 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
     }
     let build = rows.iter().find(|r| r.workload.name == "build");
     let storms: Vec<&Row> = rows.iter().filter(|r| r.workload.name != "build").collect();
-    let worst_storm = storms
-        .iter()
-        .map(|r| ratio(r, Setup::Tracked.index()))
-        .fold(0.0, f64::max);
+    let worst_storm = storms.iter().map(|r| tracked(r)).fold(0.0, f64::max);
     writeln!(
         out,
         "| (b) tracked, ratio to no monitor | ≤ 1.15× on the build, ≤ 1.5× on the storms | build {} ; storms {} ({}) |",
-        build.map_or("-".into(), |b| format!(
-            "{:.3}×",
-            ratio(b, Setup::Tracked.index())
-        )),
+        build.map_or("-".into(), |b| format!("{:.3}×", tracked(b))),
         storms
             .iter()
-            .map(|r| format!(
-                "{} {:.3}×",
-                r.workload.name,
-                ratio(r, Setup::Tracked.index())
-            ))
+            .map(|r| format!("{} {:.3}×", r.workload.name, tracked(r)))
             .collect::<Vec<_>>()
             .join(", "),
-        verdict(
-            build.is_none_or(|b| ratio(b, Setup::Tracked.index()) <= 1.15) && worst_storm <= 1.5
-        )
+        verdict(build.is_none_or(|b| tracked(b) <= 1.15) && worst_storm <= 1.5)
     )?;
     let mut beaten = Vec::new();
     let mut all_beaten = true;
