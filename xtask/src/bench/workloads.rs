@@ -99,7 +99,7 @@ pub const FORKEXEC: Workload = Workload {
 
 pub const CONNECT: Workload = Workload {
     name: "connect",
-    description: "loopback TCP: connect to a listener in the same process, accept, close both ends",
+    description: "loopback TCP on one CPU: connect to a listener in the same process, accept, close both ends",
     unit: "a loopback TCP connection: connect, accept, close both ends",
     full: 20_000,
     quick: 1_000,

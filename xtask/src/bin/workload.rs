@@ -10,7 +10,11 @@
 //! - `connect N`: a loopback TCP connection to a listener in this process,
 //!   accepted by a thread, closed by both ends: socket, connect, accept4,
 //!   recvfrom (the client waits for the server's close, so the listener's
-//!   backlog never fills), close;
+//!   backlog never fills), close. Both threads run on the CPU the workload
+//!   started on: each connection hands off between them twice, and across
+//!   CPUs of a VM every hand-off is an interrupt between virtual CPUs,
+//!   whose latency varies by 20% from run to run and would swamp the cost
+//!   being measured;
 //! - `build DIR N`: `make -C DIR -B -j2 -s` N times, so every run rebuilds
 //!   everything; only the makes are timed.
 //!
@@ -33,6 +37,8 @@ unsafe extern "C" {
     fn execv(path: *const c_char, argv: *const *const c_char) -> c_int;
     fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
     fn _exit(status: c_int) -> !;
+    fn sched_getcpu() -> c_int;
+    fn sched_setaffinity(pid: c_int, size: usize, mask: *const u64) -> c_int;
 }
 
 const USAGE: &str = "usage: workload open N | stat N | forkexec N | connect N | build DIR N";
@@ -141,6 +147,8 @@ fn forkexec(n: u64) -> u128 {
 }
 
 fn connect(n: u64) -> u128 {
+    // Before the accepting thread is spawned, so that it inherits the CPU.
+    stay_on_this_cpu();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
     let address = listener
         .local_addr()
@@ -176,6 +184,29 @@ fn connect(n: u64) -> u128 {
         .join()
         .unwrap_or_else(|_| fail("the accepting thread panicked"));
     elapsed
+}
+
+/// Binds the calling thread, and the threads it spawns later, to the CPU
+/// it runs on now.
+fn stay_on_this_cpu() {
+    // SAFETY: no arguments.
+    let cpu = unsafe { sched_getcpu() };
+    let Ok(cpu) = usize::try_from(cpu) else {
+        fail("sched_getcpu failed");
+    };
+    // The kernel's cpu_set_t: 1024 bits.
+    let mut mask = [0u64; 16];
+    let Some(word) = mask.get_mut(cpu / 64) else {
+        fail(&format!("CPU {cpu} is past the affinity mask"));
+    };
+    *word = 1 << (cpu % 64);
+    // SAFETY: the mask is as long as the size given.
+    if unsafe { sched_setaffinity(0, size_of_val(&mask), mask.as_ptr()) } != 0 {
+        fail(&format!(
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
 }
 
 fn build(dir: &str, n: u64) -> u128 {
