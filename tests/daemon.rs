@@ -482,6 +482,26 @@ fn sys_exit_links(pid: u32) -> usize {
         .count()
 }
 
+/// How many times the process's threads blocked over `span`: each is a
+/// wait for a timer or for input, ended by one wakeup.
+fn blocking_waits(pid: u32, span: Duration) -> u64 {
+    let total = || -> u64 {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|count| count.trim().parse::<u64>().ok())
+            })
+            .sum()
+    };
+    let before = total();
+    std::thread::sleep(span);
+    total() - before
+}
+
 #[test]
 fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     let dir = temp_dir();
@@ -492,6 +512,13 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
         s["syscall_probes"]["state"] == "detached"
     });
     assert_eq!(sys_exit_links(daemon.pid()), 0);
+    // Quiet, it wakes for its own timers, about 20 times a second, and no
+    // longer every 20 ms to drain a ring no probe writes to (70 a second).
+    let wakeups = blocking_waits(daemon.pid(), Duration::from_secs(2));
+    assert!(
+        wakeups < 80,
+        "the idle daemon blocked {wakeups} times in 2 s"
+    );
 
     // A command handed over by `run` is tracked before it execs, so the
     // probes are back before its first syscall.

@@ -178,7 +178,7 @@ impl Monitor {
         crate::memory::release_freed();
         Ok(Monitor {
             ebpf,
-            reader: RingReader::new(ring, Counters::new(counters))?,
+            reader: RingReader::new(ring, Counters::new(counters), syscall_hook.quiet())?,
             tracker: Tracker::new(tracked, bits, syscall_hook.clone()),
             rules,
             unattached,

@@ -1,5 +1,11 @@
 //! The ring-buffer reader stage: waits on the ring with tokio's `AsyncFd`,
 //! drains it fully on each wakeup, decodes, and hands batches on.
+//!
+//! Records below the kernel's wakeup threshold wake no one, so the reader
+//! also drains on a timer; but not while the probes are quiet (nothing is
+//! tracked, and the syscall probes are detached), when none of them
+//! records anything, so that an idle daemon does not wake 50 times a
+//! second for nothing.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,10 @@ const COUNTER_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the ring is drained when no wakeup came: records below the
 /// kernel's wakeup threshold (`maps::WAKEUP_BYTES`) wait at most this long.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the ring is drained while the probes are quiet and the last
+/// drain found nothing: a safety net only, since quiet probes record
+/// nothing, and they stop being quiet before anything is tracked.
+pub const QUIET_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Most records sent downstream in one batch.
 const BATCH: usize = 1024;
 
@@ -32,10 +42,16 @@ pub struct RingReader {
     /// The most records a batch of the last drain took: each batch of the
     /// next drain starts with room for as many (see `drain`).
     room: usize,
+    /// True while no probe records anything (see `SyscallHook::quiet`).
+    quiet: watch::Receiver<bool>,
 }
 
 impl RingReader {
-    pub fn new(ring: EventRing, counters: Counters) -> Result<RingReader> {
+    pub fn new(
+        ring: EventRing,
+        counters: Counters,
+        quiet: watch::Receiver<bool>,
+    ) -> Result<RingReader> {
         // SAFETY: the ring owns its map's fd, which stays open and the same
         // for as long as the ring, and so the AsyncFd, lives.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -45,6 +61,7 @@ impl RingReader {
             counters,
             next_seq: 0,
             room: 0,
+            quiet,
         })
     }
 
@@ -57,7 +74,17 @@ impl RingReader {
         mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
         let mut last_poll = Instant::now();
+        let mut found_nothing = false;
         loop {
+            // A sender gone is never quiet: nothing would say it stopped.
+            let quiet = found_nothing
+                && *self.quiet.borrow_and_update()
+                && self.quiet.has_changed().is_ok();
+            let interval = if quiet {
+                QUIET_DRAIN_INTERVAL
+            } else {
+                DRAIN_INTERVAL
+            };
             let stopping = tokio::select! {
                 ready = self.ring.readable_mut() => {
                     let mut guard = ready.map_err(|e| Error::io("polling the event ring", e))?;
@@ -65,24 +92,32 @@ impl RingReader {
                     false
                 }
                 _ = stop.wait_for(|stop| *stop) => true,
-                () = tokio::time::sleep(DRAIN_INTERVAL) => false,
+                // The probes attached again: back to the short timer.
+                _ = self.quiet.changed(), if quiet => false,
+                () = tokio::time::sleep(interval) => false,
             };
             let poll_counters = stopping || last_poll.elapsed() >= COUNTER_INTERVAL;
             if poll_counters {
                 last_poll = Instant::now();
             }
-            if !self.drain(&out, poll_counters).await {
+            let Some(sent) = self.drain(&out, poll_counters).await else {
                 return Ok(());
-            }
+            };
+            found_nothing = sent == 0;
             if stopping {
                 return Ok(());
             }
         }
     }
 
-    /// Sends everything in the ring downstream. Returns false when the
-    /// receiver is gone.
-    async fn drain(&mut self, out: &mpsc::Sender<Vec<Record>>, poll_counters: bool) -> bool {
+    /// Sends everything in the ring downstream, and says how many records
+    /// it sent; None when the receiver is gone.
+    async fn drain(
+        &mut self,
+        out: &mpsc::Sender<Vec<Record>>,
+        poll_counters: bool,
+    ) -> Option<usize> {
+        let mut sent = 0;
         // Under load a drain's batches are full but for its last, the
         // remainder; a batch grown from nothing moves its records again at
         // every doubling. So every batch starts with room for the largest
@@ -118,11 +153,12 @@ impl RingReader {
                     Err(err) => eprintln!("agent-monitor: {err}"),
                 }
             }
+            sent += batch.len();
             if !batch.is_empty() && out.send(batch).await.is_err() {
-                return false;
+                return None;
             }
             if !more {
-                return true;
+                return Some(sent);
             }
         }
     }

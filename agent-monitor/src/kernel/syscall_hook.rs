@@ -26,6 +26,7 @@ use std::{
 };
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::kernel::sys_bpf;
 
@@ -90,6 +91,9 @@ pub struct SyscallHook<S: Switch = KernelSwitch> {
     /// None: unavailable, and every hold is a no-op.
     switch: Option<S>,
     inner: Mutex<Inner<S::Link>>,
+    /// True while detached: then no probe has anything to record, since
+    /// nothing is tracked and nothing can become tracked without a hold.
+    quiet: watch::Sender<bool>,
 }
 
 impl<S: Switch> SyscallHook<S> {
@@ -109,6 +113,7 @@ impl<S: Switch> SyscallHook<S> {
                 attaches: 1,
                 detaches: 0,
             }),
+            quiet: watch::Sender::new(false),
         }))
     }
 
@@ -123,6 +128,8 @@ impl<S: Switch> SyscallHook<S> {
                 attaches: 0,
                 detaches: 0,
             }),
+            // The process probes still record tracked processes.
+            quiet: watch::Sender::new(false),
         })
     }
 
@@ -141,6 +148,7 @@ impl<S: Switch> SyscallHook<S> {
         {
             inner.link = Some(switch.attach()?);
             inner.attaches += 1;
+            self.quiet.send_replace(false);
             tracing::debug!("syscall probes attached");
         }
         inner.holds += 1;
@@ -177,8 +185,15 @@ impl<S: Switch> SyscallHook<S> {
         inner.link = None;
         inner.idle_seen = false;
         inner.detaches += 1;
+        self.quiet.send_replace(true);
         tracing::debug!("syscall probes detached: no process is tracked");
         Ok(true)
+    }
+
+    /// Whether the probes are quiet: true while detached, when no probe
+    /// records anything. Changes as the program is attached and detached.
+    pub fn quiet(&self) -> watch::Receiver<bool> {
+        self.quiet.subscribe()
     }
 
     pub fn status(&self) -> HookStatus {

@@ -128,6 +128,29 @@ fn a_refused_attach_is_an_error_and_takes_no_hold() {
 }
 
 #[test]
+fn it_is_quiet_exactly_while_detached() {
+    let (_, hook) = hook();
+    let mut quiet = hook.quiet();
+    assert!(!*quiet.borrow_and_update());
+    assert!(release(&hook));
+    assert!(quiet.has_changed().unwrap());
+    assert!(*quiet.borrow_and_update());
+    let held = hook.hold().unwrap();
+    assert!(!*quiet.borrow_and_update());
+    let again = hook.hold().unwrap();
+    assert!(!quiet.has_changed().unwrap(), "already attached");
+    drop((held, again));
+    assert!(!*quiet.borrow(), "attached until released");
+}
+
+#[test]
+fn an_unavailable_hook_is_never_quiet() {
+    let hook = SyscallHook::<Arc<FakeSwitch>>::unavailable();
+    assert!(!release(&hook));
+    assert!(!*hook.quiet().borrow());
+}
+
+#[test]
 fn a_map_it_cannot_read_leaves_it_attached() {
     let (switch, hook) = hook();
     switch.map_error.store(true, SeqCst);
