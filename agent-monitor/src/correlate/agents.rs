@@ -13,6 +13,12 @@ impl Correlator {
         self.agents.add(name)
     }
 
+    /// Takes back the agent just added, when its process could not be
+    /// tracked (see `Agents::retract`).
+    pub fn retract_agent(&mut self, slot: u32) -> bool {
+        self.agents.retract(slot)
+    }
+
     /// The peer of a connection.
     pub fn peer(&self, conn: u64) -> Option<&Peer> {
         self.connections.get(&conn).map(|c| &c.peer)

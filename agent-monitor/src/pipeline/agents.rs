@@ -20,6 +20,27 @@ impl Agents {
         self.names.len() as u32
     }
 
+    /// Takes back the agent added last, `slot`, which nothing came of (its
+    /// process could not be tracked), so that refusals do not add up.
+    /// False, and nothing changes, when `slot` is not the last added.
+    pub fn retract(&mut self, slot: u32) -> bool {
+        if slot == 0 || slot as usize != self.names.len() {
+            return false;
+        }
+        self.names.pop();
+        self.sessions.pop();
+        true
+    }
+
+    /// How many agents were added and not retracted.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// Attributes the agent's events to a session from now on.
     pub fn set_session(&mut self, slot: u32, session_id: Option<Arc<str>>) {
         if let Some(session) = slot
@@ -53,5 +74,25 @@ impl Agents {
         slot.checked_sub(1)
             .and_then(|i| self.names.get(i as usize))
             .map_or("unknown", String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_agent_added_last_can_be_retracted() {
+        let mut agents = Agents::default();
+        let first = agents.add("first");
+        let second = agents.add("second");
+        assert!(!agents.retract(first), "not the last");
+        assert!(!agents.retract(0));
+        assert!(!agents.retract(second + 1));
+        assert_eq!(agents.len(), 2);
+        assert!(agents.retract(second));
+        assert_eq!(agents.name(second), "unknown");
+        assert_eq!(agents.name(first), "first");
+        assert_eq!(agents.add("third"), second, "the slot is given again");
     }
 }

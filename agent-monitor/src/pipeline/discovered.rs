@@ -288,11 +288,19 @@ impl<S: Sink> Processor<S> {
         source: Source,
         task: Option<String>,
     ) -> Result<(u32, String), String> {
-        let slot = self.correlator.add_agent(name);
         let discovery = self.discovery.as_mut().ok_or("no discovery")?;
+        let slot = self.correlator.add_agent(name);
         match discovery.adopt(root, slot) {
             Adoption::Adopted => {}
-            Adoption::AlreadyTracked => return Err(format!("pid {root} is already monitored")),
+            Adoption::AlreadyTracked => {
+                // Nothing was written, so nothing names the slot: an agent
+                // that registers its own tracked children again and again
+                // must not grow the daemon. After the other refusals the
+                // kernel may have recorded the slot (an exit racing the
+                // write), and a slot is never given to two agents.
+                self.correlator.retract_agent(slot);
+                return Err(format!("pid {root} is already monitored"));
+            }
             Adoption::Exited => {
                 return Err(format!("pid {root} exited before it could be tracked"));
             }

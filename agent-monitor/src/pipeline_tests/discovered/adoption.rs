@@ -93,7 +93,13 @@ fn a_process_the_kernel_already_tracks_is_not_adopted() {
     let sleeper = Sleeper::start(2);
     let kernel = FakeKernel::refusing_adoption();
     let mut p = discovering(&sleeper.rule("sleeper"), &kernel);
+    let agents = p.correlator_mut().agents().len();
     assert_eq!(p.adopt_running(), 0);
+    assert_eq!(
+        p.correlator_mut().agents().len(),
+        agents,
+        "the refused agent's slot was taken back"
+    );
     assert!(
         matches!(kernel.calls()[..], [Call::Adopt(pid, _)] if pid == sleeper.pid()),
         "{:?}",
