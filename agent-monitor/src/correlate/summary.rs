@@ -55,8 +55,11 @@ impl Correlator {
     /// The rows of sessions ended by `session.end` and not yet written,
     /// their identity filled in from `table`: written at once, so that a
     /// crash later loses none of them.
+    ///
+    /// In the order they ended (then by id), not the map's, so that the
+    /// same declarations always give the same evidence.
     pub fn ended_sessions(&mut self, table: &ProcessTable) -> Vec<Declared> {
-        let mut out = Vec::new();
+        let mut rows = Vec::new();
         for session in self.sessions.by_id.values_mut() {
             if session.written || session.row.ended.is_none() {
                 continue;
@@ -64,9 +67,10 @@ impl Correlator {
             session.written = true;
             let mut row = session.row.clone();
             sessions::fill_identity(&mut row, table);
-            out.push(Declared::Session(row));
+            rows.push(row);
         }
-        out
+        rows.sort_by(|a, b| (a.ended, &a.session_id).cmp(&(b.ended, &b.session_id)));
+        rows.into_iter().map(Declared::Session).collect()
     }
 
     /// Completes a call's row from its summary, and retires the call.

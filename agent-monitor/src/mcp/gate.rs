@@ -320,7 +320,7 @@ impl Gate {
     /// away, or the proxy is stopping.
     pub fn end_all(&self, why: &str) {
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
-        for (_, call) in open {
+        for call in by_call_id(open.into_values()) {
             self.declarer
                 .end(call, Status::Error, json!({"unanswered": why}));
         }
@@ -332,7 +332,7 @@ impl Gate {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<(String, RequestId)> =
             open.keys().filter(|(s, _)| s == scope).cloned().collect();
-        let calls: Vec<OpenCall> = ids.iter().filter_map(|key| open.remove(key)).collect();
+        let calls = by_call_id(ids.iter().filter_map(|key| open.remove(key)));
         drop(open);
         for call in calls {
             self.declarer
@@ -387,4 +387,12 @@ fn batch_answer(scan: &Scan, refusal: &Refusal) -> Option<Value> {
         })
         .collect();
     (!answers.is_empty()).then_some(Value::Array(answers))
+}
+
+/// Calls in the order of their ids rather than a map's, so that the calls
+/// one event ends are ended in the same order every time.
+fn by_call_id(calls: impl Iterator<Item = OpenCall>) -> Vec<OpenCall> {
+    let mut calls: Vec<OpenCall> = calls.collect();
+    calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    calls
 }

@@ -145,6 +145,8 @@ impl Conversations {
                 due.push((key.clone(), entry.peer.clone()));
             }
         }
+        // The map's order would end them in a different order each run.
+        due.sort_by(|a, b| a.0.cmp(&b.0));
         due
     }
 
