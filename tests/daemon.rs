@@ -499,7 +499,7 @@ fn blocking_waits(pid: u32, span: Duration) -> u64 {
     };
     let before = total();
     std::thread::sleep(span);
-    total() - before
+    total().saturating_sub(before)
 }
 
 #[test]

@@ -192,9 +192,10 @@ fn the_example_agent_is_declared_except_for_one_injected_read() {
     assert_eq!(code, 0, "{out}");
 }
 
-/// Reads the socket path a shell agent wrote, waiting for it.
+/// Reads the socket path a shell agent wrote, waiting for it: up to 60 s,
+/// as the monitor loads its programs first.
 fn socket_path(file: &Path) -> String {
-    for _ in 0..200 {
+    for _ in 0..2_400 {
         if let Ok(path) = std::fs::read_to_string(file)
             && path.ends_with('\n')
         {

@@ -108,11 +108,15 @@ fn kill_9_during_a_burst_loses_nothing_that_was_journaled() {
         marker.exists()
     });
     let agent: u32 = fs::read_to_string(&marker).unwrap().parse().unwrap();
-    // Mid-burst: the journal holds a first synced batch, the burst goes on.
+    // Mid-burst: the journal holds synced batches, the burst goes on. The
+    // first batch may hold only the interpreter's start-up, so wait for
+    // the burst's own events rather than for a time.
     wait_for("a first journaled batch", Duration::from_secs(30), || {
         events_bytes(&store) > 0
     });
-    std::thread::sleep(Duration::from_millis(150));
+    wait_for("1,000 journaled events", Duration::from_secs(25), || {
+        journaled_seqs(&store).len() > 1_000
+    });
     kill(monitor.id());
     let status = monitor.wait().unwrap();
     kill(agent);

@@ -11,7 +11,7 @@ use support::{argv_of, lost_in_summary, monitor, pid_of};
 /// and exits 3.
 const TREE_SCRIPT: &str = r#"
 /bin/true first
-( setsid /bin/sh -c 'sleep 0.3; exec /bin/echo daemon-done' >/dev/null 2>&1 & )
+( setsid /bin/sh -c 'sleep 1; exec /bin/echo daemon-done' >/dev/null 2>&1 & )
 /bin/ls / >/dev/null
 exit 3
 "#;
@@ -59,7 +59,7 @@ fn whole_tree_with_argv_parents_and_exit_codes() {
         "setsid",
         "/bin/sh",
         "-c",
-        "sleep 0.3; exec /bin/echo daemon-done",
+        "sleep 1; exec /bin/echo daemon-done",
     ]);
     let daemon_pid = pid_of(setsid);
     let subshell = run.forker_of(daemon_pid);
@@ -68,13 +68,13 @@ fn whole_tree_with_argv_parents_and_exit_codes() {
         root_pid,
         "the subshell is the script's child"
     );
-    let sh = run.exec_of(&["/bin/sh", "-c", "sleep 0.3; exec /bin/echo daemon-done"]);
+    let sh = run.exec_of(&["/bin/sh", "-c", "sleep 1; exec /bin/echo daemon-done"]);
     assert_eq!(
         pid_of(sh),
         daemon_pid,
         "setsid execs sh in the same process"
     );
-    let sleep = run.exec_of(&["sleep", "0.3"]);
+    let sleep = run.exec_of(&["sleep", "1"]);
     assert_eq!(run.forker_of(pid_of(sleep)), daemon_pid);
     let echo = run.exec_of(&["/bin/echo", "daemon-done"]);
     assert_eq!(pid_of(echo), daemon_pid);

@@ -152,7 +152,7 @@ fn tracefs_is_mounted_when_missing() {
 #[test]
 fn descendants_outliving_the_linger_are_named_in_the_summary() {
     let run = monitor(
-        &["--linger", "0.2"],
+        &["--linger", "1"],
         &["/bin/sh", "-c", "(setsid /bin/sleep 3 &); exit 0"],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);

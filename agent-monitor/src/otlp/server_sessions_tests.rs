@@ -117,9 +117,21 @@ async fn a_conversation_let_go_of_and_quiet_has_its_session_ended() {
     // The connection closed; the conversation's session is ended once it
     // is quiet, on a connection of its own. The agent's current session,
     // which no conversation names, is not.
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let log = harness.log.lock().unwrap().clone();
-    assert_eq!(count(&log, r#""type":"session.end""#), 1, "{log:#?}");
+    let log = harness
+        .log_when("the session's end and its connection's close", |log| {
+            log.iter()
+                .position(|l| l.contains("session.end"))
+                .is_some_and(|end| log[end..].iter().any(|l| l == "disconnect"))
+        })
+        .await;
+    // Quiet for as long again: nothing more is ended.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let log_after = harness.log.lock().unwrap().clone();
+    assert_eq!(
+        count(&log_after, r#""type":"session.end""#),
+        1,
+        "{log_after:#?}"
+    );
     let end = log.iter().position(|l| l.contains("session.end")).unwrap();
     assert_eq!(
         log[end - 2..=end + 1],
@@ -194,16 +206,16 @@ async fn a_conversation_held_by_an_open_connection_is_ended_once_let_go_of() {
     let (stream, status) =
         exchange(stream, export(vec![tool("00000000000000c2", 20, "conv-b")])).await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    {
-        let log = harness.log.lock().unwrap();
-        assert_eq!(count(&log, "session.end"), 1, "{log:#?}");
-        let end = log.iter().position(|l| l.contains("session.end")).unwrap();
-        assert!(log[end - 1].contains("conv-a"), "{log:#?}");
-    }
+    let log = harness
+        .log_when("conv-a's end", |log| count(log, "session.end") == 1)
+        .await;
+    let end = log.iter().position(|l| l.contains("session.end")).unwrap();
+    assert!(log[end - 1].contains("conv-a"), "{log:#?}");
     // Closed: the other is let go of too.
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    harness
+        .log_when("conv-b's end", |log| count(log, "session.end") == 2)
+        .await;
     let (_, log) = harness.finish().await;
     assert_eq!(count(&log, "session.end"), 2, "{log:#?}");
     let last = log.iter().rposition(|l| l.contains("session.end")).unwrap();

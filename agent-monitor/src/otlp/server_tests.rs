@@ -154,6 +154,24 @@ async fn start_with(tracked: bool, quiet: Duration) -> Harness {
 
 impl Harness {
     /// Stops the receiver and returns its counts and the stage's log.
+    /// The log, once `done` holds for it: what the receiver does when a
+    /// conversation has been quiet long enough happens on its own time,
+    /// later on a loaded machine. Panics after 20 s.
+    async fn log_when(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if done(&log) {
+                return log;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 20 s for {what}: {log:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn finish(self) -> (Counts, Vec<String>) {
         self.stop.send(true).unwrap();
         let counts = self.served.await.unwrap();
