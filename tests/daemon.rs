@@ -4,203 +4,20 @@
 //! process that was running before it, and through `run`. Run as root
 //! (`cargo xtask test`).
 
+#[path = "daemon/harness.rs"]
+mod harness;
 #[path = "support/mod.rs"]
 mod support;
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    os::unix::net::UnixStream,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
 };
 
+use harness::{Daemon, agent_program, blocking_waits, run_ok, sys_exit_links, temp_dir};
 use serde_json::{Value, json};
 use support::{duckdb, monitor_command, real_python, verify};
-
-/// A daemon with its own config, socket and evidence in a temp directory.
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    evidence: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// A config for `dir` with `extra` appended (rules, identity).
-    fn config_text(dir: &Path, extra: &str) -> String {
-        format!(
-            "[evidence]\ndir = \"{0}/evidence\"\nrotate_seconds = 1\n\
-             [api]\nsocket = \"{0}/run/api.sock\"\n\
-             [capture]\nkey = \"{0}/capture.key\"\n\
-             [alerts]\njsonl = \"{0}/alerts.jsonl\"\n{extra}",
-            dir.display()
-        )
-    }
-
-    fn start(dir: &Path, extra: &str) -> Daemon {
-        let config = dir.join("config.toml");
-        std::fs::write(&config, Daemon::config_text(dir, extra)).unwrap();
-        let mut daemon = Daemon {
-            child: None,
-            socket: dir.join("run/api.sock"),
-            evidence: dir.join("evidence"),
-            config,
-            log: dir.join("daemon.log"),
-        };
-        daemon.spawn();
-        daemon
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut child = monitor_command()
-            .args(["daemon", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while UnixStream::connect(&self.socket).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the daemon exited ({status}) before it listened:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon never listened:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child = Some(child);
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn request(&self, request: Value) -> Value {
-        let stream = UnixStream::connect(&self.socket).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        writer.write_all(format!("{request}\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
-
-    fn status(&self) -> Value {
-        let reply = self.request(json!({"type": "status"}));
-        assert_eq!(reply["ok"], true, "{reply}");
-        reply["status"].clone()
-    }
-
-    /// Polls the status until `done` holds, for at most 20 s.
-    fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let status = self.status();
-            if done(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; status: {status:#}\nlog:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `agent-monitor run` handing `sh -c script` to this daemon, as the
-    /// agent `handed`.
-    fn run_handed(&self, script: &str) -> Command {
-        let mut run = monitor_command();
-        run.args(["run", "--agent", "handed", "--daemon-socket"])
-            .arg(&self.socket)
-            .args(["--", "sh", "-c", script]);
-        run
-    }
-
-    /// Rewrites the config for `dir` with `extra` and has the daemon
-    /// reload it.
-    fn reload(&self, dir: &Path, extra: &str) {
-        std::fs::write(&self.config, Daemon::config_text(dir, extra)).unwrap();
-        self.signal(libc::SIGHUP);
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill has no memory preconditions.
-        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
-    }
-
-    /// SIGTERM, and the daemon's exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        self.signal(libc::SIGTERM);
-        let status = self.child.take().unwrap().wait().unwrap();
-        assert!(
-            status.success(),
-            "the daemon failed to stop:\n{}",
-            self.log_text()
-        );
-        assert!(!self.socket.exists(), "the socket outlived the daemon");
-        status
-    }
-
-    fn table(&self, table: &str) -> String {
-        format!(
-            "read_parquet('{}/{table}/**/*.parquet', hive_partitioning=true, union_by_name=true)",
-            self.evidence.display()
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A copy of /bin/sh named `name` in `dir`/bin: an agent program with an
-/// executable path of its own.
-fn agent_program(dir: &Path, name: &str) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let path = bin.join(name);
-    std::fs::copy("/bin/sh", &path).unwrap();
-    path
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("am-daemon-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-}
-
-fn run_ok(command: &mut Command) {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn two_agents_are_found_one_by_an_exe_rule_one_by_registration() {
@@ -468,38 +285,6 @@ fn run_hands_its_command_to_a_running_daemon() {
         "{rows:?}"
     );
     assert!(rows.iter().any(|r| r[2] == "file.open"), "{rows:?}");
-}
-
-/// The daemon's links to the `sys_exit` tracepoint, as the kernel lists
-/// them in the fdinfo of its open files.
-fn sys_exit_links(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
-        .filter(|info| {
-            info.contains("link_type:\traw_tracepoint") && info.contains("tp_name:\tsys_exit\n")
-        })
-        .count()
-}
-
-/// How many times the process's threads blocked over `span`: each is a
-/// wait for a timer or for input, ended by one wakeup.
-fn blocking_waits(pid: u32, span: Duration) -> u64 {
-    let total = || -> u64 {
-        std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
-            .filter_map(|status| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|count| count.trim().parse::<u64>().ok())
-            })
-            .sum()
-    };
-    let before = total();
-    std::thread::sleep(span);
-    total().saturating_sub(before)
 }
 
 #[test]

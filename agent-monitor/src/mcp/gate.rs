@@ -389,10 +389,12 @@ fn batch_answer(scan: &Scan, refusal: &Refusal) -> Option<Value> {
     (!answers.is_empty()).then_some(Value::Array(answers))
 }
 
-/// Calls in the order of their ids rather than a map's, so that the calls
-/// one event ends are ended in the same order every time.
+/// Calls in the order they were declared rather than a map's, so that the
+/// calls one event ends are ended in the same order every time. One
+/// proxy's call ids differ only in a counter at their end
+/// (`mcp-PID-TAG-N`), so the shorter id is the earlier one.
 fn by_call_id(calls: impl Iterator<Item = OpenCall>) -> Vec<OpenCall> {
     let mut calls: Vec<OpenCall> = calls.collect();
-    calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    calls.sort_by(|a, b| (a.call_id.len(), &a.call_id).cmp(&(b.call_id.len(), &b.call_id)));
     calls
 }

@@ -211,6 +211,9 @@ async fn a_conversation_held_by_an_open_connection_is_ended_once_let_go_of() {
         .await;
     let end = log.iter().position(|l| l.contains("session.end")).unwrap();
     assert!(log[end - 1].contains("conv-a"), "{log:#?}");
+    // conv-b, quiet as long again but held by the open connection, is not.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count(&harness.log.lock().unwrap(), "session.end"), 1);
     // Closed: the other is let go of too.
     drop(stream);
     harness

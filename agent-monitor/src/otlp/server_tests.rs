@@ -153,7 +153,6 @@ async fn start_with(tracked: bool, quiet: Duration) -> Harness {
 }
 
 impl Harness {
-    /// Stops the receiver and returns its counts and the stage's log.
     /// The log, once `done` holds for it: what the receiver does when a
     /// conversation has been quiet long enough happens on its own time,
     /// later on a loaded machine. Panics after 20 s.
@@ -172,6 +171,7 @@ impl Harness {
         }
     }
 
+    /// Stops the receiver and returns its counts and the stage's log.
     async fn finish(self) -> (Counts, Vec<String>) {
         self.stop.send(true).unwrap();
         let counts = self.served.await.unwrap();

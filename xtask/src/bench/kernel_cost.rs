@@ -68,13 +68,25 @@ pub fn measure_all(openloop: &Path, iterations: u64, rounds: usize) -> Result<St
             }
             let sample = measure(setup, openloop, iterations, stats)
                 .with_context(|| format!("measuring {}", setup.name()))?;
-            eprintln!(
-                "bench: round {} {}: {:.1} ns per iteration, sys_exit {:?}",
-                round + 1,
-                setup.name(),
-                sample.per_iteration,
-                sample.probe
-            );
+            // A round times either the wall clock or the programs.
+            match (stats, sample.probe) {
+                (true, Some((runs, ns))) => eprintln!(
+                    "bench: round {} {}: sys_exit {runs} runs, {ns:.1} ns per run",
+                    round + 1,
+                    setup.name()
+                ),
+                (true, None) => eprintln!(
+                    "bench: round {} {}: no sys_exit statistics",
+                    round + 1,
+                    setup.name()
+                ),
+                (false, _) => eprintln!(
+                    "bench: round {} {}: {:.1} ns per iteration",
+                    round + 1,
+                    setup.name(),
+                    sample.per_iteration
+                ),
+            }
             samples[i].push(sample);
         }
     }

@@ -18,8 +18,8 @@
 //! - `build DIR N`: `make -C DIR -B -j2 -s` N times, so every run rebuilds
 //!   everything; only the makes are timed.
 //!
-//! Dependency-free: std, and the C library's fork/execv/waitpid that std
-//! links anyway.
+//! Dependency-free: std, and the C library's fork/execv/waitpid and
+//! sched_getcpu/sched_setaffinity that std links anyway.
 
 use std::{
     ffi::{CString, c_char, c_int},
@@ -194,7 +194,8 @@ fn stay_on_this_cpu() {
     let Ok(cpu) = usize::try_from(cpu) else {
         fail("sched_getcpu failed");
     };
-    // The kernel's cpu_set_t: 1024 bits.
+    // glibc's cpu_set_t, 1024 CPUs; the kernel ignores the bits past its
+    // own CPUs.
     let mut mask = [0u64; 16];
     let Some(word) = mask.get_mut(cpu / 64) else {
         fail(&format!("CPU {cpu} is past the affinity mask"));

@@ -193,10 +193,16 @@ fn a_registered_process_that_exits_during_adoption_is_refused_and_no_failure() {
         pid: Some(sleeper.pid()),
         task: None,
     };
+    let agents = p.correlator_mut().agents().len();
     let reply = p.register(7, register, None);
     assert!(
         format!("{reply:?}").contains("exited before it could be tracked"),
         "{reply:?}"
+    );
+    assert_eq!(
+        p.correlator_mut().agents().len(),
+        agents + 1,
+        "the kernel may have named the slot in an exit: it is never given again"
     );
     let status = p.status();
     assert_eq!(status.agents, vec![]);
