@@ -142,7 +142,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         unattached,
         stats,
         rules: _,
-        syscall_hook: _,
+        syscall_hook,
     } = monitor;
 
     let mut agents = Agents::default();
@@ -290,8 +290,10 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     } else {
         Vec::new()
     };
-    // Detach the programs only after the last record has been read.
+    // Detach the programs only after the last record has been read; the
+    // hold taken for the command keeps no link past that.
     drop(ebpf);
+    syscall_hook.close();
     drop(stats);
 
     let (table, mut stats, mut sink) = processor.finish();

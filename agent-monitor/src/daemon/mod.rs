@@ -243,6 +243,8 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     let processor = crate::pipeline::join_stages(reader, processor).await?;
     let status = processor.status();
     drop(ebpf);
+    // Holds still live in the stage's parts; the link must not.
+    syscall_hook.close();
     let (_table, _stats, mut store) = processor.finish();
     crate::sink::Sink::close(&mut store).map_err(|e| Error::io("closing the evidence store", e))?;
     drop(socket);

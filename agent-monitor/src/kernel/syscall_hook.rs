@@ -83,6 +83,8 @@ struct Inner<L> {
     holds: usize,
     /// The last look found nothing to watch, and no hold came since.
     idle_seen: bool,
+    /// Detached for good: the monitor is stopping.
+    closed: bool,
     attaches: u64,
     detaches: u64,
 }
@@ -110,6 +112,7 @@ impl<S: Switch> SyscallHook<S> {
                 link: Some(link),
                 holds: 0,
                 idle_seen: false,
+                closed: false,
                 attaches: 1,
                 detaches: 0,
             }),
@@ -125,6 +128,7 @@ impl<S: Switch> SyscallHook<S> {
                 link: None,
                 holds: 0,
                 idle_seen: false,
+                closed: false,
                 attaches: 0,
                 detaches: 0,
             }),
@@ -143,6 +147,9 @@ impl<S: Switch> SyscallHook<S> {
     /// hold is dropped. Take it before a process can become tracked.
     pub fn hold(self: &Arc<Self>) -> io::Result<Hold<S>> {
         let mut inner = self.lock();
+        if inner.closed {
+            return Err(io::Error::other("the monitor is stopping"));
+        }
         if let Some(switch) = &self.switch
             && inner.link.is_none()
         {
@@ -188,6 +195,20 @@ impl<S: Switch> SyscallHook<S> {
         self.quiet.send_replace(true);
         tracing::debug!("syscall probes detached: no process is tracked");
         Ok(true)
+    }
+
+    /// Detaches the program for good, holds or not, once the monitor has
+    /// read its last record: the host's syscalls should not pay for a
+    /// program whose records no one will read while the evidence is
+    /// closed. Holds taken from now on are refused.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        if inner.link.take().is_some() {
+            inner.detaches += 1;
+            self.quiet.send_replace(true);
+            tracing::debug!("syscall probes detached: the monitor is stopping");
+        }
     }
 
     /// Whether the probes are quiet: true while detached, when no probe

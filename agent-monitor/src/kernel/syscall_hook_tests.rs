@@ -144,6 +144,22 @@ fn it_is_quiet_exactly_while_detached() {
 }
 
 #[test]
+fn closing_detaches_it_whatever_holds_it_and_refuses_new_holds() {
+    let (switch, hook) = hook();
+    let held = hook.hold().unwrap();
+    switch.tracked.store(1, SeqCst);
+    hook.close();
+    assert_eq!(switch.links.load(SeqCst), 0);
+    assert_eq!(state(&hook), HookState::Detached);
+    assert!(*hook.quiet().borrow());
+    assert!(hook.hold().is_err());
+    drop(held);
+    assert!(!release(&hook), "nothing left to detach");
+    hook.close();
+    assert_eq!(hook.status().detaches, 1, "closed once");
+}
+
+#[test]
 fn an_unavailable_hook_is_never_quiet() {
     let hook = SyscallHook::<Arc<FakeSwitch>>::unavailable();
     assert!(!release(&hook));
