@@ -97,6 +97,10 @@ fn kill_9_during_a_burst_loses_nothing_that_was_journaled() {
     let mut monitor = monitor_command()
         .args(["run", "--agent", "burst", "--evidence"])
         .arg(&store)
+        // Killed, it cannot remove its socket's directory: keep that in
+        // the test's own.
+        .arg("--socket-dir")
+        .arg(dir.path())
         .args(["--", &real_python(), &burst_script(), "100000"])
         .arg(&marker)
         .arg("30")
