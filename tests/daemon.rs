@@ -324,19 +324,67 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     assert_eq!(status["syscall_probes"]["attaches"], 2, "{status:#}");
     assert_eq!(sys_exit_links(daemon.pid()), 0);
 
-    // A rule can track a process at any exec: loaded, it holds them.
-    let rule = format!(
-        "[[agents]]\nname = \"probed\"\nexe = \"{}\"\n",
-        program.display()
+    // Rules that name their programs hold nothing while they wait: the
+    // exec gate attaches the probes when one of those files is exec'd,
+    // before the exec goes on.
+    let unheld = agent_program(dir.path(), "unheld-agent");
+    let rules = format!(
+        "[[agents]]\nname = \"probed\"\nexe = \"{}\"\n\
+         [[agents]]\nname = \"unheld\"\nexe = \"{}\"\n",
+        program.display(),
+        unheld.display()
     );
-    daemon.reload(dir.path(), &rule);
-    daemon.wait_for("the rule", |s| s["discovery"]["rules"] == 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    daemon.reload(dir.path(), &rules);
+    daemon.wait_for("the rules", |s| s["discovery"]["rules"] == 2);
+    // Two idle looks a second apart, after the reload.
+    std::thread::sleep(Duration::from_millis(2500));
     let status = daemon.status();
-    assert_eq!(status["syscall_probes"]["state"], "attached", "{status:#}");
+    assert_eq!(status["syscall_probes"]["state"], "detached", "{status:#}");
+    assert_eq!(sys_exit_links(daemon.pid()), 0);
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
-    daemon.wait_for("the ruled agent to end", |s| {
-        s["discovery"]["by_rule"] == 1 && s["agents"] == json!([])
+    daemon.wait_for("the gated agent to end, and the probes to go", |s| {
+        s["discovery"]["by_rule"] == 1
+            && s["agents"] == json!([])
+            && s["syscall_probes"]["state"] == "detached"
+    });
+
+    // In another mount namespace the rule's path names another file,
+    // whose exec the gate does not hold. The kernel's rule key tracks the
+    // process all the same; the probes are attached when its exec is
+    // read, and an alert says that its syscalls until then were missed.
+    let other = agent_program(dir.path(), "other-sh");
+    let script = format!(
+        "mount --bind {} {} && exec {} -c 'sleep 2; cat /etc/hostname > /dev/null'",
+        other.display(),
+        unheld.display(),
+        unheld.display()
+    );
+    run_ok(Command::new("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    daemon.wait_for("the ungated agent to end", |s| {
+        s["discovery"]["by_rule"] == 2 && s["agents"] == json!([])
+    });
+
+    // A rule with no program can track a process at any exec: loaded, it
+    // holds them.
+    daemon.reload(
+        dir.path(),
+        "[[agents]]\nname = \"by-comm\"\ncomm = \"probed-agent\"\n",
+    );
+    daemon.wait_for("the comm rule", |s| {
+        s["discovery"]["rules"] == 1 && s["syscall_probes"]["state"] == "attached"
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(daemon.status()["syscall_probes"]["state"], "attached");
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    daemon.wait_for("the comm agent to end", |s| {
+        s["discovery"]["by_rule"] == 3 && s["agents"] == json!([])
     });
     daemon.reload(dir.path(), "");
     daemon.wait_for("the rule to go and the probes with it", |s| {
@@ -344,13 +392,41 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     });
     daemon.stop();
 
-    // Both agents' reads were recorded.
+    // Every agent's read was recorded.
     let reads = duckdb(&format!(
         "select agent, count(*) from {} where kind = 'file.open' and path = '/etc/hostname' \
          group by agent order by agent",
         daemon.table("events")
     ));
-    assert_eq!(reads, vec![json!(["handed", 1]), json!(["probed", 1])]);
+    assert_eq!(
+        reads,
+        vec![
+            json!(["by-comm", 1]),
+            json!(["handed", 1]),
+            json!(["probed", 1]),
+            json!(["unheld", 1])
+        ]
+    );
+    // The gated program was watched from its first syscalls: the dynamic
+    // loader's, before the program's own code ran.
+    let loader = duckdb(&format!(
+        "select count(*) from {} where agent = 'probed' and comm = 'probed-agent' \
+         and kind = 'file.open' and path = '/etc/ld.so.cache'",
+        daemon.table("events")
+    ));
+    assert_eq!(loader, vec![json!([1])]);
+    let losses = duckdb(&format!(
+        "select agent, message from {} where kind = 'event_loss'",
+        daemon.table("alerts")
+    ));
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    assert_eq!(losses[0][0], "unheld");
+    let message = losses[0][1].as_str().unwrap();
+    assert!(
+        message.starts_with("the syscall probes were attached ")
+            && message.contains("(unheld-agent) exec'd"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -64,6 +64,11 @@ pub struct KernelKeys {
     pub exes: Vec<String>,
     pub comms: Vec<String>,
     pub uids: Vec<u32>,
+    /// Every rule names its program by `exe` and none is for a container
+    /// (whose files the host's paths do not name): an agent can then only
+    /// start by an exec of one of `exes`, which the exec gate can hold
+    /// (`kernel/exec_gate.rs`).
+    pub gated_by_exe: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +185,12 @@ impl Rules {
 
     /// The keys the kernel needs, without repeats.
     pub fn kernel_keys(&self) -> KernelKeys {
-        let mut keys = KernelKeys::default();
+        let mut keys = KernelKeys {
+            gated_by_exe: true,
+            ..KernelKeys::default()
+        };
         for rule in self.agent_rules() {
+            keys.gated_by_exe &= rule.exe.is_some() && rule.container_id.is_none();
             if let Some(exe) = &rule.exe
                 && !keys.exes.contains(exe)
             {

@@ -146,8 +146,31 @@ container_id = "0123456789ab"
             exes: vec!["/usr/local/bin/claude".into()],
             comms: vec!["python3".into()],
             uids: vec![1000],
+            gated_by_exe: false,
         }
     );
+}
+
+#[test]
+fn only_rules_that_all_name_a_host_program_can_be_gated_at_exec() {
+    let exe_only = r#"
+[[agents]]
+name = "claude"
+exe = "/usr/local/bin/claude"
+uid = 1000
+
+[[agents]]
+name = "py"
+exe = "/usr/bin/python3"
+argv = "python3 agent.py*"
+"#;
+    assert!(rules(exe_only).kernel_keys().gated_by_exe);
+    let with_comm_only = format!("{exe_only}\n[[agents]]\nname = \"c\"\ncomm = \"codex\"\n");
+    assert!(!rules(&with_comm_only).kernel_keys().gated_by_exe);
+    let in_container = format!(
+        "{exe_only}\n[[agents]]\nname = \"boxed\"\nexe = \"/app/agent\"\ncontainer_id = \"0123456789ab\"\n"
+    );
+    assert!(!rules(&in_container).kernel_keys().gated_by_exe);
 }
 
 #[test]

@@ -266,6 +266,39 @@ impl Correlator {
         self.losses.push_back((since_ns, until_ns));
     }
 
+    /// An `event_loss` alert for an agent's process whose syscalls the
+    /// probes could not see from its exec (`exec`) until they were
+    /// attached at `attached_ns`. Nothing was recorded in that time, so no
+    /// verdict changes, and other agents' actions meanwhile stay judged.
+    pub fn unseen_start(
+        &self,
+        exec: &crate::event::Event,
+        attached_ns: u64,
+        wall_ns: i64,
+    ) -> AlertRow {
+        let now = Now {
+            boot_ns: attached_ns,
+            wall_ns,
+        };
+        let micros = attached_ns.saturating_sub(exec.ts_ns) / 1000;
+        AlertRow {
+            agent: Some(self.agents.name(exec.agent_slot).to_string()),
+            session_id: self.agents.session(exec.agent_slot).map(String::from),
+            event_seq: Some(exec.seq),
+            process_key: Some(format!("{}@{}", exec.pid, exec.start_ns)),
+            ..self.alert(
+                now,
+                "event_loss",
+                "high",
+                format!(
+                    "the syscall probes were attached {micros} µs after pid {} ({}) exec'd: \
+                     its file, network and privilege syscalls before then were not seen",
+                    exec.pid, exec.comm
+                ),
+            )
+        }
+    }
+
     fn lost_between(&self, from_ns: u64, to_ns: u64) -> bool {
         self.losses
             .iter()

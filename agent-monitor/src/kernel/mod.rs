@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod counters;
 pub mod event_ring;
+pub mod exec_gate;
 pub mod layout;
 pub mod mapping;
 pub mod preflight;
@@ -173,6 +174,7 @@ impl Monitor {
                 .map_err(map_error(RULES_UID))?,
             hook: syscall_hook.clone(),
             probes: None,
+            gate: None,
         };
         // The kernel's BTF, parsed to load the programs, is freed by now.
         crate::memory::release_freed();

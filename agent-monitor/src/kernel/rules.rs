@@ -8,7 +8,10 @@ use aya::maps::{HashMap, MapData};
 
 use crate::{
     config::KernelKeys,
-    kernel::syscall_hook::{Hold, SyscallHook},
+    kernel::{
+        exec_gate::ExecGate,
+        syscall_hook::{Hold, HookState, SyscallHook},
+    },
 };
 
 pub struct RuleMaps {
@@ -16,9 +19,13 @@ pub struct RuleMaps {
     pub(super) comm: HashMap<MapData, [u8; 16], u32>,
     pub(super) uid: HashMap<MapData, u32, u32>,
     pub(super) hook: Arc<SyscallHook>,
-    /// Held while any key is loaded: the kernel may then track a process
+    /// Held while any key is loaded and the exec gate does not hold the
+    /// execs that can start an agent: the kernel may then track a process
     /// at any exec, before userspace hears of it.
     pub(super) probes: Option<Hold>,
+    /// Started with the first rules it can gate; `Err` once it could not
+    /// start (reported then), after which the rules hold the probes.
+    pub(super) gate: Option<Result<ExecGate, ()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +68,62 @@ impl RuleMaps {
             }
         }
         let any = !(exes.is_empty() && comms.is_empty() && keys.uids.is_empty());
-        if any && self.probes.is_none() {
+        // The gate holds the new programs' execs before the hold goes, and
+        // the hold is taken before the gate lets go of the old ones.
+        let gated = any && keys.gated_by_exe && self.gate(&keys.exes);
+        if any && !gated && self.probes.is_none() {
             self.probes = Some(self.hook.hold().map_err(RuleMapError::Probes)?);
         }
         sync(&mut self.exe, &exes)?;
         sync(&mut self.comm, &comms)?;
         sync(&mut self.uid, &keys.uids)?;
-        if !any {
-            // Every key is out: no exec can be tracked by a rule now.
+        if !gated && let Some(Ok(gate)) = &self.gate {
+            // Unmarking only: nothing to fail but a file gone already.
+            let _ = gate.watch(&[]);
+        }
+        if !any || gated {
+            // No exec can be tracked by a rule now without the gate
+            // holding it first.
             self.probes = None;
         }
         Ok(())
+    }
+
+    /// Has the exec gate hold the execs of `exes`, starting it if need
+    /// be; false when it cannot, and the rules must hold the probes.
+    fn gate(&mut self, exes: &[String]) -> bool {
+        if self.hook.status().state == HookState::Unavailable {
+            // Nothing to attach: the gate would hold execs for nothing.
+            return false;
+        }
+        let gate = self.gate.get_or_insert_with(|| {
+            ExecGate::start(self.hook.clone()).map_err(|err| {
+                tracing::warn!(
+                    "the exec gate is unavailable ({err}): while a discovery rule is loaded, \
+                     the syscall probes stay attached"
+                );
+            })
+        });
+        let Ok(gate) = gate else {
+            return false;
+        };
+        match gate.watch(exes) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(
+                    "{err}: while the rules are loaded, the syscall probes stay attached"
+                );
+                false
+            }
+        }
+    }
+
+    /// The files whose execs the gate holds now.
+    pub fn gated(&self) -> Vec<std::path::PathBuf> {
+        match &self.gate {
+            Some(Ok(gate)) => gate.marked(),
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -11,7 +11,11 @@
 //! The invariant: the program is attached whenever the kernel's
 //! tracked-process map holds a process or could get one, which is while a
 //! discovery rule is loaded, a process is being adopted, or `run` is
-//! starting its command. Each of those takes a [`Hold`] first.
+//! starting its command. Each of those takes a [`Hold`] first. Rules that
+//! all name their program hold it only around each exec of one
+//! (`kernel/exec_gate.rs`); an exec the gate missed is tracked by the
+//! kernel anyway, and [`SyscallHook::cover`] attaches the program when it
+//! is read and says what was missed.
 //! [`SyscallHook::release_if_idle`] detaches only with no hold and an empty
 //! map, under the lock every hold is taken under, so nothing userspace does
 //! makes a process tracked between its check and the detach; and only on
@@ -28,7 +32,7 @@ use std::{
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::kernel::sys_bpf;
+use crate::{kernel::sys_bpf, time::WallClock};
 
 /// What the hook switches: the program's attachment, and the question of
 /// whether any process is tracked. A trait so that when it switches is
@@ -85,6 +89,9 @@ struct Inner<L> {
     idle_seen: bool,
     /// Detached for good: the monitor is stopping.
     closed: bool,
+    /// When the link in force was made (`CLOCK_BOOTTIME` ns, read after
+    /// the kernel made it), for [`SyscallHook::cover`].
+    attached_ns: Option<u64>,
     attaches: u64,
     detaches: u64,
 }
@@ -113,6 +120,7 @@ impl<S: Switch> SyscallHook<S> {
                 holds: 0,
                 idle_seen: false,
                 closed: false,
+                attached_ns: Some(WallClock::boot_now_ns()),
                 attaches: 1,
                 detaches: 0,
             }),
@@ -129,6 +137,7 @@ impl<S: Switch> SyscallHook<S> {
                 holds: 0,
                 idle_seen: false,
                 closed: false,
+                attached_ns: None,
                 attaches: 0,
                 detaches: 0,
             }),
@@ -150,17 +159,40 @@ impl<S: Switch> SyscallHook<S> {
         if inner.closed {
             return Err(io::Error::other("the monitor is stopping"));
         }
+        self.attach(&mut inner)?;
+        inner.holds += 1;
+        inner.idle_seen = false;
+        Ok(Hold { hook: self.clone() })
+    }
+
+    fn attach(&self, inner: &mut Inner<S::Link>) -> io::Result<()> {
         if let Some(switch) = &self.switch
             && inner.link.is_none()
         {
             inner.link = Some(switch.attach()?);
+            inner.attached_ns = Some(WallClock::boot_now_ns());
             inner.attaches += 1;
             self.quiet.send_replace(false);
             tracing::debug!("syscall probes attached");
         }
-        inner.holds += 1;
+        Ok(())
+    }
+
+    /// For a process the kernel tracked at `since_ns` (`CLOCK_BOOTTIME`)
+    /// with no hold taken for it (a rule's exec the exec gate did not
+    /// hold): attaches the program if it is not, and returns when it was
+    /// attached if that was after `since_ns`, for the process's syscalls
+    /// before then were missed. None when nothing was missed, or when the
+    /// program is unavailable (reported at start) or the monitor stopping.
+    pub fn cover(&self, since_ns: u64) -> io::Result<Option<u64>> {
+        let mut inner = self.lock();
+        if self.switch.is_none() || inner.closed {
+            return Ok(None);
+        }
+        self.attach(&mut inner)?;
+        // The tracked process keeps it attached from now on.
         inner.idle_seen = false;
-        Ok(Hold { hook: self.clone() })
+        Ok(inner.attached_ns.filter(|&at| at > since_ns))
     }
 
     /// Detaches the program once two calls in a row have found nothing
@@ -190,6 +222,7 @@ impl<S: Switch> SyscallHook<S> {
             return Ok(false);
         }
         inner.link = None;
+        inner.attached_ns = None;
         inner.idle_seen = false;
         inner.detaches += 1;
         self.quiet.send_replace(true);
@@ -205,6 +238,7 @@ impl<S: Switch> SyscallHook<S> {
         let mut inner = self.lock();
         inner.closed = true;
         if inner.link.take().is_some() {
+            inner.attached_ns = None;
             inner.detaches += 1;
             self.quiet.send_replace(true);
             tracing::debug!("syscall probes detached: the monitor is stopping");

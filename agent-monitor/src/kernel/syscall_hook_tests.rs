@@ -277,3 +277,37 @@ fn detaches_soon(hook: &SyscallHook<Arc<FakeSwitch>>) -> bool {
     }
     true
 }
+
+#[test]
+fn cover_attaches_for_a_process_tracked_without_a_hold_and_says_what_was_missed() {
+    let (switch, hook) = hook();
+    let before = WallClock::boot_now_ns();
+    assert_eq!(
+        hook.cover(before).unwrap(),
+        None,
+        "attached since before the exec: nothing missed"
+    );
+    assert!(release(&hook));
+    // A rule's exec the gate did not hold: tracked while detached.
+    let exec_ns = WallClock::boot_now_ns();
+    switch.tracked.store(1, SeqCst);
+    let attached = hook.cover(exec_ns).unwrap().expect("the start was missed");
+    assert!(attached > exec_ns);
+    assert_eq!(state(&hook), HookState::Attached);
+    assert_eq!(switch.links.load(SeqCst), 1);
+    // The tracked process keeps it attached, with no hold.
+    assert!(!release(&hook));
+    // Later events of that process were seen from the attach on.
+    assert_eq!(hook.cover(attached).unwrap(), None);
+    assert_eq!(hook.cover(exec_ns).unwrap(), Some(attached));
+}
+
+#[test]
+fn cover_changes_nothing_once_closed_or_when_unavailable() {
+    let (switch, hook) = hook();
+    hook.close();
+    assert_eq!(hook.cover(0).unwrap(), None);
+    assert_eq!(switch.links.load(SeqCst), 0);
+    let unavailable = SyscallHook::<Arc<FakeSwitch>>::unavailable();
+    assert_eq!(unavailable.cover(0).unwrap(), None);
+}

@@ -121,7 +121,32 @@ impl<S: Sink> Processor<S> {
         });
         self.set_kernel_agent(event.pid, slot);
         event.agent_slot = slot;
+        self.cover_start(event);
         true
+    }
+
+    /// Makes sure the syscall probes watch a process a rule tracked at
+    /// exec. The exec gate attached them before the exec when it could;
+    /// when it could not (the file appeared or was replaced within the
+    /// gate's last second, or the path is another mount namespace's), they
+    /// are attached now, and an alert says that what the process did
+    /// until now was not seen.
+    fn cover_start(&mut self, exec: &Event) {
+        let Some(hook) = &self.syscall_hook else {
+            return;
+        };
+        match hook.cover(exec.ts_ns) {
+            Ok(None) => {}
+            Ok(Some(attached_ns)) => {
+                let wall = self.clock.wall_ns(attached_ns) as i64;
+                let alert = self.correlator.unseen_start(exec, attached_ns, wall);
+                self.raise(alert);
+            }
+            Err(err) => tracing::error!(
+                pid = exec.pid,
+                "cannot attach the syscall probes for a new agent: {err}"
+            ),
+        }
     }
 
     /// A tracked process exec'd the program of another agent's rule: it
