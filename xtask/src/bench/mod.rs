@@ -14,6 +14,7 @@
 //!   timing of the programs;
 //! - [`pipeline`]: the userspace pipeline alone (criterion).
 
+mod daemon;
 mod kernel_cost;
 mod overhead;
 pub mod peers;

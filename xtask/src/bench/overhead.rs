@@ -14,14 +14,13 @@ use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::{Command, Stdio},
 };
 
 use anyhow::{Context as _, Result, bail};
 
 use super::{
+    daemon::Daemon,
     peers::{self, Peer, PeerStatus},
     stats::Spread,
     workloads::{self, Measured, Workload},
@@ -34,21 +33,34 @@ pub enum Setup {
     /// The daemon with nothing it could track: its syscall probes are
     /// detached.
     Idle,
-    /// The daemon with a discovery rule loaded, which no process of the
-    /// workload matches: its syscall probes are attached, as they are
-    /// while any agent runs.
+    /// The daemon with an `exe` rule for a program the workload never
+    /// runs: the exec gate holds that program's execs, and the syscall
+    /// probes stay detached until one happens.
     Watching,
+    /// The daemon with a `comm` rule, which the exec gate cannot hold: its
+    /// syscall probes are attached all along, as they are while any agent
+    /// runs.
+    WatchingAttached,
     Tracked,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 4] = [Setup::None, Setup::Idle, Setup::Watching, Setup::Tracked];
+    pub const ALL: [Setup; 5] = [
+        Setup::None,
+        Setup::Idle,
+        Setup::Watching,
+        Setup::WatchingAttached,
+        Setup::Tracked,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Setup::None => "no monitor",
             Setup::Idle => "(a) daemon idle, workload untracked",
-            Setup::Watching => "(a) daemon watching, workload untracked",
+            Setup::Watching => "(a) daemon watching by `exe`, workload untracked",
+            Setup::WatchingAttached => {
+                "(a) daemon watching by `comm` (probes attached), workload untracked"
+            }
             Setup::Tracked => "(b) tracked by `run`, into the evidence store",
         }
     }
@@ -178,99 +190,6 @@ pub fn summary_counts(stderr: &str) -> Option<(u64, u64)> {
     ))
 }
 
-/// The daemon of setup (a). Idle, with no rule, it has nothing to track
-/// and its syscall probes are detached. Watching, with a rule for an agent
-/// that never runs, its probes stay attached, as they are while any agent
-/// runs, and every syscall on the host passes the probes' filter and stops
-/// there.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(monitor: &Path, work_dir: &Path, watching: bool) -> Result<Daemon> {
-        let dir = work_dir.join("daemon");
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir)?;
-        let config = dir.join("config.toml");
-        let rule = if watching {
-            "[[agents]]\nname = \"absent\"\nexe = \"/nonexistent/agent\"\n"
-        } else {
-            ""
-        };
-        fs::write(
-            &config,
-            format!(
-                "[evidence]\ndir = \"{0}/evidence\"\n[api]\nsocket = \"{0}/api.sock\"\n\
-                 [capture]\nkey = \"{0}/capture.key\"\n{rule}",
-                dir.display()
-            ),
-        )?;
-        let mut child = Command::new(monitor)
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let socket = dir.join("api.sock");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            if let Some(status) = child.try_wait()? {
-                bail!("the daemon exited with {status} before it listened");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("the daemon did not listen within 60 s");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        // The daemon detaches its probes once it finds nothing to watch;
-        // measuring before then would measure the wrong setup.
-        let expected = if watching { "attached" } else { "detached" };
-        loop {
-            let state = probes_state(&socket)?;
-            if state == expected {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("the daemon's syscall probes stayed {state}, not {expected}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Daemon { child, dir })
-    }
-
-    fn stop(mut self) -> Result<()> {
-        // SIGTERM: the daemon flushes and exits on its own.
-        Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()?;
-        let status = self.child.wait()?;
-        let _ = fs::remove_dir_all(&self.dir);
-        if !status.success() {
-            bail!("the daemon exited with {status}");
-        }
-        Ok(())
-    }
-}
-
-/// The daemon's `syscall_probes.state`, from its status.
-fn probes_state(socket: &Path) -> Result<String> {
-    use std::io::{BufRead as _, Write as _};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.write_all(b"{\"type\":\"status\"}\n")?;
-    let mut line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut line)?;
-    let reply: serde_json::Value =
-        serde_json::from_str(&line).with_context(|| format!("the daemon's status: {line}"))?;
-    reply["status"]["syscall_probes"]["state"]
-        .as_str()
-        .map(String::from)
-        .with_context(|| format!("no syscall_probes in the daemon's status: {line}"))
-}
-
 /// The main matrix: `rounds` rounds, each running every workload in every
 /// setup, interleaved.
 pub fn matrix(bench: &Bench, quick: bool, rounds: usize) -> Result<Vec<Row>> {
@@ -288,9 +207,8 @@ pub fn matrix(bench: &Bench, quick: bool, rounds: usize) -> Result<Vec<Row>> {
             for (i, setup) in Setup::ALL.into_iter().enumerate() {
                 let per_unit = match setup {
                     Setup::None => bench.plain(row.workload, row.count)?.per_unit_ns(),
-                    Setup::Idle | Setup::Watching => {
-                        let watching = setup == Setup::Watching;
-                        let daemon = Daemon::start(&bench.monitor, &bench.work_dir, watching)?;
+                    Setup::Idle | Setup::Watching | Setup::WatchingAttached => {
+                        let daemon = Daemon::start(&bench.monitor, &bench.work_dir, setup)?;
                         let measured = bench.plain(row.workload, row.count);
                         daemon.stop()?;
                         measured?.per_unit_ns()
@@ -426,9 +344,11 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
         out,
         "Nanoseconds per unit, median of the rounds (spread min–max), and the ratio of \
          medians to no monitor. (a) is `agent-monitor daemon`, the workload untracked: idle, with \
-         no rule and no agent, its syscall probes are detached (docs/daemon.md); watching, with a \
-         discovery rule loaded that nothing matches, they are attached, as they are while any \
-         agent runs, and every syscall on the host passes their filter and stops there; (b) is \
+         no rule and no agent, its syscall probes are detached (docs/daemon.md); watching by `exe`, \
+         with a rule for a program the workload never runs, the exec gate holds that program's \
+         execs and the probes stay detached; watching by `comm`, a rule the gate cannot hold, \
+         they are attached all along, as they are while any agent runs, and every syscall on the \
+         host passes their filter and stops there; (b) is \
          `agent-monitor run` tracking the workload and writing the evidence store (Parquet, journal, chain) on the other core.\n"
     )?;
     writeln!(
@@ -536,7 +456,7 @@ pub fn markdown(rows: &[Row], peer_rows: &[PeerRow], peers: &[PeerStatus]) -> Re
         Spread::of(&row.samples[setup.index()]).median / Spread::of(&row.samples[0]).median
     };
     let tracked = |row: &Row| ratio(row, Setup::Tracked);
-    for setup in [Setup::Idle, Setup::Watching] {
+    for setup in [Setup::Idle, Setup::Watching, Setup::WatchingAttached] {
         let untracked: Vec<String> = rows
             .iter()
             .map(|r| format!("{} {:.3}×", r.workload.name, ratio(r, setup)))
