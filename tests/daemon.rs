@@ -347,6 +347,18 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
             && s["agents"] == json!([])
             && s["syscall_probes"]["state"] == "detached"
     });
+    // An upgrade renames a new file into place: within a second the gate
+    // holds the new file's execs.
+    let fresh = dir.path().join("bin/probed-agent.new");
+    std::fs::copy("/bin/sh", &fresh).unwrap();
+    std::fs::rename(&fresh, &program).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
+    daemon.wait_for("the upgraded agent to end, and the probes to go", |s| {
+        s["discovery"]["by_rule"] == 2
+            && s["agents"] == json!([])
+            && s["syscall_probes"]["state"] == "detached"
+    });
 
     // In another mount namespace the rule's path names another file,
     // whose exec the gate does not hold. The kernel's rule key tracks the
@@ -368,7 +380,7 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
         &script,
     ]));
     daemon.wait_for("the ungated agent to end", |s| {
-        s["discovery"]["by_rule"] == 2 && s["agents"] == json!([])
+        s["discovery"]["by_rule"] == 3 && s["agents"] == json!([])
     });
 
     // A rule with no program can track a process at any exec: loaded, it
@@ -384,7 +396,7 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     assert_eq!(daemon.status()["syscall_probes"]["state"], "attached");
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
     daemon.wait_for("the comm agent to end", |s| {
-        s["discovery"]["by_rule"] == 3 && s["agents"] == json!([])
+        s["discovery"]["by_rule"] == 4 && s["agents"] == json!([])
     });
     daemon.reload(dir.path(), "");
     daemon.wait_for("the rule to go and the probes with it", |s| {
@@ -403,18 +415,18 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
         vec![
             json!(["by-comm", 1]),
             json!(["handed", 1]),
-            json!(["probed", 1]),
+            json!(["probed", 2]),
             json!(["unheld", 1])
         ]
     );
-    // The gated program was watched from its first syscalls: the dynamic
-    // loader's, before the program's own code ran.
+    // The gated program, before and after its upgrade, was watched from
+    // its first syscalls: the dynamic loader's, before its own code ran.
     let loader = duckdb(&format!(
         "select count(*) from {} where agent = 'probed' and comm = 'probed-agent' \
          and kind = 'file.open' and path = '/etc/ld.so.cache'",
         daemon.table("events")
     ));
-    assert_eq!(loader, vec![json!([1])]);
+    assert_eq!(loader, vec![json!([2])]);
     let losses = duckdb(&format!(
         "select agent, message from {} where kind = 'event_loss'",
         daemon.table("alerts")

@@ -235,7 +235,8 @@ impl Marks {
         let mut kept = Vec::with_capacity(self.paths.len());
         for path in &self.paths {
             let current = match open_file(path) {
-                Ok(file) => Some(file),
+                Ok(file) => file,
+                // Nothing that can be exec'd is there now.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => None,
                 Err(source) => {
                     first_error.get_or_insert(MarkError {
@@ -333,14 +334,24 @@ fn allow(fanotify: RawFd, fd: RawFd) -> io::Result<()> {
     }
 }
 
-/// The file `path` names now, open, with its device and inode.
-fn open_file(path: &Path) -> io::Result<(OwnedFd, (u64, u64))> {
+/// The regular file `path` names now, open, with its device and inode;
+/// None for anything else, which no exec can run.
+fn open_file(path: &Path) -> io::Result<Option<(OwnedFd, (u64, u64))>> {
     let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: a NUL-terminated path; the result is checked. An O_PATH fd
-    // would do, but fanotify_mark does not take one.
-    let file = owned(unsafe { libc::open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // would do, but fanotify_mark does not take one; O_NONBLOCK so that a
+    // FIFO put at the path cannot stall the gate.
+    let file = owned(unsafe {
+        libc::open(
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+        )
+    })?;
     let meta = std::fs::File::from(file.try_clone()?).metadata()?;
-    Ok((file, (meta.dev(), meta.ino())))
+    Ok(meta
+        .file_type()
+        .is_file()
+        .then(|| (file, (meta.dev(), meta.ino()))))
 }
 
 fn fanotify_mark(fanotify: RawFd, action: libc::c_uint, file: &OwnedFd) -> io::Result<()> {

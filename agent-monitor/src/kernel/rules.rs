@@ -108,7 +108,14 @@ impl RuleMaps {
             return false;
         };
         match gate.watch(exes) {
-            Ok(()) => true,
+            Ok(()) => {
+                tracing::info!(
+                    programs = exes.len(),
+                    marked = gate.marked().len(),
+                    "exec gate: the syscall probes attach when a rule's program is exec'd"
+                );
+                true
+            }
             Err(err) => {
                 tracing::warn!(
                     "{err}: while the rules are loaded, the syscall probes stay attached"
