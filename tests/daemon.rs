@@ -10,12 +10,15 @@ mod harness;
 mod support;
 
 use std::{
+    os::unix::fs::MetadataExt,
     path::Path,
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use harness::{Daemon, agent_program, blocking_waits, run_ok, sys_exit_links, temp_dir};
+use harness::{
+    Daemon, agent_program, blocking_waits, exec_gate_marks, run_ok, sys_exit_links, temp_dir,
+};
 use serde_json::{Value, json};
 use support::{duckdb, monitor_command, real_python, verify};
 
@@ -352,7 +355,15 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     let fresh = dir.path().join("bin/probed-agent.new");
     std::fs::copy("/bin/sh", &fresh).unwrap();
     std::fs::rename(&fresh, &program).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let upgraded = std::fs::metadata(&program).unwrap().ino();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exec_gate_marks(daemon.pid()).contains(&upgraded) {
+        assert!(
+            Instant::now() < deadline,
+            "the upgraded file was never marked"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
     daemon.wait_for("the upgraded agent to end, and the probes to go", |s| {
         s["discovery"]["by_rule"] == 2
@@ -365,20 +376,28 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     // process all the same; the probes are attached when its exec is
     // read, and an alert says that its syscalls until then were missed.
     let other = agent_program(dir.path(), "other-sh");
+    let go = dir.path().join("go");
+    run_ok(Command::new("mkfifo").arg(&go));
     let script = format!(
-        "mount --bind {} {} && exec {} -c 'sleep 2; cat /etc/hostname > /dev/null'",
+        "mount --bind {} {} && exec {} -c 'read line < {}; cat /etc/hostname > /dev/null'",
         other.display(),
         unheld.display(),
-        unheld.display()
+        unheld.display(),
+        go.display()
     );
-    run_ok(Command::new("unshare").args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    let mut ungated = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    // It reads the file once the daemon has read its exec.
+    daemon.wait_for("the ungated agent", |s| {
+        s["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["agent"] == "unheld"))
+            && s["syscall_probes"]["state"] == "attached"
+    });
+    std::fs::write(&go, "go\n").unwrap();
+    assert!(ungated.wait().unwrap().success());
     daemon.wait_for("the ungated agent to end", |s| {
         s["discovery"]["by_rule"] == 3 && s["agents"] == json!([])
     });

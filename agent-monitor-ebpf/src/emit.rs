@@ -73,7 +73,7 @@ fn identity() -> Identity {
 /// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
 const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_NO_WAKEUP: u64 = 1;
-const BPF_RB_FORCE_WAKEUP: u64 = 2;
+pub const BPF_RB_FORCE_WAKEUP: u64 = 2;
 /// A power of two, so the test is a mask.
 const WAKEUP_CHECK_EVERY: u64 = 32;
 

@@ -208,6 +208,21 @@ pub fn sys_exit_links(pid: u32) -> usize {
         .count()
 }
 
+/// The inodes the daemon's exec gate has marked, as the kernel lists
+/// them in the fdinfo of its fanotify group.
+pub fn exec_gate_marks(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .flat_map(|info| {
+            info.lines()
+                .filter_map(|line| line.strip_prefix("fanotify ino:"))
+                .filter_map(|rest| u64::from_str_radix(rest.split(' ').next()?, 16).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// How many times the process's threads blocked over `span`: each is a
 /// wait for a timer or for input, ended by one wakeup.
 pub fn blocking_waits(pid: u32, span: Duration) -> u64 {

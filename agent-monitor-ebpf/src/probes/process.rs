@@ -22,7 +22,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    emit::{header, send, send_bytes, wakeup},
+    emit::{BPF_RB_FORCE_WAKEUP, header, send, send_bytes, wakeup},
     maps::{
         EXEC_SCRATCH, RULE_KEY_SCRATCH, RULES_COMM, RULES_EXE, RULES_UID, TRACKED, count,
         mark_tracked, scratch, tracked,
@@ -98,9 +98,15 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bprm = ctx.arg::<*const u8>(2);
     let filename = read::<*const u8>(bprm, offset!(binprm_filename))?;
+    // A process a rule tracks here wakes the reader at once: until the
+    // daemon reads this exec, the syscall probes may be detached (an exec
+    // the exec gate did not hold), and what the process does meanwhile
+    // is not seen.
+    let mut by_rule = false;
     let process = match tracked(current_tgid()) {
         Some(process) => process,
         None if matches_rule(filename) => {
+            by_rule = true;
             // Tracked from this exec on, as pending: userspace checks the
             // whole rule when it reads the exec, and gives the process an
             // agent or drops it.
@@ -150,7 +156,11 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
 
     let len = EXEC_FIXED_LEN + filename_len + argv_len;
     if len <= core::mem::size_of::<ExecEvent>() {
-        let flags = wakeup(&event.head.header, &mut state.woken_ns);
+        let flags = if by_rule {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            wakeup(&event.head.header, &mut state.woken_ns)
+        };
         // SAFETY: `len` is within the scratch value, which is plain bytes.
         let bytes =
             unsafe { core::slice::from_raw_parts(event as *const ExecEvent as *const u8, len) };

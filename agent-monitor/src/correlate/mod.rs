@@ -268,34 +268,39 @@ impl Correlator {
 
     /// An `event_loss` alert for an agent's process whose syscalls the
     /// probes could not see from its exec (`exec`) until they were
-    /// attached at `attached_ns`. Nothing was recorded in that time, so no
-    /// verdict changes, and other agents' actions meanwhile stay judged.
+    /// attached at `attached_ns`, or at all (`None`: they could not be
+    /// attached; `now_ns` is when that was found). Nothing was recorded
+    /// in that time, so no verdict changes, and other agents' actions
+    /// meanwhile stay judged.
     pub fn unseen_start(
         &self,
         exec: &crate::event::Event,
-        attached_ns: u64,
+        attached_ns: Option<u64>,
+        now_ns: u64,
         wall_ns: i64,
     ) -> AlertRow {
         let now = Now {
-            boot_ns: attached_ns,
+            boot_ns: now_ns,
             wall_ns,
         };
-        let micros = attached_ns.saturating_sub(exec.ts_ns) / 1000;
+        let who = format!("pid {} ({})", exec.pid, exec.comm);
+        let message = match attached_ns {
+            Some(at) => format!(
+                "the syscall probes were attached {} µs after {who} exec'd: its file, network \
+                 and privilege syscalls before then were not seen",
+                at.saturating_sub(exec.ts_ns) / 1000
+            ),
+            None => format!(
+                "the syscall probes could not be attached for {who}: its file, network and \
+                 privilege syscalls are not seen"
+            ),
+        };
         AlertRow {
             agent: Some(self.agents.name(exec.agent_slot).to_string()),
             session_id: self.agents.session(exec.agent_slot).map(String::from),
             event_seq: Some(exec.seq),
             process_key: Some(format!("{}@{}", exec.pid, exec.start_ns)),
-            ..self.alert(
-                now,
-                "event_loss",
-                "high",
-                format!(
-                    "the syscall probes were attached {micros} µs after pid {} ({}) exec'd: \
-                     its file, network and privilege syscalls before then were not seen",
-                    exec.pid, exec.comm
-                ),
-            )
+            ..self.alert(now, "event_loss", "high", message)
         }
     }
 

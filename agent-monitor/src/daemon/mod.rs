@@ -243,7 +243,9 @@ pub async fn run(config_path: Option<PathBuf>, config: Config) -> Result<DaemonR
     let processor = crate::pipeline::join_stages(reader, processor).await?;
     let status = processor.status();
     drop(ebpf);
-    // Holds still live in the stage's parts; the link must not.
+    // The exec gate goes first (any exec it holds is let go), then the
+    // link: holds still live in the stage's parts, but the link must not.
+    drop(rules);
     syscall_hook.close();
     let (_table, _stats, mut store) = processor.finish();
     crate::sink::Sink::close(&mut store).map_err(|e| Error::io("closing the evidence store", e))?;

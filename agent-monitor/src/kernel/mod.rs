@@ -174,7 +174,8 @@ impl Monitor {
                 .map_err(map_error(RULES_UID))?,
             hook: syscall_hook.clone(),
             probes: None,
-            gate: None,
+            gate: rules::GateState::NotStarted,
+            gated: Vec::new(),
         };
         // The kernel's BTF, parsed to load the programs, is freed by now.
         crate::memory::release_freed();

@@ -28,7 +28,8 @@ const COUNTER_INTERVAL: Duration = Duration::from_millis(500);
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 /// How often the ring is drained while the probes are quiet and the last
 /// drain found nothing: a safety net only, since quiet probes record
-/// nothing, and they stop being quiet before anything is tracked.
+/// nothing but a rule's exec the exec gate did not hold, and that record
+/// wakes the reader itself.
 pub const QUIET_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Most records sent downstream in one batch.
 const BATCH: usize = 1024;
@@ -76,8 +77,8 @@ impl RingReader {
         let mut last_poll = Instant::now();
         let mut found_nothing = false;
         loop {
-            // Quiet probes record nothing, so after an empty drain the long
-            // timer is enough. A sender gone is never quiet: nothing would
+            // Quiet probes record nothing that does not wake the reader, so
+            // after an empty drain the long timer is enough. A sender gone is never quiet: nothing would
             // say when that ends.
             let quiet = found_nothing
                 && *self.quiet.borrow_and_update()

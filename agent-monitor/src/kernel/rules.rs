@@ -23,9 +23,9 @@ pub struct RuleMaps {
     /// execs that can start an agent: the kernel may then track a process
     /// at any exec, before userspace hears of it.
     pub(super) probes: Option<Hold>,
-    /// Started with the first rules it can gate; `Err` once it could not
-    /// start (reported then), after which the rules hold the probes.
-    pub(super) gate: Option<Result<ExecGate, ()>>,
+    pub(super) gate: GateState,
+    /// The `exe` paths the gate holds the execs of.
+    pub(super) gated: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,23 +68,47 @@ impl RuleMaps {
             }
         }
         let any = !(exes.is_empty() && comms.is_empty() && keys.uids.is_empty());
-        // The gate holds the new programs' execs before the hold goes, and
-        // the hold is taken before the gate lets go of the old ones.
-        let gated = any && keys.gated_by_exe && self.gate(&keys.exes);
-        if any && !gated && self.probes.is_none() {
-            self.probes = Some(self.hook.hold().map_err(RuleMapError::Probes)?);
+        // Attached while the marks and keys change, and left attached if a
+        // step fails: a change half made then costs the host its slow
+        // path, never an agent its first syscalls.
+        let during = self.hook.hold().map_err(RuleMapError::Probes)?;
+        self.probes = Some(during);
+        // Both the old and the new programs' execs are held while the keys
+        // change, then only the new ones'.
+        let mut gated = false;
+        if any && keys.gated_by_exe {
+            let both: Vec<String> = self.gated.iter().chain(&keys.exes).cloned().collect();
+            gated = self.gate(&both);
         }
         sync(&mut self.exe, &exes)?;
         sync(&mut self.comm, &comms)?;
         sync(&mut self.uid, &keys.uids)?;
-        if !gated && let Some(Ok(gate)) = &self.gate {
-            // Unmarking only: nothing to fail but a file gone already.
-            let _ = gate.watch(&[]);
-        }
-        if !any || gated {
-            // No exec can be tracked by a rule now without the gate
-            // holding it first.
+        gated = gated && self.gate(&keys.exes);
+        if gated {
+            if let GateState::Running(gate) = &self.gate {
+                tracing::info!(
+                    programs = keys.exes.len(),
+                    marked = gate.marked(),
+                    "exec gate: the syscall probes attach when a rule's program is exec'd"
+                );
+            }
+            self.gated = keys.exes.clone();
             self.probes = None;
+        } else {
+            if let GateState::Running(gate) = &self.gate {
+                // Unmarking only: nothing to fail but a file gone already.
+                let _ = gate.watch(&[]);
+            }
+            self.gated.clear();
+            if any {
+                tracing::info!(
+                    "a loaded rule has no exe, or has container_id, or the exec gate could not \
+                     mark its program: the syscall probes stay attached while the rules are loaded"
+                );
+            } else {
+                // No exec can be tracked by a rule now.
+                self.probes = None;
+            }
         }
         Ok(())
     }
@@ -96,42 +120,37 @@ impl RuleMaps {
             // Nothing to attach: the gate would hold execs for nothing.
             return false;
         }
-        let gate = self.gate.get_or_insert_with(|| {
-            ExecGate::start(self.hook.clone()).map_err(|err| {
-                tracing::warn!(
-                    "the exec gate is unavailable ({err}): while a discovery rule is loaded, \
-                     the syscall probes stay attached"
-                );
-            })
-        });
-        let Ok(gate) = gate else {
+        if matches!(self.gate, GateState::NotStarted) {
+            self.gate = match ExecGate::start(self.hook.clone()) {
+                Ok(gate) => GateState::Running(gate),
+                Err(err) => {
+                    tracing::warn!(
+                        "the exec gate is unavailable ({err}): while a discovery rule is \
+                         loaded, the syscall probes stay attached"
+                    );
+                    GateState::Unavailable
+                }
+            };
+        }
+        let GateState::Running(gate) = &self.gate else {
             return false;
         };
         match gate.watch(exes) {
-            Ok(()) => {
-                tracing::info!(
-                    programs = exes.len(),
-                    marked = gate.marked().len(),
-                    "exec gate: the syscall probes attach when a rule's program is exec'd"
-                );
-                true
-            }
+            Ok(()) => true,
             Err(err) => {
-                tracing::warn!(
-                    "{err}: while the rules are loaded, the syscall probes stay attached"
-                );
+                tracing::warn!("exec gate: {err}");
                 false
             }
         }
     }
+}
 
-    /// The files whose execs the gate holds now.
-    pub fn gated(&self) -> Vec<std::path::PathBuf> {
-        match &self.gate {
-            Some(Ok(gate)) => gate.marked(),
-            _ => Vec::new(),
-        }
-    }
+/// The exec gate, started with the first rules it can gate.
+pub enum GateState {
+    NotStarted,
+    Running(ExecGate),
+    /// It could not start (said then); the rules hold the probes.
+    Unavailable,
 }
 
 fn sync<K: aya::Pod + PartialEq>(

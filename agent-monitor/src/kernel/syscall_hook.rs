@@ -34,6 +34,10 @@ use tokio::sync::watch;
 
 use crate::{kernel::sys_bpf, time::WallClock};
 
+/// Ended attachments remembered for [`SyscallHook::cover`]: an exec read
+/// later than this many detaches ago is reported as unwatched.
+const HISTORY: usize = 64;
+
 /// What the hook switches: the program's attachment, and the question of
 /// whether any process is tracked. A trait so that when it switches is
 /// tested without BPF.
@@ -92,6 +96,10 @@ struct Inner<L> {
     /// When the link in force was made (`CLOCK_BOOTTIME` ns, read after
     /// the kernel made it), for [`SyscallHook::cover`].
     attached_ns: Option<u64>,
+    /// The last attachments that ended, (attached, detached) in
+    /// `CLOCK_BOOTTIME` ns, oldest first: an exec the daemon reads late
+    /// may have been watched by one of them.
+    history: std::collections::VecDeque<(u64, u64)>,
     attaches: u64,
     detaches: u64,
 }
@@ -100,8 +108,10 @@ pub struct SyscallHook<S: Switch = KernelSwitch> {
     /// None: unavailable, and every hold is a no-op.
     switch: Option<S>,
     inner: Mutex<Inner<S::Link>>,
-    /// True while detached: then no probe has anything to record, since
-    /// nothing is tracked and nothing can become tracked without a hold.
+    /// True while detached: then the probes record almost nothing, since
+    /// nothing is tracked and nothing becomes tracked without a hold but
+    /// by a rule's exec the gate did not hold, whose record wakes the
+    /// reader itself.
     quiet: watch::Sender<bool>,
 }
 
@@ -121,6 +131,7 @@ impl<S: Switch> SyscallHook<S> {
                 idle_seen: false,
                 closed: false,
                 attached_ns: Some(WallClock::boot_now_ns()),
+                history: Default::default(),
                 attaches: 1,
                 detaches: 0,
             }),
@@ -138,6 +149,7 @@ impl<S: Switch> SyscallHook<S> {
                 idle_seen: false,
                 closed: false,
                 attached_ns: None,
+                history: Default::default(),
                 attaches: 0,
                 detaches: 0,
             }),
@@ -178,21 +190,56 @@ impl<S: Switch> SyscallHook<S> {
         Ok(())
     }
 
-    /// For a process the kernel tracked at `since_ns` (`CLOCK_BOOTTIME`)
-    /// with no hold taken for it (a rule's exec the exec gate did not
-    /// hold): attaches the program if it is not, and returns when it was
-    /// attached if that was after `since_ns`, for the process's syscalls
-    /// before then were missed. None when nothing was missed, or when the
-    /// program is unavailable (reported at start) or the monitor stopping.
+    /// For a process a rule tracked at its exec at `since_ns`
+    /// (`CLOCK_BOOTTIME`), read by the daemon only now: None when the
+    /// program was attached then, and so for as long as the process was
+    /// tracked. Otherwise (an exec the exec gate did not hold) attaches the
+    /// program if it is not, and returns when the program was first
+    /// attached after `since_ns`: the process's syscalls before then were
+    /// missed. None too when the program is unavailable (reported at start)
+    /// or the monitor is stopping.
     pub fn cover(&self, since_ns: u64) -> io::Result<Option<u64>> {
         let mut inner = self.lock();
         if self.switch.is_none() || inner.closed {
             return Ok(None);
         }
+        let watched = inner.attached_ns.is_some_and(|at| at <= since_ns)
+            || inner
+                .history
+                .iter()
+                .any(|&(at, until)| at <= since_ns && since_ns < until);
+        if watched {
+            return Ok(None);
+        }
         self.attach(&mut inner)?;
         // The tracked process keeps it attached from now on.
         inner.idle_seen = false;
-        Ok(inner.attached_ns.filter(|&at| at > since_ns))
+        let first = inner
+            .history
+            .iter()
+            .map(|&(at, _)| at)
+            .chain(inner.attached_ns)
+            .find(|&at| at > since_ns);
+        Ok(first)
+    }
+
+    /// Ends the attachment in force, remembering it for [`cover`].
+    ///
+    /// [`cover`]: SyscallHook::cover
+    fn detach(&self, inner: &mut Inner<S::Link>, why: &str) {
+        if inner.link.take().is_none() {
+            return;
+        }
+        if let Some(at) = inner.attached_ns.take() {
+            if inner.history.len() == HISTORY {
+                inner.history.pop_front();
+            }
+            inner.history.push_back((at, WallClock::boot_now_ns()));
+        }
+        inner.idle_seen = false;
+        inner.detaches += 1;
+        self.quiet.send_replace(true);
+        tracing::debug!("syscall probes detached: {why}");
     }
 
     /// Detaches the program once two calls in a row have found nothing
@@ -221,12 +268,7 @@ impl<S: Switch> SyscallHook<S> {
             inner.idle_seen = true;
             return Ok(false);
         }
-        inner.link = None;
-        inner.attached_ns = None;
-        inner.idle_seen = false;
-        inner.detaches += 1;
-        self.quiet.send_replace(true);
-        tracing::debug!("syscall probes detached: no process is tracked");
+        self.detach(&mut inner, "no process is tracked");
         Ok(true)
     }
 
@@ -237,16 +279,12 @@ impl<S: Switch> SyscallHook<S> {
     pub fn close(&self) {
         let mut inner = self.lock();
         inner.closed = true;
-        if inner.link.take().is_some() {
-            inner.attached_ns = None;
-            inner.detaches += 1;
-            self.quiet.send_replace(true);
-            tracing::debug!("syscall probes detached: the monitor is stopping");
-        }
+        self.detach(&mut inner, "the monitor is stopping");
     }
 
-    /// Whether the probes are quiet: true while detached, when no probe
-    /// records anything. Changes as the program is attached and detached.
+    /// Whether the probes are quiet: true while detached, when they record
+    /// nothing that does not wake the reader. Changes as the program is
+    /// attached and detached.
     pub fn quiet(&self) -> watch::Receiver<bool> {
         self.quiet.subscribe()
     }

@@ -311,3 +311,19 @@ fn cover_changes_nothing_once_closed_or_when_unavailable() {
     let unavailable = SyscallHook::<Arc<FakeSwitch>>::unavailable();
     assert_eq!(unavailable.cover(0).unwrap(), None);
 }
+
+#[test]
+fn cover_finds_an_exec_read_late_watched_by_an_attachment_since_ended() {
+    let (switch, hook) = hook();
+    // Gated: attached before the exec, detached after the process exited,
+    // and only then the daemon reads the exec.
+    let exec_ns = WallClock::boot_now_ns();
+    assert!(release(&hook));
+    assert_eq!(hook.cover(exec_ns).unwrap(), None);
+    assert_eq!(
+        state(&hook),
+        HookState::Detached,
+        "not attached again for a process that was watched"
+    );
+    assert_eq!(switch.links.load(SeqCst), 0);
+}

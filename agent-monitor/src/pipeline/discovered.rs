@@ -135,18 +135,21 @@ impl<S: Sink> Processor<S> {
         let Some(hook) = &self.syscall_hook else {
             return;
         };
-        match hook.cover(exec.ts_ns) {
-            Ok(None) => {}
-            Ok(Some(attached_ns)) => {
-                let wall = self.clock.wall_ns(attached_ns) as i64;
-                let alert = self.correlator.unseen_start(exec, attached_ns, wall);
-                self.raise(alert);
+        let attached_ns = match hook.cover(exec.ts_ns) {
+            Ok(None) => return,
+            Ok(Some(attached_ns)) => Some(attached_ns),
+            Err(err) => {
+                tracing::error!(
+                    pid = exec.pid,
+                    "cannot attach the syscall probes for a new agent: {err}"
+                );
+                None
             }
-            Err(err) => tracing::error!(
-                pid = exec.pid,
-                "cannot attach the syscall probes for a new agent: {err}"
-            ),
-        }
+        };
+        let now = attached_ns.unwrap_or_else(WallClock::boot_now_ns);
+        let wall = self.clock.wall_ns(now) as i64;
+        let alert = self.correlator.unseen_start(exec, attached_ns, now, wall);
+        self.raise(alert);
     }
 
     /// A tracked process exec'd the program of another agent's rule: it
