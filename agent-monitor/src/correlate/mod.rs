@@ -304,6 +304,39 @@ impl Correlator {
         }
     }
 
+    /// An `event_loss` alert for an agent's root process the daemon
+    /// tracked again only at `now_ns`, having forgotten it with its
+    /// parent's tree before it read the process's exec.
+    pub fn untracked_start(
+        &self,
+        exec: &crate::event::Event,
+        now_ns: u64,
+        wall_ns: i64,
+    ) -> AlertRow {
+        let now = Now {
+            boot_ns: now_ns,
+            wall_ns,
+        };
+        AlertRow {
+            agent: Some(self.agents.name(exec.agent_slot).to_string()),
+            session_id: self.agents.session(exec.agent_slot).map(String::from),
+            event_seq: Some(exec.seq),
+            process_key: Some(format!("{}@{}", exec.pid, exec.start_ns)),
+            ..self.alert(
+                now,
+                "event_loss",
+                "high",
+                format!(
+                    "pid {} ({}) was untracked for up to {} µs after its exec, dropped with a \
+                     parent no rule matched: what it did and forked then was not seen",
+                    exec.pid,
+                    exec.comm,
+                    now_ns.saturating_sub(exec.ts_ns) / 1000
+                ),
+            )
+        }
+    }
+
     fn lost_between(&self, from_ns: u64, to_ns: u64) -> bool {
         self.losses
             .iter()

@@ -10,7 +10,7 @@
 pub mod proc_scan;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     io,
     sync::Arc,
 };
@@ -101,7 +101,8 @@ pub struct Instance {
 pub struct Discovery {
     rules: Arc<Rules>,
     kernel: Box<dyn Membership>,
-    dismissed: HashSet<u32>,
+    /// Dismissed pids, with the start of the process dismissed.
+    dismissed: HashMap<u32, u64>,
     dismissed_order: VecDeque<u32>,
     instances: HashMap<u32, Instance>,
     /// Counts for `status` and the metrics.
@@ -129,7 +130,7 @@ impl Discovery {
         Discovery {
             rules,
             kernel,
-            dismissed: HashSet::new(),
+            dismissed: HashMap::new(),
             dismissed_order: VecDeque::new(),
             instances: HashMap::new(),
             stats: DiscoveryStats::default(),
@@ -197,12 +198,13 @@ impl Discovery {
         }
     }
 
-    /// Drops a pending process: the kernel forgets it, and whatever of it
-    /// is still in the ring is dropped when read.
-    pub fn dismiss(&mut self, pid: u32) {
+    /// Drops a pending process, started at `start_ns` (0: unknown): the
+    /// kernel forgets it, and whatever of it is still in the ring is
+    /// dropped when read.
+    pub fn dismiss(&mut self, pid: u32, start_ns: u64) {
         let result = self.kernel.forget(pid);
         self.kernel_result("forgetting a process", result);
-        if self.dismissed.insert(pid) {
+        if self.dismissed.insert(pid, start_ns).is_none() {
             self.dismissed_order.push_back(pid);
             if self.dismissed_order.len() > DISMISSED_MAX
                 && let Some(old) = self.dismissed_order.pop_front()
@@ -213,12 +215,17 @@ impl Discovery {
     }
 
     pub fn is_dismissed(&self, pid: u32) -> bool {
-        self.dismissed.contains(&pid)
+        self.dismissed.contains_key(&pid)
     }
 
-    /// A dismissed pid was reused by a process a rule does match.
-    pub fn undismiss(&mut self, pid: u32) {
-        self.dismissed.remove(&pid);
+    /// A dismissed pid was reused by a process a rule does match, or the
+    /// dismissed process itself exec'd a rule's program. True in the
+    /// second case: the kernel forgot the very process, which is no longer
+    /// tracked.
+    pub fn undismiss(&mut self, pid: u32, start_ns: u64) -> bool {
+        self.dismissed
+            .remove(&pid)
+            .is_some_and(|dismissed| dismissed != 0 && dismissed == start_ns)
     }
 
     pub fn add_instance(&mut self, slot: u32, instance: Instance) {

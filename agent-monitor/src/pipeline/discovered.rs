@@ -86,18 +86,22 @@ impl<S: Sink> Processor<S> {
         }
         if discovery.is_dismissed(event.pid) && !exec {
             // Children it forked before it was dropped go with it.
-            if let Detail::Fork { child_pid, .. } = event.detail {
-                discovery.dismiss(child_pid);
+            if let Detail::Fork {
+                child_pid,
+                child_start_ns,
+            } = event.detail
+            {
+                discovery.dismiss(child_pid, child_start_ns);
             }
             return false;
         }
         let Detail::Exec(detail) = &event.detail else {
             // Pending, but its exec was not seen (lost): it cannot be
             // judged by the rules, so it is not kept.
-            discovery.dismiss(event.pid);
+            discovery.dismiss(event.pid, event.start_ns);
             return false;
         };
-        discovery.undismiss(event.pid);
+        let forgotten = discovery.undismiss(event.pid, event.start_ns);
         let facts = exec_facts(event.pid, &detail.filename, &detail.argv, event.uid);
         let Some(name) = discovery
             .rules()
@@ -105,7 +109,7 @@ impl<S: Sink> Processor<S> {
             .map(|r| r.name.clone())
         else {
             discovery.stats.dismissed += 1;
-            discovery.dismiss(event.pid);
+            discovery.dismiss(event.pid, event.start_ns);
             return false;
         };
         let slot = self.start_agent(NewAgent {
@@ -119,37 +123,14 @@ impl<S: Sink> Processor<S> {
             cwd: (self.cwd_of)(event.pid),
             task: None,
         });
-        self.set_kernel_agent(event.pid, slot);
         event.agent_slot = slot;
+        if forgotten {
+            self.track_again(event);
+        } else {
+            self.set_kernel_agent(event.pid, slot);
+        }
         self.cover_start(event);
         true
-    }
-
-    /// Makes sure the syscall probes watch a process a rule tracked at
-    /// exec. The exec gate attached them before the exec when it could;
-    /// when it could not (the file appeared or was replaced within the
-    /// gate's last second, or the path is another mount namespace's), they
-    /// are attached now, and an alert says that what the process did
-    /// until now was not seen.
-    fn cover_start(&mut self, exec: &Event) {
-        let Some(hook) = &self.syscall_hook else {
-            return;
-        };
-        let attached_ns = match hook.cover(exec.ts_ns) {
-            Ok(None) => return,
-            Ok(Some(attached_ns)) => Some(attached_ns),
-            Err(err) => {
-                tracing::error!(
-                    pid = exec.pid,
-                    "cannot attach the syscall probes for a new agent: {err}"
-                );
-                None
-            }
-        };
-        let now = attached_ns.unwrap_or_else(WallClock::boot_now_ns);
-        let wall = self.clock.wall_ns(now) as i64;
-        let alert = self.correlator.unseen_start(exec, attached_ns, now, wall);
-        self.raise(alert);
     }
 
     /// A tracked process exec'd the program of another agent's rule: it
@@ -458,7 +439,7 @@ impl<S: Sink> Processor<S> {
         slot
     }
 
-    fn set_kernel_agent(&mut self, pid: u32, slot: u32) {
+    pub(super) fn set_kernel_agent(&mut self, pid: u32, slot: u32) {
         if let Some(discovery) = self.discovery.as_mut() {
             let result = discovery.kernel().set_agent(pid, slot);
             discovery.kernel_result_unless_gone("setting a process's agent", result);

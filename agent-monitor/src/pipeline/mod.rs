@@ -8,6 +8,7 @@ mod declarations;
 mod discovered;
 mod held;
 mod status;
+mod unseen;
 
 use std::{collections::BTreeMap, fs, io, sync::Arc};
 

@@ -318,3 +318,47 @@ fn a_pending_child_reusing_a_dismissed_pid_keeps_the_parents_agent() {
         "root and grandchild live"
     );
 }
+
+#[test]
+fn a_child_dropped_with_its_parent_that_execs_an_agent_is_tracked_again() {
+    let kernel = FakeKernel::default();
+    let mut p = discovering(RULES, &kernel);
+    let child = pending_child(CHILD, 20, ROOT);
+    // The parent is no agent; its child exec'd one before the daemon read
+    // either, and dropping the parent's tree made the kernel forget it.
+    p.handle(pending(ROOT, 1).exec(1, "/usr/bin/agent", &["agent", "--help"]));
+    p.handle(pending(ROOT, 1).fork(2, CHILD, 20));
+    p.handle(child.exec(3, "/usr/bin/agent", &["agent", "--task", "x"]));
+    assert_eq!(p.sink.agents(), vec![(3, "agent")]);
+    let slot = p.sink.events[0].slot;
+    assert_eq!(
+        kernel.calls(),
+        vec![
+            Call::Forget(ROOT),
+            Call::Forget(CHILD),
+            Call::Adopt(CHILD, slot)
+        ],
+        "tracked again, not only renamed in a map it is no longer in"
+    );
+    let losses: Vec<String> = p
+        .sink
+        .declared
+        .iter()
+        .filter_map(|d| match d {
+            Declared::Alert(a) if a.kind == "event_loss" => Some(a.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    assert!(losses[0].contains(&format!("pid {CHILD}")), "{losses:?}");
+
+    // A later process with that pid, which the kernel tracks, only gets
+    // its agent.
+    let reused = pending_child(CHILD, 99, OTHER);
+    p.handle(reused.exec(4, "/usr/bin/helper", &["helper"]));
+    let calls = kernel.calls();
+    assert!(
+        calls.len() == 4 && matches!(calls[3], Call::SetAgent(CHILD, _)),
+        "{calls:?}"
+    );
+}
