@@ -343,6 +343,7 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
     std::thread::sleep(Duration::from_millis(2500));
     let status = daemon.status();
     assert_eq!(status["syscall_probes"]["state"], "detached", "{status:#}");
+    assert_eq!(status["syscall_probes"]["gated"], 2, "{status:#}");
     assert_eq!(sys_exit_links(daemon.pid()), 0);
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
     daemon.wait_for("the gated agent to end, and the probes to go", |s| {
@@ -412,7 +413,9 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
         s["discovery"]["rules"] == 1 && s["syscall_probes"]["state"] == "attached"
     });
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(daemon.status()["syscall_probes"]["state"], "attached");
+    let status = daemon.status();
+    assert_eq!(status["syscall_probes"]["state"], "attached", "{status:#}");
+    assert_eq!(status["syscall_probes"]["gated"], 0, "{status:#}");
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
     daemon.wait_for("the comm agent to end", |s| {
         s["discovery"]["by_rule"] == 4 && s["agents"] == json!([])

@@ -237,8 +237,13 @@ fn render(s: &Value) -> String {
         None => out += "evidence: none\n",
     }
     if let Some(probes) = s["syscall_probes"].as_object() {
+        let gated = match probes.get("gated").map(n).unwrap_or(0) {
+            0 => String::new(),
+            1 => ", the exec gate holds 1 file".to_string(),
+            files => format!(", the exec gate holds {files} files"),
+        };
         out += &format!(
-            "syscall probes: {} (since start: attached {}, detached {})\n",
+            "syscall probes: {}{gated} (since start: attached {}, detached {})\n",
             probes.get("state").and_then(Value::as_str).unwrap_or("?"),
             probes.get("attaches").map(n).unwrap_or(0),
             probes.get("detaches").map(n).unwrap_or(0),
@@ -262,6 +267,16 @@ mod tests {
                 .contains("syscall probes: detached (since start: attached 2, detached 2)\n"),
             "{}",
             render(&status)
+        );
+        let gated = json!({
+            "syscall_probes": {"state": "detached", "attaches": 1, "detaches": 1, "gated": 2},
+        });
+        assert!(
+            render(&gated).contains(
+                "syscall probes: detached, the exec gate holds 2 files (since start: attached 1, detached 1)\n"
+            ),
+            "{}",
+            render(&gated)
         );
         // A daemon that reports none (an older one) gets no line.
         assert!(!render(&json!({"pid": 812})).contains("syscall probes"));

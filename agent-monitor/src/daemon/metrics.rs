@@ -116,6 +116,12 @@ pub fn render(s: &StatusSnapshot) -> String {
             "1 while the syscall probes are attached: only while a process is tracked or a rule could track one.",
             &one(f64::from(u8::from(probes.state == HookState::Attached))),
         );
+        metric(
+            "exec_gate_files",
+            "gauge",
+            "Files whose execs the exec gate holds until the syscall probes are attached.",
+            &one(probes.gated as f64),
+        );
     }
     metric(
         "events_total",
@@ -231,11 +237,13 @@ mod tests {
                 state: HookState::Detached,
                 attaches: 2,
                 detaches: 2,
+                gated: 1,
             }),
             ..StatusSnapshot::default()
         };
         let text = render(&snapshot);
         assert!(text.contains("agent_monitor_syscall_probes_attached 0\n"));
+        assert!(text.contains("agent_monitor_exec_gate_files 1\n"));
         assert!(text.contains(
             "# TYPE agent_monitor_events_total counter\nagent_monitor_events_total 42\n"
         ));

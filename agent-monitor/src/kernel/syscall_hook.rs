@@ -84,6 +84,9 @@ pub struct HookStatus {
     /// Times it was attached, the first at start included.
     pub attaches: u64,
     pub detaches: u64,
+    /// Files whose execs the exec gate holds until the program is
+    /// attached (`kernel/exec_gate`); 0 when the gate is not in use.
+    pub gated: u64,
 }
 
 struct Inner<L> {
@@ -113,6 +116,8 @@ pub struct SyscallHook<S: Switch = KernelSwitch> {
     /// by a rule's exec the gate did not hold, whose record wakes the
     /// reader itself.
     quiet: watch::Sender<bool>,
+    /// See [`HookStatus::gated`].
+    gated: std::sync::atomic::AtomicU64,
 }
 
 impl<S: Switch> SyscallHook<S> {
@@ -136,6 +141,7 @@ impl<S: Switch> SyscallHook<S> {
                 detaches: 0,
             }),
             quiet: watch::Sender::new(false),
+            gated: Default::default(),
         }))
     }
 
@@ -155,6 +161,7 @@ impl<S: Switch> SyscallHook<S> {
             }),
             // The process probes still record tracked processes.
             quiet: watch::Sender::new(false),
+            gated: Default::default(),
         })
     }
 
@@ -300,7 +307,14 @@ impl<S: Switch> SyscallHook<S> {
             state,
             attaches: inner.attaches,
             detaches: inner.detaches,
+            gated: self.gated.load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Says how many files the exec gate holds the execs of, for status.
+    pub fn set_gated(&self, files: usize) {
+        self.gated
+            .store(files as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -70,7 +70,8 @@ fn it_starts_attached_and_detaches_once_nothing_is_tracked() {
         HookStatus {
             state: HookState::Detached,
             attaches: 1,
-            detaches: 1
+            detaches: 1,
+            gated: 0
         }
     );
 }

@@ -60,6 +60,8 @@ struct Shared {
     group: OwnedFd,
     marks: Mutex<Marks>,
     stop: AtomicBool,
+    /// Tells the syscall hook, for status, how many files are marked.
+    report: Box<dyn Fn(usize) + Send + Sync>,
 }
 
 impl Marker for OwnedFd {
@@ -89,6 +91,10 @@ impl ExecGate {
             group,
             marks: Mutex::new(Marks::default()),
             stop: AtomicBool::new(false),
+            report: Box::new({
+                let hook = hook.clone();
+                move |files| hook.set_gated(files)
+            }),
         });
         let answering = std::thread::Builder::new()
             .name("exec-gate".into())
@@ -176,7 +182,10 @@ impl Shared {
     /// delays only this), then brings the marks up to date.
     fn refresh(&self, paths: &[PathBuf]) -> Result<(), MarkError> {
         let looks: Vec<(PathBuf, Look)> = paths.iter().map(|p| (p.clone(), look(p))).collect();
-        self.lock().update(looks, &self.group)
+        let mut marks = self.lock();
+        let result = marks.update(looks, &self.group);
+        (self.report)(marks.count());
+        result
     }
 
     /// The marking thread: every second, the files the paths name now.
