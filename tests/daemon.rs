@@ -17,7 +17,8 @@ use std::{
 };
 
 use harness::{
-    Daemon, agent_program, blocking_waits, exec_gate_marks, run_ok, sys_exit_links, temp_dir,
+    Daemon, agent_program, blocking_waits, exec_gate_marks, release_reader, run_ok,
+    sys_exit_links, temp_dir,
 };
 use serde_json::{Value, json};
 use support::{duckdb, monitor_command, real_python, verify};
@@ -338,12 +339,12 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
         unheld.display()
     );
     daemon.reload(dir.path(), &rules);
-    daemon.wait_for("the rules", |s| s["discovery"]["rules"] == 2);
-    // Two idle looks a second apart, after the reload.
-    std::thread::sleep(Duration::from_millis(2500));
-    let status = daemon.status();
-    assert_eq!(status["syscall_probes"]["state"], "detached", "{status:#}");
-    assert_eq!(status["syscall_probes"]["gated"], 2, "{status:#}");
+    // The reload held the probes while it changed the keys; then they go.
+    daemon.wait_for("the rules, gated", |s| {
+        s["discovery"]["rules"] == 2
+            && s["syscall_probes"]["gated"] == 2
+            && s["syscall_probes"]["state"] == "detached"
+    });
     assert_eq!(sys_exit_links(daemon.pid()), 0);
     run_ok(Command::new(&program).args(["-c", "cat /etc/hostname > /dev/null"]));
     daemon.wait_for("the gated agent to end, and the probes to go", |s| {
@@ -397,7 +398,7 @@ fn the_syscall_probes_are_attached_only_while_something_can_be_tracked() {
             .is_some_and(|a| a.iter().any(|a| a["agent"] == "unheld"))
             && s["syscall_probes"]["state"] == "attached"
     });
-    std::fs::write(&go, "go\n").unwrap();
+    release_reader(&go, &mut ungated);
     assert!(ungated.wait().unwrap().success());
     daemon.wait_for("the ungated agent to end", |s| {
         s["discovery"]["by_rule"] == 3 && s["agents"] == json!([])

@@ -223,6 +223,33 @@ pub fn exec_gate_marks(pid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// Writes a line to the FIFO `fifo` once `reader` has opened it, without
+/// waiting forever for a reader that died first.
+pub fn release_reader(fifo: &Path, reader: &mut Child) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Without a reader, a non-blocking open for writing fails (ENXIO).
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(mut writer) => {
+                writer.write_all(b"go\n").unwrap();
+                return;
+            }
+            Err(err) => {
+                if let Some(status) = reader.try_wait().unwrap() {
+                    panic!("the FIFO's reader exited first ({status}): {err}");
+                }
+                assert!(Instant::now() < deadline, "no reader opened {}", fifo.display());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// How many times the process's threads blocked over `span`: each is a
 /// wait for a timer or for input, ended by one wakeup.
 pub fn blocking_waits(pid: u32, span: Duration) -> u64 {

@@ -67,7 +67,7 @@ pub struct KernelKeys {
     /// Every rule names its program by `exe` and none is for a container
     /// (whose files the host's paths do not name): an agent can then only
     /// start by an exec of one of `exes`, which the exec gate can hold
-    /// (`kernel/exec_gate.rs`).
+    /// (`kernel/exec_gate`).
     pub gated_by_exe: bool,
 }
 
@@ -183,7 +183,11 @@ impl Rules {
             .map(|c| c.rule.spiffe_id.as_str())
     }
 
-    /// The keys the kernel needs, without repeats.
+    /// The keys the kernel needs, without repeats: one per rule, its
+    /// narrowest. Every condition of a rule must hold, so a rule with an
+    /// `exe` can only match an exec of that path, and its `comm` or `uid`
+    /// would only make the kernel track execs that userspace then drops
+    /// (with their children, and a forced wakeup each).
     pub fn kernel_keys(&self) -> KernelKeys {
         let mut keys = KernelKeys {
             gated_by_exe: true,
@@ -191,17 +195,15 @@ impl Rules {
         };
         for rule in self.agent_rules() {
             keys.gated_by_exe &= rule.exe.is_some() && rule.container_id.is_none();
-            if let Some(exe) = &rule.exe
-                && !keys.exes.contains(exe)
-            {
-                keys.exes.push(exe.clone());
-            }
-            if let Some(comm) = &rule.comm
-                && !keys.comms.contains(comm)
-            {
-                keys.comms.push(comm.clone());
-            }
-            if let Some(uid) = rule.uid
+            if let Some(exe) = &rule.exe {
+                if !keys.exes.contains(exe) {
+                    keys.exes.push(exe.clone());
+                }
+            } else if let Some(comm) = &rule.comm {
+                if !keys.comms.contains(comm) {
+                    keys.comms.push(comm.clone());
+                }
+            } else if let Some(uid) = rule.uid
                 && !keys.uids.contains(&uid)
             {
                 keys.uids.push(uid);

@@ -171,6 +171,8 @@ argv = "python3 agent.py*"
         "{exe_only}\n[[agents]]\nname = \"boxed\"\nexe = \"/app/agent\"\ncontainer_id = \"0123456789ab\"\n"
     );
     assert!(!rules(&in_container).kernel_keys().gated_by_exe);
+    // The uid of a rule with an exe is no key of its own.
+    assert_eq!(rules(exe_only).kernel_keys().uids, Vec::<u32>::new());
 }
 
 #[test]

@@ -219,13 +219,13 @@ impl Discovery {
     }
 
     /// A dismissed pid was reused by a process a rule does match, or the
-    /// dismissed process itself exec'd a rule's program. True in the
-    /// second case: the kernel forgot the very process, which is no longer
-    /// tracked.
+    /// dismissed process itself exec'd a rule's program. True unless it is
+    /// known to be the first case: the kernel may have forgotten the very
+    /// process, which must then be tracked again. A start of 0 is unknown.
     pub fn undismiss(&mut self, pid: u32, start_ns: u64) -> bool {
         self.dismissed
             .remove(&pid)
-            .is_some_and(|dismissed| dismissed != 0 && dismissed == start_ns)
+            .is_some_and(|dismissed| dismissed == 0 || start_ns == 0 || dismissed == start_ns)
     }
 
     pub fn add_instance(&mut self, slot: u32, instance: Instance) {
@@ -303,6 +303,35 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoKernel;
+
+    impl Membership for NoKernel {
+        fn adopt(&self, _: u32, _: u32) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn forget(&self, _: u32) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_agent(&self, _: u32, _: u32) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn undismiss_says_when_the_very_process_dismissed_may_be_back() {
+        let mut d = Discovery::new(Arc::new(Rules::default()), Box::new(NoKernel));
+        d.dismiss(7, 100);
+        assert!(!d.undismiss(7, 200), "another process with that pid");
+        d.dismiss(7, 100);
+        assert!(d.undismiss(7, 100), "the same process");
+        d.dismiss(7, 0);
+        assert!(d.undismiss(7, 200), "unknown: maybe the same");
+        d.dismiss(7, 100);
+        assert!(d.undismiss(7, 0), "unknown: maybe the same");
+        assert!(!d.undismiss(8, 1), "never dismissed");
+        assert!(!d.is_dismissed(7));
+    }
 
     #[test]
     fn comm_is_the_base_name_cut_to_fifteen_bytes() {

@@ -175,7 +175,6 @@ impl Monitor {
             hook: syscall_hook.clone(),
             probes: None,
             gate: rules::GateState::NotStarted,
-            gated: Vec::new(),
         };
         // The kernel's BTF, parsed to load the programs, is freed by now.
         crate::memory::release_freed();

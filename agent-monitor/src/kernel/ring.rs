@@ -78,8 +78,8 @@ impl RingReader {
         let mut found_nothing = false;
         loop {
             // Quiet probes record nothing that does not wake the reader, so
-            // after an empty drain the long timer is enough. A sender gone is never quiet: nothing would
-            // say when that ends.
+            // after an empty drain the long timer is enough. A sender gone
+            // is never quiet: nothing would say when that ends.
             let quiet = found_nothing
                 && *self.quiet.borrow_and_update()
                 && self.quiet.has_changed().is_ok();

@@ -24,8 +24,6 @@ pub struct RuleMaps {
     /// at any exec, before userspace hears of it.
     pub(super) probes: Option<Hold>,
     pub(super) gate: GateState,
-    /// The `exe` paths the gate holds the execs of.
-    pub(super) gated: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,22 +66,16 @@ impl RuleMaps {
             }
         }
         let any = !(exes.is_empty() && comms.is_empty() && keys.uids.is_empty());
-        // Attached while the marks and keys change, and left attached if a
-        // step fails: a change half made then costs the host its slow
-        // path, never an agent its first syscalls.
-        let during = self.hook.hold().map_err(RuleMapError::Probes)?;
-        self.probes = Some(during);
-        // Both the old and the new programs' execs are held while the keys
-        // change, then only the new ones'.
-        let mut gated = false;
-        if any && keys.gated_by_exe {
-            let both: Vec<String> = self.gated.iter().chain(&keys.exes).cloned().collect();
-            gated = self.gate(&both);
+        if any {
+            // Attached while the keys and marks change, and left attached
+            // if a step fails: a change half made then costs the host its
+            // slow path, never an agent its first syscalls.
+            self.probes = Some(self.hook.hold().map_err(RuleMapError::Probes)?);
         }
         sync(&mut self.exe, &exes)?;
         sync(&mut self.comm, &comms)?;
         sync(&mut self.uid, &keys.uids)?;
-        gated = gated && self.gate(&keys.exes);
+        let gated = any && keys.gated_by_exe && self.gate(&keys.exes);
         if gated {
             if let GateState::Running(gate) = &self.gate {
                 tracing::info!(
@@ -92,23 +84,21 @@ impl RuleMaps {
                     "exec gate: the syscall probes attach when a rule's program is exec'd"
                 );
             }
-            self.gated = keys.exes.clone();
             self.probes = None;
-        } else {
-            if let GateState::Running(gate) = &self.gate {
-                // Unmarking only: nothing to fail but a file gone already.
-                let _ = gate.watch(&[]);
-            }
-            self.gated.clear();
-            if any {
-                tracing::info!(
-                    "a loaded rule has no exe, or has container_id, or the exec gate could not \
-                     mark its program: the syscall probes stay attached while the rules are loaded"
-                );
-            } else {
-                // No exec can be tracked by a rule now.
-                self.probes = None;
-            }
+            return Ok(());
+        }
+        if let GateState::Running(gate) = &self.gate {
+            // Unmarking only: nothing to fail but a file gone already.
+            let _ = gate.watch(&[]);
+        }
+        if !any {
+            // No exec can be tracked by a rule now.
+            self.probes = None;
+        } else if self.hook.status().state != HookState::Unavailable {
+            tracing::info!(
+                "a loaded rule has no exe, or has container_id, or the exec gate cannot hold \
+                 its program: the syscall probes stay attached while the rules are loaded"
+            );
         }
         Ok(())
     }
@@ -136,7 +126,17 @@ impl RuleMaps {
             return false;
         };
         match gate.watch(exes) {
-            Ok(()) => true,
+            Ok(absent) => {
+                for path in absent {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "exec gate: this rule's path names no file (yet); its execs are held \
+                         once it does, and until then an exec of it is reported as unwatched \
+                         (under systemd's PrivateTmp=, /tmp and /var/tmp are the daemon's own)"
+                    );
+                }
+                true
+            }
             Err(err) => {
                 tracing::warn!("exec gate: {err}");
                 false

@@ -3,7 +3,7 @@
 //!
 //! Attaching any program to a syscall tracepoint sets the syscall-trace
 //! work flag on every thread of the host, and from then on every syscall
-//! takes the kernel's slow path, whatever the program does (6 to 8% of an
+//! takes the kernel's slow path, whatever the program does (6 to 10% of an
 //! open/read/close loop here). Only detaching the program clears the flag.
 //! The process probes (fork, exec, exit) stay attached throughout: they
 //! cost nothing per syscall, and they mark a new agent's process at exec.
@@ -13,7 +13,7 @@
 //! discovery rule is loaded, a process is being adopted, or `run` is
 //! starting its command. Each of those takes a [`Hold`] first. Rules that
 //! all name their program hold it only around each exec of one
-//! (`kernel/exec_gate.rs`); an exec the gate missed is tracked by the
+//! (`kernel/exec_gate`); an exec the gate missed is tracked by the
 //! kernel anyway, and [`SyscallHook::cover`] attaches the program when it
 //! is read and says what was missed.
 //! [`SyscallHook::release_if_idle`] detaches only with no hold and an empty
@@ -198,13 +198,14 @@ impl<S: Switch> SyscallHook<S> {
     }
 
     /// For a process a rule tracked at its exec at `since_ns`
-    /// (`CLOCK_BOOTTIME`), read by the daemon only now: None when the
-    /// program was attached then, and so for as long as the process was
-    /// tracked. Otherwise (an exec the exec gate did not hold) attaches the
-    /// program if it is not, and returns when the program was first
-    /// attached after `since_ns`: the process's syscalls before then were
-    /// missed. None too when the program is unavailable (reported at start)
-    /// or the monitor is stopping.
+    /// (`CLOCK_BOOTTIME`), read by the daemon only now: attaches the
+    /// program if it is not (the process is an agent now, whatever
+    /// happened before), and says whether its syscalls were missed. None
+    /// when the program was attached at `since_ns`, and so for as long as
+    /// the process was tracked; otherwise (an exec the exec gate did not
+    /// hold) when the program was first attached after `since_ns`. None
+    /// too when the program is unavailable (reported at start) or the
+    /// monitor is stopping.
     pub fn cover(&self, since_ns: u64) -> io::Result<Option<u64>> {
         let mut inner = self.lock();
         if self.switch.is_none() || inner.closed {
@@ -215,12 +216,12 @@ impl<S: Switch> SyscallHook<S> {
                 .history
                 .iter()
                 .any(|&(at, until)| at <= since_ns && since_ns < until);
-        if watched {
-            return Ok(None);
-        }
         self.attach(&mut inner)?;
         // The tracked process keeps it attached from now on.
         inner.idle_seen = false;
+        if watched {
+            return Ok(None);
+        }
         let first = inner
             .history
             .iter()
@@ -234,14 +235,18 @@ impl<S: Switch> SyscallHook<S> {
     ///
     /// [`cover`]: SyscallHook::cover
     fn detach(&self, inner: &mut Inner<S::Link>, why: &str) {
-        if inner.link.take().is_none() {
+        let Some(link) = inner.link.take() else {
             return;
-        }
+        };
+        // Read while still attached: an exec after this time is never
+        // taken for one this attachment watched.
+        let until = WallClock::boot_now_ns();
+        drop(link);
         if let Some(at) = inner.attached_ns.take() {
             if inner.history.len() == HISTORY {
                 inner.history.pop_front();
             }
-            inner.history.push_back((at, WallClock::boot_now_ns()));
+            inner.history.push_back((at, until));
         }
         inner.idle_seen = false;
         inner.detaches += 1;

@@ -72,17 +72,21 @@ pub fn allow(group: RawFd, fd: RawFd) -> io::Result<()> {
 }
 
 /// Adds (`FAN_MARK_ADD`) or removes (`FAN_MARK_REMOVE`) the exec mark of
-/// the open file `file`.
+/// the file `file` holds (an `O_PATH` fd will do).
 pub fn mark(group: RawFd, action: libc::c_uint, file: &OwnedFd) -> io::Result<()> {
-    // SAFETY: with no path, the kernel marks the open file `file`, which
-    // the borrow keeps open.
+    // fanotify_mark refuses an O_PATH fd as its object, but resolves its
+    // /proc/self/fd link, which names the very file even once unlinked.
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .expect("no NUL in a number");
+    // SAFETY: a NUL-terminated path, read during the call; the borrow
+    // keeps the fd it names open.
     let ret = unsafe {
         libc::fanotify_mark(
             group,
             action,
             libc::FAN_OPEN_EXEC_PERM,
-            file.as_raw_fd(),
-            std::ptr::null(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
         )
     };
     if ret == 0 {
@@ -105,6 +109,17 @@ fn stat(fd: RawFd) -> io::Result<libc::stat> {
 /// The device and inode of an open file.
 pub fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
     stat(fd).map(|s| (s.st_dev, s.st_ino))
+}
+
+/// Removes every mark of the group.
+pub fn flush(group: RawFd) -> io::Result<()> {
+    // SAFETY: FAN_MARK_FLUSH reads no path.
+    let ret = unsafe { libc::fanotify_mark(group, libc::FAN_MARK_FLUSH, 0, libc::AT_FDCWD, std::ptr::null()) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Whether an open file (an `O_PATH` one included) is a regular file.

@@ -1,6 +1,7 @@
 //! Which files the gate holds the execs of: the files the rules' paths
-//! name now, marked in the fanotify group and kept open so that a mark
-//! can be removed after its path has come to name another file.
+//! name now, marked in the fanotify group and held by an `O_PATH` fd so
+//! that a mark can be removed after its path has come to name another
+//! file.
 
 use std::{
     ffi::CString,
@@ -27,45 +28,35 @@ pub struct MarkError {
 pub enum Look {
     /// Nothing an exec could run: no file, or not a regular file.
     Absent,
-    /// A regular file, open, with its device and inode.
+    /// A regular file, held by an `O_PATH` fd, with its device and inode.
     File(OwnedFd, (u64, u64)),
     /// It could not be told; whatever was marked for the path stays.
     Failed(io::Error),
 }
 
-/// Opens what `path` names without side effects first (`O_PATH`: no
-/// device's open runs, no FIFO blocks), and only a regular file for
-/// reading, which fanotify needs to mark it. The path may be in a
-/// directory a user owns; it is trusted for no more than this.
+/// Looks at what `path` names without opening it for reading (`O_PATH`: no
+/// device's open runs, no FIFO blocks, no other fanotify group hears an
+/// open): the path may be in a directory a user owns, and is trusted for
+/// no more than naming a regular file to mark.
 pub fn look(path: &Path) -> Look {
     let Ok(name) = CString::new(path.as_os_str().as_bytes()) else {
         return Look::Absent;
     };
     // SAFETY: a NUL-terminated path; the result is checked.
-    let handle =
-        match fanotify::owned(unsafe { libc::open(name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
-        {
-            Ok(handle) => handle,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-                return Look::Absent;
-            }
-            Err(e) => return Look::Failed(e),
-        };
-    match fanotify::regular(handle.as_raw_fd()) {
+    let file = match fanotify::owned(unsafe {
+        libc::open(name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    }) {
+        Ok(file) => file,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Look::Absent;
+        }
+        Err(e) => return Look::Failed(e),
+    };
+    match fanotify::regular(file.as_raw_fd()) {
         Ok(true) => {}
         Ok(false) => return Look::Absent,
         Err(e) => return Look::Failed(e),
     }
-    // The very file checked, not whatever the path names by now.
-    let again =
-        CString::new(format!("/proc/self/fd/{}", handle.as_raw_fd())).expect("no NUL in a number");
-    // SAFETY: as above.
-    let file = match fanotify::owned(unsafe {
-        libc::open(again.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
-    }) {
-        Ok(file) => file,
-        Err(e) => return Look::Failed(e),
-    };
     match fanotify::identity(file.as_raw_fd()) {
         Ok(id) => Look::File(file, id),
         Err(e) => Look::Failed(e),
@@ -89,6 +80,11 @@ pub struct Marks {
     /// The rules' paths.
     pub paths: Vec<PathBuf>,
     marked: Vec<Marked>,
+    /// Bumped by every change: looks taken before the last change are
+    /// stale, and a refresh made of them is dropped.
+    pub generation: u64,
+    /// Paths that named no regular file at the last look.
+    pub absent: Vec<PathBuf>,
 }
 
 impl Marks {
@@ -103,6 +99,8 @@ impl Marks {
     ) -> Result<(), MarkError> {
         let mut first_error = None;
         let mut kept = Vec::with_capacity(self.paths.len());
+        self.generation += 1;
+        self.absent.clear();
         for path in &self.paths {
             let look = looks
                 .iter()
@@ -110,7 +108,10 @@ impl Marks {
                 .map(|i| looks.swap_remove(i).1);
             let keep_old = match look {
                 None => true,
-                Some(Look::Absent) => false,
+                Some(Look::Absent) => {
+                    self.absent.push(path.clone());
+                    false
+                }
                 Some(Look::Failed(source)) => {
                     first_error.get_or_insert(MarkError {
                         path: path.clone(),

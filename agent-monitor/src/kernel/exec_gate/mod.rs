@@ -17,7 +17,7 @@
 //! appeared. An exec the gate did not hold (within that second, or of the
 //! same path in another mount namespace) is tracked all the same by the
 //! kernel's rule keys: the probes are attached when the daemon reads that
-//! exec, and the gap is reported (`pipeline/discovered.rs`).
+//! exec, and the gap is reported (`pipeline/unseen.rs`).
 
 mod fanotify;
 mod marks;
@@ -42,9 +42,9 @@ use crate::kernel::syscall_hook::{Hold, Switch, SyscallHook};
 /// How often the gate looks at its paths again.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// The longest the probes stay held for one exec the gate let go. The hold
-/// ends as soon as the process runs the new program (it is tracked by then,
-/// and that keeps the probes attached) or is gone; this bounds an exec that
-/// failed, whose process goes on running its old program.
+/// ends as soon as the process runs another program (it is tracked by
+/// then, and that keeps the probes attached) or is gone; this bounds an
+/// exec that failed, whose process goes on running its old program.
 const HOLD_MAX: Duration = Duration::from_secs(60);
 
 /// The fanotify group and the files it holds execs of. Dropping it stops
@@ -102,28 +102,38 @@ impl ExecGate {
                 let (shared, wake) = (shared.clone(), wake.clone());
                 move || shared.answer(&hook, wake.as_raw_fd())
             })?;
-        // Not joined at stop: it may be waiting on a slow filesystem, and
-        // it holds nothing an exec waits for.
-        std::thread::Builder::new()
-            .name("exec-gate-marks".into())
-            .spawn({
-                let shared = shared.clone();
-                move || shared.keep_marked()
-            })?;
-        Ok(ExecGate {
+        let gate = ExecGate {
             shared,
             wake,
             answering: Some(answering),
-        })
+        };
+        // Not joined at stop: it may be waiting on a slow filesystem, and
+        // it holds nothing an exec waits for. (On failure, dropping the
+        // gate stops the answering thread.)
+        std::thread::Builder::new()
+            .name("exec-gate-marks".into())
+            .spawn({
+                let shared = gate.shared.clone();
+                move || shared.keep_marked()
+            })?;
+        Ok(gate)
     }
 
-    /// Holds the execs of exactly the files these paths name from now on.
-    /// A path that names no file yet is marked once it does. An error names
-    /// the first path that could not be marked; the others are.
-    pub fn watch(&self, paths: &[String]) -> Result<(), MarkError> {
+    /// Holds the execs of exactly the files these paths name from now on,
+    /// and returns the paths that name no regular file yet: each is marked
+    /// once it does. An error names the first path that could not be
+    /// marked; the others are.
+    pub fn watch(&self, paths: &[String]) -> Result<Vec<PathBuf>, MarkError> {
         let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
-        self.shared.lock().paths = paths.clone();
-        self.shared.refresh(&paths)
+        let generation = {
+            let mut marks = self.shared.lock();
+            marks.paths = paths.clone();
+            // Looks the marking thread has in flight are for the old paths.
+            marks.generation += 1;
+            marks.generation
+        };
+        self.shared.refresh(&paths, generation)?;
+        Ok(self.shared.lock().absent.clone())
     }
 
     /// How many files the gate holds the execs of now.
@@ -134,7 +144,18 @@ impl ExecGate {
 
 impl Drop for ExecGate {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
+        {
+            // No exec can be held from here on: the marks go (the marking
+            // thread, which outlives this, marks nothing more), then the
+            // answering thread answers what is queued and stops.
+            let mut marks = self.shared.lock();
+            marks.paths.clear();
+            marks.generation += 1;
+            self.shared.stop.store(true, Ordering::Release);
+            if let Err(err) = fanotify::flush(self.shared.group.as_raw_fd()) {
+                tracing::warn!("exec gate: removing its marks at stop: {err}");
+            }
+        }
         let one = 1u64;
         // SAFETY: writes 8 bytes from a live u64 to our eventfd.
         unsafe { libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8) };
@@ -149,27 +170,33 @@ struct Pending<S: Switch> {
     /// The exec'ing process; none for a queue overflow, whose execs went
     /// on unheld.
     pid: Option<i32>,
-    /// The device and inode of the program it execs.
-    program: Option<(u64, u64)>,
+    /// The device and inode of the program it ran when its exec was held.
+    before: Option<(u64, u64)>,
     since: Instant,
     _hold: Hold<S>,
 }
 
 impl<S: Switch> Pending<S> {
-    /// The process runs the new program, or is gone.
+    /// The process runs another program than when its exec was held (the
+    /// exec is done: for a script, the program is its interpreter), or is
+    /// gone. A process that execs the program it runs already is held
+    /// until [`HOLD_MAX`].
     fn done(&self) -> bool {
         if self.since.elapsed() >= HOLD_MAX {
             return true;
         }
-        let (Some(pid), Some(program)) = (self.pid, self.program) else {
-            return false;
-        };
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(format!("/proc/{pid}/exe")) {
-            Ok(exe) => (exe.dev(), exe.ino()) == program,
-            Err(_) => true,
+        match (self.pid, self.before) {
+            (Some(pid), Some(before)) => exe_of(pid).is_none_or(|exe| exe != before),
+            _ => false,
         }
     }
+}
+
+/// The device and inode of the program `pid` runs; None when it is gone.
+fn exe_of(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((exe.dev(), exe.ino()))
 }
 
 impl Shared {
@@ -179,10 +206,15 @@ impl Shared {
     }
 
     /// Looks at `paths` without the lock (a path on a slow filesystem
-    /// delays only this), then brings the marks up to date.
-    fn refresh(&self, paths: &[PathBuf]) -> Result<(), MarkError> {
+    /// delays only this), then brings the marks up to date, unless they
+    /// changed since `generation` (the looks are stale then) or the gate
+    /// is stopping.
+    fn refresh(&self, paths: &[PathBuf], generation: u64) -> Result<(), MarkError> {
         let looks: Vec<(PathBuf, Look)> = paths.iter().map(|p| (p.clone(), look(p))).collect();
         let mut marks = self.lock();
+        if marks.generation != generation || self.stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let result = marks.update(looks, &self.group);
         (self.report)(marks.count());
         result
@@ -193,8 +225,14 @@ impl Shared {
         let mut last_error = None;
         while !self.stop.load(Ordering::Acquire) {
             std::thread::sleep(REFRESH_EVERY);
-            let paths = self.lock().paths.clone();
-            let error = self.refresh(&paths).err().map(|e| e.to_string());
+            let (paths, generation) = {
+                let marks = self.lock();
+                (marks.paths.clone(), marks.generation)
+            };
+            let error = self
+                .refresh(&paths, generation)
+                .err()
+                .map(|e| e.to_string());
             // Said once when it starts failing, and once when it recovers.
             if error != last_error {
                 match &error {
@@ -217,21 +255,27 @@ impl Shared {
         let mut read_error = None;
         // 64 events' worth; aligned for the metadata's u64.
         let mut buf = [0u64; 3 * 64];
-        while !self.stop.load(Ordering::Acquire) {
+        loop {
+            // Read before the drain: what was queued before the marks went
+            // at stop is answered by this last pass.
+            let stopping = self.stop.load(Ordering::Acquire);
             let mut fds = [group, wake].map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             });
+            // Held probes are looked at every second; with none, only an
+            // event or the stop wakes the thread.
+            let timeout = if stopping {
+                0
+            } else if pending.is_empty() {
+                -1
+            } else {
+                REFRESH_EVERY.as_millis() as libc::c_int
+            };
             // SAFETY: two live pollfds. An error or timeout only means
             // that the reads below find nothing.
-            unsafe {
-                libc::poll(
-                    fds.as_mut_ptr(),
-                    2,
-                    REFRESH_EVERY.as_millis() as libc::c_int,
-                )
-            };
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
             loop {
                 // SAFETY: reads into our own buffer, within its size.
                 let n = unsafe { libc::read(group, buf.as_mut_ptr().cast(), size_of_val(&buf)) };
@@ -253,6 +297,7 @@ impl Shared {
                 if n == 0 {
                     break;
                 }
+                read_error = None;
                 // SAFETY: the kernel wrote n bytes of the buffer.
                 let bytes =
                     unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
@@ -261,6 +306,9 @@ impl Shared {
                 }
             }
             pending.retain(|p| !p.done());
+            if stopping {
+                return;
+            }
         }
     }
 
@@ -280,7 +328,7 @@ impl Shared {
             match hook.hold() {
                 Ok(hold) => pending.push(Pending {
                     pid: held.then_some(event.pid),
-                    program: fanotify::identity(event.fd).ok().filter(|_| held),
+                    before: exe_of(event.pid).filter(|_| held),
                     since: Instant::now(),
                     _hold: hold,
                 }),

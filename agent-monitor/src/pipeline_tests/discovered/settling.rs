@@ -157,13 +157,21 @@ cgroup = "/*"
 fn a_dismissed_pid_reused_by_a_matching_exec_becomes_an_agent() {
     let kernel = FakeKernel::default();
     let mut p = discovering(RULES, &kernel);
-    p.handle(pending(ROOT, 1).exec(1, "/usr/bin/agent", &["agent", "--version"]));
-    p.handle(pending(ROOT, 1).exit(2, 0));
+    let first = pending_child(ROOT, 5, 1);
+    p.handle(first.exec(1, "/usr/bin/agent", &["agent", "--version"]));
+    p.handle(first.exit(2, 0));
     assert!(p.discovery().is_some_and(|d| d.is_dismissed(ROOT)));
     // A new process with the same pid, which the rule does match.
-    p.handle(pending(ROOT, 1).exec(3, "/usr/bin/agent", &["agent", "--task", "x"]));
-    p.handle(pending(ROOT, 1).fork(4, CHILD, 40));
+    let reused = pending_child(ROOT, 77, 1);
+    p.handle(reused.exec(3, "/usr/bin/agent", &["agent", "--task", "x"]));
+    p.handle(reused.fork(4, CHILD, 40));
     assert_eq!(p.sink.agents(), vec![(3, "agent"), (4, "agent")]);
+    let slot = p.sink.events[0].slot;
+    assert_eq!(
+        kernel.calls(),
+        vec![Call::Forget(ROOT), Call::SetAgent(ROOT, slot)],
+        "the kernel tracks the new process already: it only gets its agent"
+    );
     assert!(p.discovery().is_some_and(|d| !d.is_dismissed(ROOT)));
     assert_eq!(p.status().discovery.dismissed, 1);
     assert_eq!(
