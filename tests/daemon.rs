@@ -17,8 +17,8 @@ use std::{
 };
 
 use harness::{
-    Daemon, agent_program, blocking_waits, exec_gate_marks, release_reader, run_ok,
-    sys_exit_links, temp_dir,
+    Daemon, agent_program, blocking_waits, exec_gate_marks, release_reader, run_ok, sys_exit_links,
+    temp_dir,
 };
 use serde_json::{Value, json};
 use support::{duckdb, monitor_command, real_python, verify};

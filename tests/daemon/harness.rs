@@ -243,7 +243,11 @@ pub fn release_reader(fifo: &Path, reader: &mut Child) {
                 if let Some(status) = reader.try_wait().unwrap() {
                     panic!("the FIFO's reader exited first ({status}): {err}");
                 }
-                assert!(Instant::now() < deadline, "no reader opened {}", fifo.display());
+                assert!(
+                    Instant::now() < deadline,
+                    "no reader opened {}",
+                    fifo.display()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -114,7 +114,15 @@ pub fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
 /// Removes every mark of the group.
 pub fn flush(group: RawFd) -> io::Result<()> {
     // SAFETY: FAN_MARK_FLUSH reads no path.
-    let ret = unsafe { libc::fanotify_mark(group, libc::FAN_MARK_FLUSH, 0, libc::AT_FDCWD, std::ptr::null()) };
+    let ret = unsafe {
+        libc::fanotify_mark(
+            group,
+            libc::FAN_MARK_FLUSH,
+            0,
+            libc::AT_FDCWD,
+            std::ptr::null(),
+        )
+    };
     if ret == 0 {
         Ok(())
     } else {

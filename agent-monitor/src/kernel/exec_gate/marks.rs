@@ -43,15 +43,15 @@ pub fn look(path: &Path) -> Look {
         return Look::Absent;
     };
     // SAFETY: a NUL-terminated path; the result is checked.
-    let file = match fanotify::owned(unsafe {
-        libc::open(name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
-    }) {
-        Ok(file) => file,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            return Look::Absent;
-        }
-        Err(e) => return Look::Failed(e),
-    };
+    let file =
+        match fanotify::owned(unsafe { libc::open(name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
+        {
+            Ok(file) => file,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Look::Absent;
+            }
+            Err(e) => return Look::Failed(e),
+        };
     match fanotify::regular(file.as_raw_fd()) {
         Ok(true) => {}
         Ok(false) => return Look::Absent,

@@ -167,10 +167,11 @@ fn a_dismissed_pid_reused_by_a_matching_exec_becomes_an_agent() {
     p.handle(reused.fork(4, CHILD, 40));
     assert_eq!(p.sink.agents(), vec![(3, "agent"), (4, "agent")]);
     let slot = p.sink.events[0].slot;
-    assert_eq!(
-        kernel.calls(),
-        vec![Call::Forget(ROOT), Call::SetAgent(ROOT, slot)],
-        "the kernel tracks the new process already: it only gets its agent"
+    let calls = kernel.calls();
+    assert!(
+        calls.contains(&Call::SetAgent(ROOT, slot))
+            && !calls.iter().any(|c| matches!(c, Call::Adopt(..))),
+        "the kernel tracks the new process already: it only gets its agent: {calls:?}"
     );
     assert!(p.discovery().is_some_and(|d| !d.is_dismissed(ROOT)));
     assert_eq!(p.status().discovery.dismissed, 1);
