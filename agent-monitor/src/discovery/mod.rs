@@ -30,6 +30,11 @@ pub trait Membership: Send {
     fn forget(&self, pid: u32) -> io::Result<()>;
     /// Gives a tracked process (and its future children) another agent.
     fn set_agent(&self, pid: u32, agent: u32) -> io::Result<()>;
+    /// Whether `pid` is still the process that started at `start_ns` (0:
+    /// unknown, taken as yes).
+    fn is_process(&self, pid: u32, start_ns: u64) -> bool {
+        proc_scan::started_at(pid, start_ns)
+    }
 }
 
 impl Membership for Slots {
@@ -212,6 +217,11 @@ impl Discovery {
                 self.dismissed.remove(&old);
             }
         }
+    }
+
+    /// Whether `pid` is still the process that started at `start_ns`.
+    pub fn is_process(&self, pid: u32, start_ns: u64) -> bool {
+        self.kernel.is_process(pid, start_ns)
     }
 
     pub fn is_dismissed(&self, pid: u32) -> bool {

@@ -75,7 +75,7 @@ pub fn descends_from(pid: u32, ancestor: u32) -> bool {
 
 /// What /proc has of `pid`; none once it is gone.
 pub fn read(pid: u32) -> Option<ProcFacts> {
-    let Stat { comm, ppid } = stat(pid)?;
+    let Stat { comm, ppid, .. } = stat(pid)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let uid = status
         .lines()
@@ -114,6 +114,8 @@ pub struct Stat {
     /// The task name (`comm`), at most 15 bytes as the kernel keeps it.
     pub comm: String,
     pub ppid: u32,
+    /// When it started, in clock ticks since boot (field 22).
+    pub start_ticks: Option<u64>,
 }
 
 /// `pid (comm) state ppid …`: the name may hold spaces and parentheses,
@@ -126,7 +128,29 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
     let _state = rest.next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some(Stat { comm, ppid })
+    // Fields 5 to 21, then the start.
+    let start_ticks = rest.nth(17).and_then(|f| f.parse().ok());
+    Some(Stat {
+        comm,
+        ppid,
+        start_ticks,
+    })
+}
+
+/// Whether `pid` is still the process that started at `start_ns`
+/// (`CLOCK_BOOTTIME` ns, as the kernel's events carry it; 0 when unknown,
+/// taken as yes). /proc gives the start in clock ticks, the same boot-time
+/// nanoseconds cut to the tick.
+pub fn started_at(pid: u32, start_ns: u64) -> bool {
+    if start_ns == 0 {
+        return true;
+    }
+    let Some(ticks) = stat(pid).and_then(|s| s.start_ticks) else {
+        return false;
+    };
+    // SAFETY: sysconf has no memory preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    hz > 0 && ticks == start_ns / (1_000_000_000 / hz as u64)
 }
 
 fn split_nul(bytes: &[u8]) -> Vec<String> {
@@ -142,21 +166,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn started_at_tells_this_process_from_another_with_its_pid() {
+        let me = std::process::id();
+        let ticks = stat(me).and_then(|s| s.start_ticks).unwrap();
+        // SAFETY: sysconf has no memory preconditions.
+        let tick_ns = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        assert!(started_at(me, ticks * tick_ns + 1));
+        assert!(
+            !started_at(me, (ticks + 1) * tick_ns),
+            "a later start is another process"
+        );
+        assert!(started_at(me, 0), "unknown is taken as the same");
+        assert!(!started_at(5_000_000, 1), "no such pid");
+    }
+
+    #[test]
     fn stat_lines_with_awkward_names_parse() {
         assert_eq!(
             parse_stat("42 (a (b) c) S 7 42 42 0 -1"),
             Some(Stat {
                 comm: "a (b) c".to_string(),
-                ppid: 7
+                ppid: 7,
+                start_ticks: None
             })
         );
         assert_eq!(
             parse_stat("4242 (node) S 4100 4242 4100 0 -1 4194560 1 0 0 0\n"),
             Some(Stat {
                 comm: "node".to_string(),
-                ppid: 4100
+                ppid: 4100,
+                start_ticks: None
             })
         );
+        let full = "4242 (my agent) S 4100 4242 4100 0 -1 4194560 1 0 0 0 5 3 0 0 20 0 1 0 \
+                    987654 123 45\n";
+        assert_eq!(parse_stat(full).and_then(|s| s.start_ticks), Some(987654));
         assert_eq!(parse_stat("42 (x"), None);
         assert_eq!(parse_stat("77 node S 1"), None);
         assert_eq!(parse_stat("77 (node) S"), None);

@@ -16,6 +16,10 @@ impl<S: Sink> Processor<S> {
         let Some(discovery) = self.discovery.as_mut() else {
             return;
         };
+        if !discovery.is_process(exec.pid, exec.start_ns) {
+            // Gone, and its pid maybe another process's: nothing to track.
+            return;
+        }
         match discovery.adopt(exec.pid, exec.agent_slot) {
             Adoption::Adopted => {}
             // The kernel tracks it again already (its exec was a later

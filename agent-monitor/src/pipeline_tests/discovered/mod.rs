@@ -124,6 +124,10 @@ impl Membership for FakeKernel {
         self.log(Call::SetAgent(pid, agent));
         Ok(())
     }
+
+    fn is_process(&self, _: u32, _: u64) -> bool {
+        !self.gone
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -371,3 +371,29 @@ fn a_child_dropped_with_its_parent_that_execs_an_agent_is_tracked_again() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn a_dropped_child_whose_pid_is_no_longer_its_own_is_not_adopted() {
+    // The child exited before the daemon read its exec: its pid may be
+    // another process's by now.
+    let kernel = FakeKernel {
+        gone: true,
+        ..FakeKernel::default()
+    };
+    let mut p = discovering(RULES, &kernel);
+    let child = pending_child(CHILD, 20, ROOT);
+    p.handle(pending(ROOT, 1).exec(1, "/usr/bin/agent", &["agent", "--help"]));
+    p.handle(pending(ROOT, 1).fork(2, CHILD, 20));
+    p.handle(child.exec(3, "/usr/bin/agent", &["agent", "--task", "x"]));
+    assert_eq!(
+        kernel.calls(),
+        vec![Call::Forget(ROOT), Call::Forget(CHILD)]
+    );
+    let alerts = p
+        .sink
+        .declared
+        .iter()
+        .filter(|d| matches!(d, Declared::Alert(_)))
+        .count();
+    assert_eq!(alerts, 0);
+}
