@@ -82,6 +82,28 @@ pub struct Now {
     pub wall_ns: i64,
 }
 
+/// What of a new agent's process was not seen, and until when
+/// (`CLOCK_BOOTTIME` ns): see [`Correlator::unseen_start`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unseen {
+    /// Its syscalls, until the syscall probes were attached.
+    AttachedAt(u64),
+    /// Its syscalls: the probes could not be attached (found then).
+    NotAttached(u64),
+    /// Everything, until it was tracked again after it had been dropped
+    /// with its parent.
+    TrackedAgainAt(u64),
+}
+
+impl Unseen {
+    /// When it stopped, or was found, being unseen.
+    pub fn until(self) -> u64 {
+        match self {
+            Unseen::AttachedAt(ns) | Unseen::NotAttached(ns) | Unseen::TrackedAgainAt(ns) => ns,
+        }
+    }
+}
+
 /// Who is on the other end of a connection, from `SO_PEERCRED` and the
 /// kernel's tracked-process map; nothing the client says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,34 +288,35 @@ impl Correlator {
         self.losses.push_back((since_ns, until_ns));
     }
 
-    /// An `event_loss` alert for an agent's process whose syscalls the
-    /// probes could not see from its exec (`exec`) until they were
-    /// attached at `attached_ns`, or at all (`None`: they could not be
-    /// attached; `now_ns` is when that was found). Nothing was recorded
-    /// in that time, so no verdict changes, and other agents' actions
-    /// meanwhile stay judged.
+    /// An `event_loss` alert for a new agent's process, part of whose
+    /// life from its exec (`exec`) on was not seen, as `unseen` says.
+    /// Nothing was recorded in that time, so no verdict changes, and other
+    /// agents' actions meanwhile stay judged.
     pub fn unseen_start(
         &self,
         exec: &crate::event::Event,
-        attached_ns: Option<u64>,
-        now_ns: u64,
+        unseen: Unseen,
         wall_ns: i64,
     ) -> AlertRow {
-        let now = Now {
-            boot_ns: now_ns,
-            wall_ns,
-        };
         let who = format!("pid {} ({})", exec.pid, exec.comm);
-        let message = match attached_ns {
-            Some(at) => format!(
-                "the syscall probes were attached {} µs after {who} exec'd: its file, network \
-                 and privilege syscalls before then were not seen",
-                at.saturating_sub(exec.ts_ns) / 1000
+        let micros = unseen.until().saturating_sub(exec.ts_ns) / 1000;
+        let message = match unseen {
+            Unseen::AttachedAt(_) => format!(
+                "the syscall probes were attached {micros} µs after {who} exec'd: its file, \
+                 network and privilege syscalls before then were not seen"
             ),
-            None => format!(
+            Unseen::NotAttached(_) => format!(
                 "the syscall probes could not be attached for {who}: its file, network and \
                  privilege syscalls are not seen"
             ),
+            Unseen::TrackedAgainAt(_) => format!(
+                "{who} was untracked for up to {micros} µs after its exec, dropped with a parent \
+                 no rule matched: what it did and forked then was not seen"
+            ),
+        };
+        let now = Now {
+            boot_ns: unseen.until(),
+            wall_ns,
         };
         AlertRow {
             agent: Some(self.agents.name(exec.agent_slot).to_string()),
@@ -301,39 +324,6 @@ impl Correlator {
             event_seq: Some(exec.seq),
             process_key: Some(format!("{}@{}", exec.pid, exec.start_ns)),
             ..self.alert(now, "event_loss", "high", message)
-        }
-    }
-
-    /// An `event_loss` alert for an agent's root process the daemon
-    /// tracked again only at `now_ns`, having forgotten it with its
-    /// parent's tree before it read the process's exec.
-    pub fn untracked_start(
-        &self,
-        exec: &crate::event::Event,
-        now_ns: u64,
-        wall_ns: i64,
-    ) -> AlertRow {
-        let now = Now {
-            boot_ns: now_ns,
-            wall_ns,
-        };
-        AlertRow {
-            agent: Some(self.agents.name(exec.agent_slot).to_string()),
-            session_id: self.agents.session(exec.agent_slot).map(String::from),
-            event_seq: Some(exec.seq),
-            process_key: Some(format!("{}@{}", exec.pid, exec.start_ns)),
-            ..self.alert(
-                now,
-                "event_loss",
-                "high",
-                format!(
-                    "pid {} ({}) was untracked for up to {} µs after its exec, dropped with a \
-                     parent no rule matched: what it did and forked then was not seen",
-                    exec.pid,
-                    exec.comm,
-                    now_ns.saturating_sub(exec.ts_ns) / 1000
-                ),
-            )
         }
     }
 

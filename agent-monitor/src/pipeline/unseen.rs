@@ -4,7 +4,7 @@
 //! says what was missed.
 
 use super::Processor;
-use crate::{discovery::Adoption, event::Event, sink::Sink, time::WallClock};
+use crate::{correlate::Unseen, discovery::Adoption, event::Event, sink::Sink, time::WallClock};
 
 impl<S: Sink> Processor<S> {
     /// A child forked by a pending process before that process was read
@@ -27,10 +27,7 @@ impl<S: Sink> Processor<S> {
             Adoption::AlreadyTracked => return self.set_kernel_agent(exec.pid, exec.agent_slot),
             Adoption::Exited | Adoption::Failed => return,
         }
-        let now = WallClock::boot_now_ns();
-        let wall = self.clock.wall_ns(now) as i64;
-        let alert = self.correlator.untracked_start(exec, now, wall);
-        self.raise(alert);
+        self.raise_unseen(exec, Unseen::TrackedAgainAt(WallClock::boot_now_ns()));
     }
 
     /// Makes sure the syscall probes watch a process a rule tracked at
@@ -43,20 +40,23 @@ impl<S: Sink> Processor<S> {
         let Some(hook) = &self.syscall_hook else {
             return;
         };
-        let attached_ns = match hook.cover(exec.ts_ns) {
+        let unseen = match hook.cover(exec.ts_ns) {
             Ok(None) => return,
-            Ok(Some(attached_ns)) => Some(attached_ns),
+            Ok(Some(attached_ns)) => Unseen::AttachedAt(attached_ns),
             Err(err) => {
                 tracing::error!(
                     pid = exec.pid,
                     "cannot attach the syscall probes for a new agent: {err}"
                 );
-                None
+                Unseen::NotAttached(WallClock::boot_now_ns())
             }
         };
-        let now = attached_ns.unwrap_or_else(WallClock::boot_now_ns);
-        let wall = self.clock.wall_ns(now) as i64;
-        let alert = self.correlator.unseen_start(exec, attached_ns, now, wall);
+        self.raise_unseen(exec, unseen);
+    }
+
+    fn raise_unseen(&mut self, exec: &Event, unseen: Unseen) {
+        let wall = self.clock.wall_ns(unseen.until()) as i64;
+        let alert = self.correlator.unseen_start(exec, unseen, wall);
         self.raise(alert);
     }
 }
